@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine:
+#   make reproduce   create .venv, install, run the companion (cpu profile, synthetic data)
+#   make test        create .venv, install, run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sisnet-installed
+# The torch build this project is tested with; override for another CUDA/CPU build.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PROFILE ?= cpu
+DATASET ?= synthetic
+
+.PHONY: install test reproduce benchmark clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+reproduce: install
+	$(BIN)/python -m sisnet.reproduce --profile $(PROFILE) --dataset $(DATASET)
+
+benchmark: install
+	$(BIN)/python -m sisnet.benchmark
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,220 @@
+"""ReID datasets: loading the standard on-disk formats into train / query / gallery records.
+
+>>> ds = load_dataset("market1501", "data/market1501")       # or the Market-1501-v15.09.15 folder itself
+>>> ds.train[0]                                             # Record(path='/abs/.../0002_c1s1_000451_03.jpg', pid=0, camid=0)
+>>> ds.summary()                                            # ids / images / cameras per split
+
+Supported names: :data:`DATASET_NAMES`. The format rules (junk and distractor handling, camera ranges, the
+MSMT17 lists) are documented in :mod:`sisnet.data.formats`. Training pids are relabelled to ``0..N-1`` in
+sorted order of the original pid; query and gallery keep their original pids; camids are 0-based.
+
+This module stays light to import (no torch, no pandas at import time, and it does not import
+``sisnet.data.synthetic``); the sampler, transforms and generator live in their own submodules.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sisnet.data.formats import (
+    FORMATS,
+    MARKET_SPLIT_DIRS,
+    DatasetFormatError,
+    Record,
+    get_format,
+    resolve_root,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "Record",
+    "ReIDDataset",
+    "load_dataset",
+    "relabel",
+    "DATASET_NAMES",
+    "SCALE_SIDECAR",
+    "SPLITS",
+    "DatasetFormatError",
+]
+
+DATASET_NAMES: tuple[str, ...] = tuple(FORMATS)
+SCALE_SIDECAR = "scales.csv"
+SPLITS = ("train", "query", "gallery")
+_SIDECAR_COLUMNS = ("split", "name", "height_px")
+
+
+def relabel(records: list[Record]) -> list[Record]:
+    """Map pids to ``0..N-1`` in sorted order of the original pid (torchreid's ``relabel=True``)."""
+    pid2label = {pid: label for label, pid in enumerate(sorted({r.pid for r in records}))}
+    return [Record(r.path, pid2label[r.pid], r.camid) for r in records]
+
+
+@dataclass
+class ReIDDataset:
+    """A loaded ReID dataset.
+
+    ``root`` is the resolved absolute dataset folder (e.g. ``.../Market-1501-v15.09.15``). ``train`` holds
+    relabelled pids ``0..num_train_pids-1``; ``query`` and ``gallery`` hold the original pids. Every record
+    is ``(absolute path, pid, 0-based camid)``.
+    """
+
+    name: str
+    root: Path
+    train: list[Record] = field(repr=False)
+    query: list[Record] = field(repr=False)
+    gallery: list[Record] = field(repr=False)
+
+    @property
+    def num_train_pids(self) -> int:
+        """Number of training identities (= number of classes of the ID classifier)."""
+        return len({r.pid for r in self.train})
+
+    @property
+    def num_train_cams(self) -> int:
+        """Number of distinct cameras in the training split."""
+        return len({r.camid for r in self.train})
+
+    def split(self, name: str) -> list[Record]:
+        """The records of split ``name`` (one of ``train``, ``query``, ``gallery``)."""
+        if name not in SPLITS:
+            raise ValueError(f"Unknown split {name!r}; valid splits: {', '.join(SPLITS)}.")
+        return getattr(self, name)
+
+    def __repr__(self) -> str:
+        return (
+            f"ReIDDataset(name={self.name!r}, root={str(self.root)!r}, train={len(self.train)} images/"
+            f"{self.num_train_pids} ids, query={len(self.query)}, gallery={len(self.gallery)})"
+        )
+
+    def summary(self) -> "pd.DataFrame":
+        """Per-split table: index ``train``/``query``/``gallery``; columns ``ids``, ``images``, ``cameras``.
+
+        When the dataset folder has a ``scales.csv`` sidecar, two more columns give the scale range:
+        ``min_height_px`` and ``max_height_px`` (native person height in pixels before resizing).
+        """
+        import pandas as pd
+
+        rows = {
+            split: {
+                "ids": len({r.pid for r in recs}),
+                "images": len(recs),
+                "cameras": len({r.camid for r in recs}),
+            }
+            for split, recs in ((s, self.split(s)) for s in SPLITS)
+        }
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index.name = "split"
+        scales = self.scales()
+        if scales is not None:
+            grouped = scales.groupby("subset", sort=False)["height_px"]
+            table["min_height_px"] = grouped.min().reindex(table.index)
+            table["max_height_px"] = grouped.max().reindex(table.index)
+        return table
+
+    def scales(self) -> "pd.DataFrame | None":
+        """The ``scales.csv`` sidecar joined to the records, or ``None`` when the folder has no sidecar.
+
+        One row per record, in the order train, query, gallery; columns ``subset`` (train/query/gallery),
+        ``split`` (the Market folder name used as key in the sidecar: bounding_box_train/query/
+        bounding_box_test), ``name`` (file name), ``path``, ``pid`` (as in the record, so relabelled for
+        train), ``camid`` and ``height_px``. Sidecar rows without a record (junk images) are left out;
+        a record without a sidecar row raises an error.
+        """
+        import pandas as pd
+
+        sidecar_path = Path(self.root) / SCALE_SIDECAR
+        if not sidecar_path.is_file():
+            return None
+        sidecar = pd.read_csv(sidecar_path)
+        missing = [c for c in _SIDECAR_COLUMNS if c not in sidecar.columns]
+        if missing:
+            raise DatasetFormatError(
+                f"{sidecar_path} lacks column(s) {', '.join(missing)}; it must have columns "
+                f"{', '.join(_SIDECAR_COLUMNS)} (found {', '.join(map(str, sidecar.columns))}). "
+                f"Fix: regenerate the dataset (sisnet.data.synthetic.generate / the MOT converter) or delete it."
+            )
+        bad_split = sorted(set(sidecar["split"].astype(str)) - set(MARKET_SPLIT_DIRS.values()))
+        if bad_split:
+            raise DatasetFormatError(
+                f"{sidecar_path}: unknown split value(s) {', '.join(bad_split)}; valid: "
+                f"{', '.join(MARKET_SPLIT_DIRS.values())}. Fix: regenerate the sidecar or delete it."
+            )
+        height = pd.to_numeric(sidecar["height_px"], errors="coerce")
+        if height.isna().any() or (height <= 0).any():
+            row = int((height.isna() | (height <= 0)).to_numpy().argmax())
+            raise DatasetFormatError(
+                f"{sidecar_path}: height_px must be a positive number on every row (data row {row + 1} has "
+                f"{sidecar['height_px'].iloc[row]!r}). Fix: regenerate the sidecar or delete it."
+            )
+        sidecar = sidecar.assign(height_px=height, split=sidecar["split"].astype(str))
+        dup = sidecar.duplicated(["split", "name"])
+        if dup.any():
+            first = sidecar.loc[dup, ["split", "name"]].iloc[0]
+            raise DatasetFormatError(
+                f"{sidecar_path}: {int(dup.sum())} duplicated (split, name) rows, e.g. "
+                f"{first['split']}/{first['name']}. Fix: regenerate the sidecar or delete it."
+            )
+        recs = pd.DataFrame(
+            [
+                (subset, MARKET_SPLIT_DIRS[subset], os.path.basename(r.path), r.path, r.pid, r.camid)
+                for subset in SPLITS
+                for r in self.split(subset)
+            ],
+            columns=["subset", "split", "name", "path", "pid", "camid"],
+        )
+        joined = recs.merge(sidecar[list(_SIDECAR_COLUMNS)], on=["split", "name"], how="left", validate="m:1")
+        lacking = joined["height_px"].isna()
+        if lacking.any():
+            examples = ", ".join((joined.loc[lacking, "split"] + "/" + joined.loc[lacking, "name"]).head(3))
+            raise DatasetFormatError(
+                f"{sidecar_path} has no row for {int(lacking.sum())} of {len(joined)} images (e.g. {examples}). "
+                f"The sidecar and the image folders are out of sync. Fix: regenerate the dataset, or delete "
+                f"{SCALE_SIDECAR} to load it without scale information."
+            )
+        return joined
+
+
+def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = False) -> ReIDDataset:
+    """Load dataset ``name`` (one of :data:`DATASET_NAMES`) from ``root``.
+
+    ``root`` may be the dataset folder itself (e.g. ``data/market1501/Market-1501-v15.09.15``) or its parent
+    (``data/market1501``). ``combine_val=True`` (MSMT17 only) adds ``list_val.txt`` to the training split.
+
+    Raises ``ValueError`` for an unknown name, ``FileNotFoundError`` for a missing root, and
+    :class:`DatasetFormatError` (a ``ValueError``) for a wrong layout, an unparsable file name, a camera
+    out of range, a non-image file in an image folder or an empty split; each message says how to fix it.
+    """
+    fmt = get_format(name)
+    if combine_val and not fmt.supports_combine_val:
+        supported = [f.name for f in FORMATS.values() if f.supports_combine_val]
+        raise ValueError(
+            f"combine_val=True only applies to {', '.join(supported)} (it has a separate validation list); "
+            f"{fmt.name} has none. Fix: call load_dataset({fmt.name!r}, ..., combine_val=False)."
+        )
+    folder, layout = resolve_root(fmt, root)
+    parsed = fmt.parse(fmt, folder, layout, combine_val)
+    for split in SPLITS:
+        if not getattr(parsed, split):
+            if fmt.name == "msmt17":
+                source = {"train": "list_train.txt", "query": "list_query.txt", "gallery": "list_gallery.txt"}
+                where = f"{folder / source[split]} lists no images"
+            else:
+                where = (
+                    f"{folder / MARKET_SPLIT_DIRS[split]} has no usable image (junk pid -1 is dropped "
+                    f"everywhere and distractor pid 0 outside the gallery)"
+                )
+            raise DatasetFormatError(
+                f"The {split} split of {fmt.title} at {folder} is empty: {where}. Fix: restore the images of "
+                f"that split (re-extract the archive or regenerate the synthetic set)."
+            )
+    return ReIDDataset(
+        name=fmt.name,
+        root=parsed.root,
+        train=relabel(parsed.train),
+        query=list(parsed.query),
+        gallery=list(parsed.gallery),
+    )

@@ -1,0 +1,370 @@
+"""Parsers for the on-disk ReID dataset formats: Market-1501, DukeMTMC-reID, MSMT17 and the synthetic set.
+
+Each format is one :class:`DatasetFormat` entry in :data:`FORMATS` (a registry, not an if-chain). A parser
+returns the three splits as lists of :class:`Record` with *original* pids; relabelling of the training pids
+and the :class:`~sisnet.data.ReIDDataset` wrapper live in :mod:`sisnet.data`.
+
+Protocol (the one torchreid / fast-reid use):
+
+* ``market1501`` / ``dukemtmcreid`` / ``synthetic``: folders ``bounding_box_train/``, ``query/``,
+  ``bounding_box_test/``. Names ``0002_c1s1_000451_03.jpg`` (Market, synthetic) or ``0001_c2_f0046182.jpg``
+  (Duke); the leading number is the pid, ``cN`` the 1-based camera.
+  Junk rules, the only images ever dropped: pid ``-1`` (junk) is dropped from every split; pid ``0``
+  (distractors) is kept in the gallery and dropped from train and query.
+* ``msmt17``: ``MSMT17_V1/{train,test}`` or ``MSMT17_V2/{mask_train_v2,mask_test_v2}`` plus
+  ``list_train.txt``, ``list_val.txt``, ``list_query.txt``, ``list_gallery.txt`` whose lines are
+  ``relative/path.jpg pid``. The pid comes from the list (pid 0 is a real identity here, nothing is dropped);
+  the camera is the third ``_`` field of the file name (``0000_000_01_0303morning_0015_0.jpg`` -> camera 1,
+  camid 0). Train = list_train (+ list_val when ``combine_val=True``).
+
+Image folders must hold only images (``.jpg``/``.jpeg``/``.png``). Any other entry (``Thumbs.db``,
+``.DS_Store``, a ``.txt`` note, a sub-folder) raises an error naming it rather than being skipped silently.
+The official Market-1501 and DukeMTMC-reID image folders contain no such files, so the rule only fires on
+folders that were modified by hand or by an OS file browser. For MSMT17 the lists are the protocol: only the
+listed files are read (each must exist), and the image folders are not scanned.
+
+Camera ids are validated: 6 cameras for Market-1501, 8 for DukeMTMC-reID, 15 for MSMT17, any count for
+``synthetic``. All stored paths are absolute.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+__all__ = [
+    "Record",
+    "DatasetFormat",
+    "ParsedSplits",
+    "DatasetFormatError",
+    "FORMATS",
+    "IMAGE_EXTENSIONS",
+    "MARKET_SPLIT_DIRS",
+    "get_format",
+    "resolve_root",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Market-layout folder of each split; also the `split` values used in the scales.csv sidecar.
+MARKET_SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+_MSMT_LISTS = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
+
+
+class Record(NamedTuple):
+    """One image of a ReID split: absolute ``path``, person id ``pid``, 0-based camera id ``camid``."""
+
+    path: str
+    pid: int
+    camid: int
+
+
+class ParsedSplits(NamedTuple):
+    """What a parser returns: the resolved dataset folder and the three splits with original pids."""
+
+    root: Path
+    train: list[Record]
+    query: list[Record]
+    gallery: list[Record]
+
+
+class DatasetFormatError(ValueError):
+    """The data on disk does not follow the named dataset's format (the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One supported dataset format (an entry of :data:`FORMATS`).
+
+    ``layouts`` maps a conventional folder name (the one the archive extracts to) to the entries that folder
+    must contain; the user's root may be that folder itself or its parent. ``num_cams`` is the camera count
+    used to validate camids (``None``: any count). ``parse(folder, layout_name, combine_val)`` reads splits.
+    """
+
+    name: str
+    title: str
+    layouts: dict[str, tuple[str, ...]]
+    num_cams: int | None
+    default_location: str
+    parse: Callable[["DatasetFormat", Path, str, bool], ParsedSplits]
+    supports_combine_val: bool = False
+    how_to_get: str = "place it there yourself; it cannot be downloaded by this project"
+
+
+# --------------------------------------------------------------------------------------------------------
+# root resolution
+
+
+def _describe_entries(folder: Path, limit: int = 12) -> str:
+    try:
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    except OSError as exc:  # pragma: no cover - permission problems
+        return f"<unreadable: {exc}>"
+    if not names:
+        return "nothing (the folder is empty)"
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _matches(folder: Path, required: tuple[str, ...]) -> bool:
+    return folder.is_dir() and all((folder / entry).exists() for entry in required)
+
+
+def _format_hint(folder: Path, exclude: str) -> str:
+    """Name the other dataset formats whose layout ``folder`` (or a child of it) has, if any."""
+    hits = []
+    for fmt in FORMATS.values():
+        if fmt.name == exclude:
+            continue
+        for layout, required in fmt.layouts.items():
+            if _matches(folder, required) or _matches(folder / layout, required):
+                hits.append(fmt.name)
+                break
+    if not hits:
+        return ""
+    return f" It does look like the layout of: {', '.join(hits)}; pass that name to load_dataset instead."
+
+
+def resolve_root(fmt: DatasetFormat, root: str | os.PathLike) -> tuple[Path, str]:
+    """Find the dataset folder: ``root`` itself or its child named like the archive (e.g. Market-1501-v15.09.15).
+
+    Returns ``(absolute dataset folder, layout name)``. Raises ``FileNotFoundError`` for a missing root and
+    :class:`DatasetFormatError` when the folder does not have the format's layout (listing expected vs found).
+    """
+    given = Path(root).expanduser()
+    path = given.absolute()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{fmt.title} root {str(given)!r} does not exist. Put the data at {fmt.default_location} "
+            f"({fmt.how_to_get}) and pass that folder or its parent as root, "
+            f"e.g. load_dataset({fmt.name!r}, {str(Path(fmt.default_location).parent)!r})."
+        )
+    if not path.is_dir():
+        raise NotADirectoryError(
+            f"{fmt.title} root {str(given)!r} is a file, not a folder. Pass the dataset folder "
+            f"(e.g. {fmt.default_location}) or its parent."
+        )
+    path = path.resolve()
+    for layout, required in fmt.layouts.items():
+        if _matches(path, required):
+            return path, layout
+    found = [(layout, path / layout) for layout, req in fmt.layouts.items() if _matches(path / layout, req)]
+    if len(found) > 1:
+        names = " and ".join(f"{layout}/" for layout, _ in found)
+        raise DatasetFormatError(
+            f"{str(path)!r} holds several {fmt.title} versions ({names}); pass the one you want as root, "
+            f"e.g. {str(found[0][1])!r}."
+        )
+    if found:
+        return found[0][1], found[0][0]
+    expected = "; or ".join(
+        f"{layout}/ containing {', '.join(req)}" for layout, req in fmt.layouts.items()
+    )
+    details = [f"{str(path)!r} contains {_describe_entries(path)}"]
+    for layout, required in fmt.layouts.items():
+        child = path / layout
+        if child.is_dir():
+            missing = [entry for entry in required if not (child / entry).exists()]
+            details.append(f"{layout}/ is missing {', '.join(missing)}")
+    raise DatasetFormatError(
+        f"{str(given)!r} is not {'an' if fmt.title[0] in 'AEIMNO' else 'a'} {fmt.title} folder. Expected either the folder itself or its child "
+        f"{expected}. Found: {'; '.join(details)}.{_format_hint(path, fmt.name)} "
+        f"Fix: point root at the extracted {fmt.title} folder (e.g. {fmt.default_location}) or its parent."
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Market-layout formats (market1501, dukemtmcreid, synthetic)
+
+# Named groups: pid (may be -1 for junk) and cam (1-based). Lenient in digit counts on purpose so that
+# generated data with more cameras/frames still parses; strict in structure so Duke names fail on Market.
+_MARKET_RE = re.compile(r"^(?P<pid>-1|\d+)_c(?P<cam>\d+)s\d+_\d+_\d+\.(?:jpg|jpeg|png)$", re.IGNORECASE)
+_DUKE_RE = re.compile(r"^(?P<pid>-1|\d+)_c(?P<cam>\d+)_f\d+\.(?:jpg|jpeg|png)$", re.IGNORECASE)
+_MSMT_RE = re.compile(r"^(?P<pid>\d+)_\d+_(?P<cam>\d+)_\w+\.(?:jpg|jpeg|png)$", re.IGNORECASE)
+_NAME_PATTERNS = {
+    "market1501": (_MARKET_RE, "<pid>_c<cam>s<seq>_<frame>_<box>.jpg, e.g. 0002_c1s1_000451_03.jpg"),
+    "synthetic": (_MARKET_RE, "<pid>_c<cam>s<seq>_<frame>_<box>.jpg, e.g. 0002_c1s1_000451_03.jpg"),
+    "dukemtmcreid": (_DUKE_RE, "<pid>_c<cam>_f<frame>.jpg, e.g. 0001_c2_f0046182.jpg"),
+    "msmt17": (_MSMT_RE, "<pid>_<index>_<cam>_<date><time>_<frame>_<k>.jpg, e.g. 0000_000_01_0303morning_0015_0.jpg"),
+}
+
+
+def _name_error(fmt: DatasetFormat, file_path: Path, where: str = "") -> DatasetFormatError:
+    pattern = _NAME_PATTERNS[fmt.name][1]
+    others = sorted(
+        {n for n, (rx, _) in _NAME_PATTERNS.items() if n not in (fmt.name, "synthetic") and rx.match(file_path.name)}
+    )
+    hint = f" The name looks like {', '.join(others)} naming; load it with that name." if others else ""
+    return DatasetFormatError(
+        f"Cannot parse {fmt.title} image name {file_path.name!r} ({where or str(file_path)}). Expected "
+        f"{pattern}.{hint} Fix: rename or remove the file, or load the folder with the matching dataset name."
+    )
+
+
+def _camid(fmt: DatasetFormat, cam_1based: int, file_path: Path) -> int:
+    """Validate a 1-based camera number from a file name and return the 0-based camid."""
+    if cam_1based < 1 or (fmt.num_cams is not None and cam_1based > fmt.num_cams):
+        valid = f"1..{fmt.num_cams}" if fmt.num_cams is not None else ">= 1"
+        raise DatasetFormatError(
+            f"{file_path}: camera {cam_1based} is out of range for {fmt.title} (cameras are numbered "
+            f"{valid}). This file is not from {fmt.title}; remove it or load the data with the right "
+            f"dataset name."
+        )
+    return cam_1based - 1
+
+
+def _list_image_folder(folder: Path, fmt: DatasetFormat) -> list[str]:
+    """Sorted image file names in ``folder``; raise naming any entry that is not an image file."""
+    names, bad = [], []
+    with os.scandir(folder) as it:
+        for entry in it:
+            is_image = (
+                entry.is_file()
+                and not entry.name.startswith(".")
+                and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+            )
+            (names if is_image else bad).append(entry.name + ("/" if entry.is_dir() else ""))
+    if bad:
+        bad.sort()
+        shown = ", ".join(bad[:10]) + (f", ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
+        raise DatasetFormatError(
+            f"{folder} holds {len(bad)} entr{'y that is' if len(bad) == 1 else 'ies that are'} not images "
+            f"({'/'.join(IMAGE_EXTENSIONS)}): {shown}. {fmt.title} image folders must contain only images "
+            f"(the official archives ship no other files), so nothing is skipped silently. Fix: delete or "
+            f"move them out, e.g. rm {folder / bad[0].rstrip('/')!s}"
+        )
+    names.sort()
+    return names
+
+
+def _parse_market_layout(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool) -> ParsedSplits:
+    regex = _NAME_PATTERNS[fmt.name][0]
+    splits: dict[str, list[Record]] = {}
+    for split, dirname in MARKET_SPLIT_DIRS.items():
+        split_dir = folder / dirname
+        records = []
+        for name in _list_image_folder(split_dir, fmt):
+            file_path = split_dir / name
+            match = regex.match(name)
+            if match is None:
+                raise _name_error(fmt, file_path)
+            pid = int(match["pid"])
+            camid = _camid(fmt, int(match["cam"]), file_path)
+            if pid == -1:  # junk: dropped everywhere
+                continue
+            if pid == 0 and split != "gallery":  # distractors: gallery only
+                continue
+            records.append(Record(str(file_path), pid, camid))
+        splits[split] = records
+    return ParsedSplits(folder, splits["train"], splits["query"], splits["gallery"])
+
+
+# --------------------------------------------------------------------------------------------------------
+# MSMT17
+
+
+def _read_msmt_list(fmt: DatasetFormat, list_path: Path, image_dir: Path) -> list[Record]:
+    records = []
+    text = list_path.read_text(encoding="utf-8")
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not re.fullmatch(r"-?\d+", fields[1]):
+            raise DatasetFormatError(
+                f"{list_path}:{line_no}: cannot parse {line.strip()!r}. Each line must be "
+                f"'<relative/path.jpg> <pid>', e.g. '0000/0000_000_01_0303morning_0015_0.jpg 0'. "
+                f"Fix the line or restore the original list file."
+            )
+        rel, pid = fields[0], int(fields[1])
+        file_path = image_dir / rel
+        where = f"{list_path.name} line {line_no}"
+        if pid < 0:
+            raise DatasetFormatError(
+                f"{list_path}:{line_no}: negative pid {pid}; MSMT17 lists hold pids >= 0. "
+                f"Fix the line or restore the original list file."
+            )
+        match = _MSMT_RE.match(file_path.name)
+        if match is None:
+            raise _name_error(fmt, file_path, where)
+        camid = _camid(fmt, int(match["cam"]), file_path)
+        if not file_path.is_file():
+            raise FileNotFoundError(
+                f"{list_path}:{line_no} lists {rel!r} but {file_path} does not exist. The list and the image "
+                f"folder {image_dir} do not match: re-extract the MSMT17 archive (lists and images of the "
+                f"same version, V1 or V2)."
+            )
+        records.append(Record(str(file_path), pid, camid))
+    return records
+
+
+def _parse_msmt17(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool) -> ParsedSplits:
+    train_dir, test_dir = (folder / d for d in fmt.layouts[layout][:2])
+    train = _read_msmt_list(fmt, folder / "list_train.txt", train_dir)
+    if combine_val:
+        train = train + _read_msmt_list(fmt, folder / "list_val.txt", train_dir)
+    query = _read_msmt_list(fmt, folder / "list_query.txt", test_dir)
+    gallery = _read_msmt_list(fmt, folder / "list_gallery.txt", test_dir)
+    return ParsedSplits(folder, train, query, gallery)
+
+
+# --------------------------------------------------------------------------------------------------------
+# the registry
+
+_MARKET_DIRS = tuple(MARKET_SPLIT_DIRS.values())
+
+FORMATS: dict[str, DatasetFormat] = {
+    fmt.name: fmt
+    for fmt in (
+        DatasetFormat(
+            name="market1501",
+            title="Market-1501",
+            layouts={"Market-1501-v15.09.15": _MARKET_DIRS},
+            num_cams=6,
+            default_location="data/market1501/Market-1501-v15.09.15",
+            parse=_parse_market_layout,
+        ),
+        DatasetFormat(
+            name="dukemtmcreid",
+            title="DukeMTMC-reID",
+            layouts={"DukeMTMC-reID": _MARKET_DIRS},
+            num_cams=8,
+            default_location="data/dukemtmcreid/DukeMTMC-reID",
+            parse=_parse_market_layout,
+        ),
+        DatasetFormat(
+            name="msmt17",
+            title="MSMT17",
+            layouts={
+                "MSMT17_V1": ("train", "test", *_MSMT_LISTS),
+                "MSMT17_V2": ("mask_train_v2", "mask_test_v2", *_MSMT_LISTS),
+            },
+            num_cams=15,
+            default_location="data/msmt17/MSMT17_V1",
+            parse=_parse_msmt17,
+            how_to_get="MSMT17_V1/ or MSMT17_V2/ with its list_*.txt files; place it there yourself",
+            supports_combine_val=True,
+        ),
+        DatasetFormat(
+            name="synthetic",
+            title="synthetic (Market-1501 layout)",
+            layouts={"synthetic": _MARKET_DIRS},
+            num_cams=None,
+            default_location="data/synthetic",
+            parse=_parse_market_layout,
+            how_to_get='generate it with `make reproduce` or sisnet.data.synthetic.generate("data/synthetic")',
+        ),
+    )
+}
+
+
+def get_format(name: str) -> DatasetFormat:
+    """The registry entry for ``name`` (case-insensitive); ``ValueError`` listing the valid names otherwise."""
+    key = str(name).strip().lower()
+    if key not in FORMATS:
+        raise ValueError(
+            f"Unknown dataset name {name!r}. Valid names: {', '.join(FORMATS)}. "
+            f"(Market-1501 layout data of your own can be loaded as 'synthetic'.)"
+        )
+    return FORMATS[key]

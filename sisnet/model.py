@@ -1,0 +1,327 @@
+"""The weight-shared siamese re-identification network (SiSNet) on a timm backbone.
+
+One :class:`SiSNet` module *is* both siamese branches: :meth:`SiSNet.forward_pair` runs the same
+weights on the full-scale and the small-scale view of a batch (two forward calls, so the two scales may
+have different spatial sizes). The head follows the Bag-of-Tricks strong baseline (Luo et al. 2019):
+
+    image (B, 3, H, W) -> timm backbone -> feature map F (B, C, h, w)
+                       -> global average pooling -> pooled f (B, C)            [triplet loss]
+                       -> BNNeck (BatchNorm1d, bias frozen at 0) -> f_bn (B, C) [retrieval, CAM]
+                       -> bias-free Linear -> logits (B, num_classes)          [ID loss]
+
+Decisions that the paper leaves open (documented parameters):
+
+* ``last_stride`` -- 1 (the strong-baseline default) removes the final down-sampling so the last map is
+  twice as large in each direction. For resnet-like backbones (timm ``ResNet`` family: a ``layer4``
+  stage) the stride of the first ``layer4`` block (its strided conv, blur-pool and the shortcut's
+  conv / average pool) is set to 1 exactly as Bag-of-Tricks does (no dilation). For any other backbone
+  ``last_stride=1`` is implemented with timm's own ``output_stride=16`` (which replaces the last stride by
+  a dilation) when the architecture supports it; otherwise a ``ValueError`` says so and suggests
+  ``last_stride=None``. ``last_stride=None`` or ``2`` keeps the backbone's default (output stride 32).
+* ``pretrained`` -- ``False`` (random init), ``True`` (timm's own weights; needs the Hugging Face hub or
+  a cached copy; with ``HF_HUB_OFFLINE=1`` and nothing cached it fails at once with a message explaining
+  how to pass a local file), or a path to a local ``.pth`` / ``.pt`` / ``.safetensors`` file holding a timm
+  state dict for this backbone (loaded by timm via ``pretrained_cfg_overlay=dict(file=...)``; the keys
+  are checked so that a file for another architecture is an error, not a silent partial load).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ModelOutput", "SiSNet", "WEIGHT_SUFFIXES"]
+
+WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
+
+
+class ModelOutput(NamedTuple):
+    """What one branch returns for a batch of B images."""
+
+    feature_map: Tensor  # (B, C, h, w) last backbone feature map
+    pooled: Tensor  # (B, C) global average pooled feature (triplet loss uses this)
+    bn_feature: Tensor  # (B, C) after the BNNeck (retrieval and CAM use this)
+    logits: Tensor  # (B, num_classes) identity logits
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _check_backbone_name(backbone: str) -> None:
+    if not isinstance(backbone, str) or not timm.is_model(backbone):
+        close = difflib.get_close_matches(str(backbone).split(".")[0], timm.list_models(), n=6, cutoff=0.6)
+        hint = f" Similar names: {', '.join(close)}." if close else ""
+        raise ValueError(
+            f"Unknown timm backbone {backbone!r}.{hint} List the available CNNs with "
+            f"`timm.list_models('*resnet*')` (or another pattern), e.g. 'resnet50', 'resnet18', "
+            f"'mobilenetv2_100', 'mobilenetv3_small_100'."
+        )
+
+
+def _is_resnet_like(backbone: nn.Module) -> bool:
+    layer4 = getattr(backbone, "layer4", None)
+    return isinstance(layer4, nn.Sequential) and len(layer4) > 0
+
+
+def _set_resnet_last_stride_1(backbone: nn.Module) -> None:
+    """Remove the final down-sampling of a timm ResNet-family model, Bag-of-Tricks style (no dilation).
+
+    Hand-written because timm offers only ``output_stride`` (dilation), which is a different network.
+    In ``layer4[0]`` every stride-2 conv becomes stride 1, a stride-2 average pool on the shortcut
+    (ResNet-D ``avg_down``) becomes an identity, and an anti-aliasing blur pool gets stride 1.
+    """
+    block = backbone.layer4[0]
+    changed = 0
+    for name, module in list(block.named_modules()):
+        stride = getattr(module, "stride", None)
+        if stride not in (2, (2, 2), [2, 2]):
+            continue
+        if isinstance(module, nn.Conv2d):
+            module.stride = (1, 1)
+        elif isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)):
+            parent_name, _, child = name.rpartition(".")
+            parent = block.get_submodule(parent_name) if parent_name else block
+            setattr(parent, child, nn.Identity())
+        else:
+            module.stride = 1 if isinstance(stride, int) else (1, 1)
+        changed += 1
+    if changed == 0:
+        raise ValueError(
+            "last_stride=1: the first block of this backbone's layer4 has no stride-2 layer to change "
+            "(it is probably already dilated). Use last_stride=None to keep the backbone as it is."
+        )
+
+
+class SiSNet(nn.Module):
+    """Siamese ReID network: timm backbone + GAP + BNNeck + bias-free classifier, shared by both branches.
+
+    Args:
+        backbone: any timm CNN name (``timm.list_models()``), e.g. ``"resnet50"`` (the paper), ``"resnet18"``,
+            ``"mobilenetv2_100"``, ``"mobilenetv3_small_100"``.
+        num_classes: number of training identities (>= 1).
+        pretrained: ``False`` | ``True`` | path to a local ``.pth``/``.pt``/``.safetensors`` timm state dict.
+        last_stride: ``1`` (strong-baseline default), ``2`` or ``None`` (keep the backbone's default).
+            See the module docstring for how 1 is realised on non-resnet backbones.
+        **timm_kwargs: passed to ``timm.create_model`` (e.g. ``drop_path_rate``). ``num_classes`` and
+            ``global_pool`` are fixed by this class; ``output_stride`` requires ``last_stride=None``.
+
+    Attributes:
+        feature_dim: C, the channel count of the last feature map (= pooled / BNNeck feature size).
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        pretrained: bool | str | Path = False,
+        last_stride: int | None = 1,
+        **timm_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        _check_backbone_name(backbone)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                f"num_classes must be a positive int (the number of training identities), got {num_classes!r}."
+            )
+        if last_stride not in (None, 1, 2):
+            raise ValueError(f"last_stride must be 1, 2 or None (keep the backbone's default), got {last_stride!r}.")
+        for fixed in ("num_classes", "global_pool", "pretrained", "pretrained_cfg_overlay"):
+            if fixed in timm_kwargs:
+                raise ValueError(
+                    f"timm keyword {fixed!r} is set by SiSNet itself; remove it "
+                    f"(use SiSNet's num_classes / pretrained arguments instead)."
+                )
+        if "output_stride" in timm_kwargs and last_stride is not None:
+            raise ValueError(
+                "Pass either output_stride (a timm keyword) or last_stride, not both: "
+                "use last_stride=None together with output_stride."
+            )
+
+        self.backbone_name = backbone
+        self.num_classes = num_classes
+        self.last_stride = last_stride
+
+        create_kwargs: dict[str, Any] = dict(timm_kwargs, num_classes=0, global_pool="")
+        resnet_like = self._probe_resnet_like(backbone)
+        if last_stride == 1 and not resnet_like:
+            create_kwargs["output_stride"] = 16
+        self.backbone = self._create_backbone(backbone, pretrained, create_kwargs, last_stride)
+        if last_stride == 1 and resnet_like:
+            if not _is_resnet_like(self.backbone):
+                raise ValueError(
+                    f"last_stride=1: {backbone!r} has no layer4 stage to modify; use last_stride=None."
+                )
+            _set_resnet_last_stride_1(self.backbone)
+
+        self.feature_dim: int = int(self.backbone.num_features)
+        self.bottleneck = nn.BatchNorm1d(self.feature_dim)
+        self.bottleneck.bias.requires_grad_(False)  # BNNeck: bias frozen at zero (Bag-of-Tricks)
+        nn.init.ones_(self.bottleneck.weight)
+        nn.init.zeros_(self.bottleneck.bias)
+        self.classifier = nn.Linear(self.feature_dim, num_classes, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _probe_resnet_like(backbone: str) -> bool:
+        """Whether the architecture is a timm ResNet family model (has ``layer4``), without building weights."""
+        entry = timm.models.model_entrypoint(backbone)
+        module = getattr(entry, "__module__", "") or ""
+        return module.endswith(("resnet", "resnest", "sknet", "res2net"))
+
+    @staticmethod
+    def _create_backbone(
+        backbone: str, pretrained: bool | str | Path, create_kwargs: dict[str, Any], last_stride: int | None
+    ) -> nn.Module:
+        def create(**extra: Any) -> nn.Module:
+            try:
+                return timm.create_model(backbone, **create_kwargs, **extra)
+            except TypeError as exc:
+                if "output_stride" in str(exc) and last_stride == 1:
+                    raise ValueError(
+                        f"last_stride=1 is supported for resnet-like backbones (layer4) and for timm models that "
+                        f"accept output_stride; {backbone!r} does neither. Use last_stride=None to keep the "
+                        f"backbone's default stride, or a resnet backbone."
+                    ) from exc
+                raise
+
+        if pretrained is None or pretrained is False:
+            return create(pretrained=False)
+        if pretrained is True:
+            return SiSNet._create_with_hub_weights(backbone, create)
+        if isinstance(pretrained, (str, os.PathLike)):
+            return SiSNet._create_from_file(backbone, Path(pretrained), create)
+        raise TypeError(
+            f"pretrained must be False, True or a path to a .pth/.pt/.safetensors file, got {type(pretrained).__name__}."
+        )
+
+    @staticmethod
+    def _create_with_hub_weights(backbone: str, create) -> nn.Module:
+        how_to = (
+            "Supply a local weights file instead: SiSNet(..., pretrained='path/to/weights.safetensors' or '.pth') "
+            f"holding a timm state dict for {backbone!r} (see sisnet.weights.resolve_pretrained, which can prepare "
+            "one), or use pretrained=False for random initialisation."
+        )
+        offline = _hub_offline()
+        if offline:
+            # timm falls back to a plain URL (torch.hub) when a model has no HF hub id; that download would
+            # hang on an offline machine, so refuse at once unless the file is already in torch.hub's cache.
+            try:
+                cfg = timm.models.get_pretrained_cfg(backbone)
+                url = getattr(cfg, "url", None) if cfg is not None else None
+                hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+            except Exception:  # noqa: BLE001 - a malformed tag is reported by timm below
+                url = hub_id = None
+            if cfg is None or (not hub_id and url):
+                from timm.models._hub import check_cached_file
+
+                if not (url and check_cached_file(url)):
+                    raise RuntimeError(
+                        f"pretrained=True needs timm's ImageNet weights for {backbone!r}, but HF_HUB_OFFLINE=1 is set "
+                        f"and they are not cached locally. {how_to}"
+                    )
+        try:
+            return create(pretrained=True)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the fix; the original is chained
+            reason = "HF_HUB_OFFLINE=1 is set and they are not in the local cache" if offline else "they could not be downloaded"
+            raise RuntimeError(
+                f"pretrained=True: timm's weights for {backbone!r} could not be loaded ({reason}: "
+                f"{type(exc).__name__}: {str(exc)[:200]}). {how_to}"
+            ) from exc
+
+    @staticmethod
+    def _create_from_file(backbone: str, path: Path, create) -> nn.Module:
+        if str(path) in {"auto", "imagenet-offline"}:
+            raise ValueError(
+                f"pretrained={str(path)!r} is a named weight source, not a file: resolve it first with "
+                f"sisnet.weights.resolve_pretrained({str(path)!r}, {backbone!r}) and pass the returned path."
+            )
+        if path.suffix.lower() not in WEIGHT_SUFFIXES:
+            raise ValueError(
+                f"pretrained file {str(path)!r} must end in one of {', '.join(WEIGHT_SUFFIXES)} "
+                f"(a timm state dict saved with torch.save or safetensors)."
+            )
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"pretrained weights file {str(path)!r} does not exist. Pass an existing .pth/.pt/.safetensors file, "
+                f"pretrained=True for timm's hub weights, or pretrained=False."
+            )
+        try:
+            model = create(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        except (RuntimeError, KeyError) as exc:  # timm: size mismatch / unreadable checkpoint
+            raise ValueError(
+                f"pretrained file {str(path)!r} could not be loaded into {backbone!r}: {str(exc)[:300]} ... "
+                f"The file must hold a timm state dict for exactly this backbone "
+                f"(e.g. torch.save(timm.create_model({backbone!r}).state_dict(), path))."
+            ) from exc
+        # timm loads non-strictly when the classifier is dropped (num_classes=0), so a file for another
+        # architecture would load *nothing* without complaint. Check the keys ourselves.
+        from timm.models import load_state_dict
+
+        file_keys = set(load_state_dict(str(path)).keys())
+        wanted = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+        missing = [k for k in wanted if k not in file_keys]
+        if missing:
+            raise ValueError(
+                f"pretrained file {str(path)!r} does not hold a timm state dict for {backbone!r}: "
+                f"{len(missing)} of {len(wanted)} backbone tensors are missing (e.g. {', '.join(missing[:3])}). "
+                f"Save it from timm.create_model({backbone!r}).state_dict() (or convert it to timm's key names)."
+            )
+        return model
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: Tensor) -> ModelOutput:
+        """One branch: images (B, 3, H, W) -> :class:`ModelOutput`."""
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"SiSNet expects a (B, 3, H, W) image tensor, got {shape}; add a batch dimension with x[None].")
+        feature_map = self.backbone.forward_features(x)  # (B, C, h, w)
+        pooled = feature_map.mean(dim=(2, 3))  # GAP; layout-agnostic (works for channels_last)
+        bn_feature = self.bottleneck(pooled)
+        logits = self.classifier(bn_feature)
+        return ModelOutput(feature_map, pooled, bn_feature, logits)
+
+    def forward_pair(self, x_full: Tensor, x_small: Tensor) -> tuple[ModelOutput, ModelOutput]:
+        """The two siamese branches: the SAME weights on the full- and small-scale views.
+
+        Two separate forward calls (the views may differ in size, e.g. (B,3,256,128) and (B,3,128,64)),
+        so in training mode each branch's BNNeck normalises with its own batch statistics and the running
+        statistics are updated once per branch.
+        """
+        return self(x_full), self(x_small)
+
+    @torch.no_grad()
+    def extract(self, x: Tensor, x_small: Tensor | None = None, mode: str = "either") -> Tensor:
+        """Retrieval features, L2-normalised, float32.
+
+        ``mode="either"``: the BNNeck feature of ``x`` alone, (B, C) -- the paper's either-scale mode (``x``
+        may be either scale). ``mode="cascaded"``: ``cat(bn(x), bn(x_small))`` then L2-normalised, (B, 2C).
+        The model is put in eval mode for the call (BNNeck uses running statistics) and restored afterwards.
+        """
+        if mode not in ("either", "cascaded"):
+            raise ValueError(f"mode must be 'either' or 'cascaded', got {mode!r}.")
+        if mode == "cascaded" and x_small is None:
+            raise ValueError("mode='cascaded' concatenates both scales' features: pass x_small (the small-scale view).")
+        was_training = self.training
+        self.eval()
+        try:
+            feat = self(x).bn_feature.float()
+            if mode == "cascaded":
+                if x_small.shape[0] != x.shape[0]:
+                    raise ValueError(
+                        f"x and x_small must hold the same images: batch sizes {x.shape[0]} and {x_small.shape[0]} differ."
+                    )
+                feat = torch.cat([feat, self(x_small).bn_feature.float()], dim=1)
+        finally:
+            self.train(was_training)
+        return F.normalize(feat, p=2, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"backbone={self.backbone_name!r}, num_classes={self.num_classes}, last_stride={self.last_stride}, feature_dim={self.feature_dim}"

@@ -1,0 +1,387 @@
+"""Training configurations: one flat dataclass and three named profiles.
+
+``get_config("cpu", epochs=3, drc=True)`` returns a validated :class:`TrainConfig`; overrides are flat
+keyword arguments (one name per hyper-parameter). Unknown names and bad values raise ``ValueError``
+naming the valid options.
+
+Profiles
+--------
+``smoke``
+    Seconds per run, for tests and notebook smoke runs: resnet18 (random weights), 64x32 input,
+    P x K = 4 x 2, 2 epochs of 3 steps.
+``cpu``
+    The default companion run on a 2-core CPU: mobilenetv2_100 with ImageNet weights from the offline
+    source when it can be obtained (``pretrained="auto"``, see :mod:`sisnet.weights`), reduced input
+    size, a few epochs. Sized so that the whole Table 2 grid x 3 seeds (18 runs) plus evaluation takes
+    about 15 minutes on 2 cores (see the profile table in :data:`PROFILES` for the measured figures).
+``paper``
+    The paper / Bag-of-Tricks schedule: resnet50, 256x128, Adam 3.5e-4 (weight decay 5e-4), linear
+    warm-up over 10 epochs from 3.5e-5, steps at 40 and 70 (x0.1), 120 epochs, 16 x 4 batches, last
+    stride 1, label smoothing 0.1, triplet margin 0.3, random erasing 0.5, flip, pad 10, second scale 0.5.
+
+Table 2 is :data:`TABLE2_GRID`: Baseline / SiSNet / SiSNet+DRC under softmax ("S.") and softmax +
+triplet ("S.+T.") losses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainConfig", "get_config", "PROFILES", "TABLE2_GRID", "PROFILE_NAMES", "config_from_dict"]
+
+SMALL_VIEWS = ("native", "degrade")
+DRC_DISTANCES = ("mse", "l1")
+CAM_NORMALIZATIONS = ("minmax", "softmax", "none")  # = sisnet.cam.NORMALIZATIONS
+BRANCH_REDUCTIONS = ("mean", "sum")  # = sisnet.losses.BRANCH_REDUCTIONS
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+METRICS = ("cosine", "euclidean")
+SPECIAL_PRETRAINED = ("auto", "imagenet-offline")
+
+# Fields that do not change what a run computes: left out of ``run_id`` so that, e.g., the same run
+# with more data-loader workers or another runs folder hits the runs cache.
+_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "cache_images"})
+
+
+@dataclass
+class TrainConfig:
+    """Every hyper-parameter of one training run (flat: one name per knob).
+
+    Images are ``(B, 3, img_height, img_width)`` tensors for the full-scale branch. The second
+    (small-scale) branch sees the SAME augmented image (same flip, crop and erasing) rescaled by
+    ``scale_factor``:
+
+    - ``small_view="native"`` (default) feeds it at its native lower resolution,
+      ``(B, 3, round(H * s), round(W * s))``. Chosen as default because (1) it is what a real
+      small/far-away person crop contains: fewer pixels, not a blurred full-size image; (2) the
+      siamese branch then costs about ``s**2`` = 0.25 of the full branch (two-scale step ~1.25x the
+      baseline step instead of 2x with "degrade"); (3) CAMs of the two branches then have different
+      sizes, which the DRC loss handles by resizing both maps to the larger one (bilinear,
+      :func:`sisnet.cam.resize_to_common`).
+    - ``small_view="degrade"`` down-samples by ``s`` and up-samples back to ``(H, W)``: the small
+      branch sees a blurred full-size image (same CAM size; costs 2x the baseline step).
+
+    ``siamese=False`` is the Baseline: the same network trained on the full-resolution view only.
+    """
+
+    profile: str = "custom"
+    # data
+    dataset: str = "synthetic"
+    data_root: str = "data/synthetic"
+    combine_val: bool = False
+    # model
+    backbone: str = "mobilenetv2_100"
+    pretrained: bool | str = "auto"
+    last_stride: int | None = 1
+    # input / augmentation
+    img_height: int = 128
+    img_width: int = 64
+    scale_factor: float = 0.5
+    small_view: str = "native"
+    flip_prob: float = 0.5
+    pad_px: int = 10
+    erasing_prob: float = 0.5
+    # method switches (Table 2) and losses
+    siamese: bool = True
+    drc: bool = False
+    drc_weight: float = 1.0
+    drc_distance: str = "mse"
+    cam_normalization: str = "minmax"
+    detach_classifier: bool = False
+    triplet: bool = True
+    triplet_margin: float = 0.3
+    label_smoothing: float = 0.1
+    branch_reduction: str = "mean"  # siamese ID/triplet terms: (L_full + L_small) / 2 ("mean") or sum
+    # sampler / schedule
+    P: int = 16
+    K: int = 4
+    epochs: int = 120
+    steps_per_epoch: int | None = None  # None: the usual PK-sampler epoch length
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    warmup_factor: float = 0.1  # warm-up starts at lr * warmup_factor (3.5e-5 for the paper)
+    milestones: tuple[int, ...] = (40, 70)
+    gamma: float = 0.1
+    # evaluation
+    eval_every: int = 10  # 0 = no periodic evaluation
+    eval_last: int = 5  # always evaluate at each of the last ``eval_last`` epochs (Table 3's mean)
+    eval_batch_size: int = 128
+    metric: str = "cosine"
+    rerank: bool = False
+    # runtime
+    seed: int = 0
+    num_workers: int = 0
+    cache_images: bool = True
+    device: str = "auto"
+    amp: str = "auto"  # "auto" = bf16 (or fp16 + GradScaler) on CUDA, off on CPU
+    channels_last: bool = False
+    runs_dir: str = "data/runs"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.milestones, list):
+            self.milestones = tuple(self.milestones)
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ``ValueError`` (naming the valid options) for any bad value."""
+
+        def choice(name: str, options: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"{name}={value!r} is not valid; choose one of {list(options)}.")
+
+        def positive(name: str, allow_zero: bool = False) -> None:
+            value = getattr(self, name)
+            bad = value < 0 if allow_zero else value <= 0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or bad:
+                need = ">= 0" if allow_zero else "> 0"
+                raise ValueError(f"{name}={value!r} is not valid; it must be a number {need}.")
+
+        def integer(name: str, allow_zero: bool = False) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}={value!r} is not valid; it must be an integer.")
+            positive(name, allow_zero)
+
+        def boolean(name: str) -> None:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; use True or False.")
+
+        choice("dataset", _dataset_names())
+        choice("small_view", SMALL_VIEWS)
+        choice("drc_distance", DRC_DISTANCES)
+        choice("cam_normalization", CAM_NORMALIZATIONS)
+        choice("branch_reduction", BRANCH_REDUCTIONS)
+        choice("amp", AMP_MODES)
+        choice("metric", METRICS)
+        for name in ("img_height", "img_width", "P", "K", "epochs", "eval_batch_size"):
+            integer(name)
+        for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "num_workers", "seed"):
+            integer(name, allow_zero=True)
+        for name in ("lr", "scale_factor", "gamma", "warmup_factor"):
+            positive(name)
+        for name in ("weight_decay", "drc_weight", "triplet_margin", "label_smoothing"):
+            positive(name, allow_zero=True)
+        for name in ("combine_val", "siamese", "drc", "detach_classifier", "triplet", "rerank",
+                     "cache_images", "channels_last"):
+            boolean(name)
+        for name in ("flip_prob", "erasing_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name}={value!r} is not valid; it must be a probability in [0, 1].")
+        if not 0 < self.scale_factor <= 1:
+            raise ValueError(f"scale_factor={self.scale_factor!r} is not valid; it must be in (0, 1].")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r} is not valid; it must be in [0, 1).")
+        if self.last_stride not in (1, 2, None):
+            raise ValueError(
+                f"last_stride={self.last_stride!r} is not valid; choose 1 (strong baseline), 2 or None (backbone default)."
+            )
+        if self.K < 2 and self.triplet:
+            raise ValueError("K must be >= 2 when triplet=True (batch-hard triplet needs a positive per anchor).")
+        if self.steps_per_epoch is not None:
+            integer("steps_per_epoch")
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones):
+            raise ValueError(f"milestones={self.milestones!r} is not valid; give positive epoch numbers.")
+        if list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones={self.milestones!r} is not valid; they must be increasing.")
+        if self.drc and not self.siamese:
+            raise ValueError("drc=True needs siamese=True: the DRC loss compares the two branches' CAMs.")
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu") or self.device.startswith("cuda") or self.device == "mps"
+        ):
+            raise ValueError(f"device={self.device!r} is not valid; use 'auto', 'cpu' or 'cuda[:N]'.")
+        small_h, small_w = self.small_size
+        if min(small_h, small_w) < 8:
+            raise ValueError(
+                f"scale_factor={self.scale_factor} makes the small view {small_h}x{small_w} px; "
+                "use a larger scale_factor or input size (at least 8 px per side)."
+            )
+        self._validate_pretrained()
+        self._validate_backbone()
+
+    def _validate_pretrained(self) -> None:
+        p = self.pretrained
+        if isinstance(p, bool) or p in SPECIAL_PRETRAINED:
+            return
+        if isinstance(p, (str, Path)):
+            path = Path(p)
+            if path.suffix.lower() not in (".pth", ".pt", ".bin", ".safetensors"):
+                raise ValueError(
+                    f"pretrained={p!r} is not valid; use True, False, {list(SPECIAL_PRETRAINED)} "
+                    "or the path of a weights file (.pth/.pt/.bin/.safetensors)."
+                )
+            if not path.is_file():
+                raise ValueError(f"pretrained weights file {str(path)!r} does not exist; check the path.")
+            self.pretrained = str(p)
+            return
+        raise ValueError(
+            f"pretrained={p!r} is not valid; use True, False, {list(SPECIAL_PRETRAINED)} or a file path."
+        )
+
+    def _validate_backbone(self) -> None:
+        import timm
+
+        if not isinstance(self.backbone, str) or not timm.is_model(self.backbone):
+            names = timm.list_models()
+            close = difflib.get_close_matches(str(self.backbone), names, n=5)
+            hint = f" Did you mean one of {close}?" if close else ""
+            raise ValueError(
+                f"backbone={self.backbone!r} is not a timm model name.{hint} "
+                "See timm.list_models() for all names (e.g. 'resnet50', 'resnet18', 'mobilenetv2_100')."
+            )
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def small_size(self) -> tuple[int, int]:
+        """(height_px, width_px) of the second-scale view as fed to the network."""
+        if self.small_view == "degrade":
+            return self.img_height, self.img_width
+        return self.native_small_size
+
+    @property
+    def native_small_size(self) -> tuple[int, int]:
+        """(height_px, width_px) of the image after down-scaling by ``scale_factor``."""
+        return max(1, round(self.img_height * self.scale_factor)), max(1, round(self.img_width * self.scale_factor))
+
+    @property
+    def batch_size(self) -> int:
+        return self.P * self.K
+
+    def eval_epochs(self) -> list[int]:
+        """Epochs (1-based) after which the run evaluates: every ``eval_every`` and the last ``eval_last``."""
+        out = {e for e in range(1, self.epochs + 1) if self.eval_every and e % self.eval_every == 0}
+        out |= set(range(max(1, self.epochs - self.eval_last + 1), self.epochs + 1))
+        out.add(self.epochs)
+        return sorted(out)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists); round-trips through :func:`config_from_dict`."""
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    def run_id(self) -> str:
+        """Stable 12-hex-digit hash of every field that changes a run's result.
+
+        Leaves out fields that only change how fast or where it runs (profile name, num_workers,
+        runs_dir, device, cache_images). Stable across processes and Python versions (sha256 of
+        sorted JSON).
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in _NON_RESULT_FIELDS}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+    def replace(self, **overrides: Any) -> "TrainConfig":
+        """A copy with ``overrides`` applied (validated like :func:`get_config`)."""
+        _check_keys(overrides)
+        return dataclasses.replace(self, **overrides)
+
+
+def _dataset_names() -> tuple[str, ...]:
+    try:  # late import: the dataset registry lives in sisnet.data
+        from sisnet.data import DATASET_NAMES
+    except ImportError:  # pragma: no cover - only while sisnet.data is being written
+        DATASET_NAMES = ("market1501", "dukemtmcreid", "msmt17", "synthetic")
+    return tuple(DATASET_NAMES)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _check_keys(overrides: dict[str, Any]) -> None:
+    unknown = [k for k in overrides if k not in _FIELD_NAMES or k == "profile"]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, _FIELD_NAMES, n=3)
+            hints.append(f"{k!r}" + (f" (did you mean {close}?)" if close else ""))
+        raise ValueError(
+            f"Unknown config parameter(s): {', '.join(hints)}. Valid parameters: {sorted(set(_FIELD_NAMES) - {'profile'})}."
+        )
+
+
+# Profile values. Wall times below were measured on the 2-core CPU companion machine with the
+# default synthetic data (python -m sisnet.data.synthetic --out data/synthetic).
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": dict(
+        backbone="resnet18", pretrained=False, last_stride=1,
+        img_height=64, img_width=32, P=4, K=2,
+        epochs=2, steps_per_epoch=3, warmup_epochs=1, milestones=(2,),
+        eval_every=1, eval_last=2, eval_batch_size=64,
+        num_workers=0, cache_images=True, channels_last=False,
+    ),
+    "cpu": dict(
+        backbone="mobilenetv2_100", pretrained="auto", last_stride=1,
+        img_height=96, img_width=48, P=8, K=4,
+        epochs=8, steps_per_epoch=None, lr=3.5e-4, warmup_epochs=2, milestones=(6,),
+        eval_every=0, eval_last=5, eval_batch_size=128,
+        num_workers=0, cache_images=True, channels_last=False,
+    ),
+    "paper": dict(
+        backbone="resnet50", pretrained="auto", last_stride=1,
+        img_height=256, img_width=128, scale_factor=0.5, P=16, K=4,
+        epochs=120, lr=3.5e-4, weight_decay=5e-4, warmup_epochs=10, warmup_factor=0.1,
+        milestones=(40, 70), gamma=0.1, label_smoothing=0.1, triplet_margin=0.3,
+        erasing_prob=0.5, flip_prob=0.5, pad_px=10,
+        eval_every=10, eval_last=5, eval_batch_size=256,
+        num_workers=4, cache_images=True, channels_last=True,
+    ),
+}
+PROFILE_NAMES = tuple(PROFILES)
+
+
+def get_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
+    """The named profile's config with flat ``overrides`` applied, validated.
+
+    >>> get_config("smoke", epochs=1, drc=True).drc
+    True
+
+    Raises ``ValueError`` for an unknown profile, an unknown parameter or a bad value.
+    """
+    if profile not in PROFILES:
+        close = difflib.get_close_matches(str(profile), PROFILE_NAMES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown profile {profile!r}; choose one of {list(PROFILE_NAMES)}.{hint}")
+    _check_keys(overrides)
+    values = {**PROFILES[profile], **overrides}
+    return TrainConfig(profile=profile, **values)
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    """Rebuild a :class:`TrainConfig` from :meth:`TrainConfig.to_dict` output (e.g. a checkpoint).
+
+    The pretrained-weights file is not re-checked (a saved model no longer needs it).
+    """
+    d = dict(d)
+    unknown = [k for k in d if k not in _FIELD_NAMES]
+    if unknown:
+        raise ValueError(
+            f"Config dict has unknown parameter(s) {unknown}; it was written by another version of sisnet."
+        )
+    if isinstance(d.get("pretrained"), str) and d["pretrained"] not in SPECIAL_PRETRAINED:
+        if not Path(d["pretrained"]).is_file():
+            d["pretrained"] = False
+    return TrainConfig(**d)
+
+
+# Table 2 of the paper: method x loss. Baseline = one (full-resolution) scale only.
+_METHODS = {
+    "Baseline": dict(siamese=False, drc=False),
+    "SiSNet": dict(siamese=True, drc=False),
+    "SiSNet+DRC": dict(siamese=True, drc=True),
+}
+_LOSSES = {"S.": dict(triplet=False), "S.+T.": dict(triplet=True)}
+
+TABLE2_GRID: list[dict[str, Any]] = [
+    {"name": method, "loss": loss, "overrides": {**m_over, **l_over}}
+    for loss, l_over in _LOSSES.items()
+    for method, m_over in _METHODS.items()
+]

@@ -362,8 +362,9 @@ def render_person(identity: Identity, height_px: int, view: str, rng: np.random.
         hips = [(-0.047 * b, hip_y - 0.02), (0.047 * b, hip_y - 0.02)]
     leg_len = foot_y - hip_y + 0.02
     for k, ((a, shade), hp) in enumerate(zip(legs, hips)):
-        if side:
-            end = (hp[0] + math.sin(a) * leg_len, hp[1] + math.cos(a) * leg_len)
+        if side:  # both feet on the ground: the swinging leg is as long as its vertical reach needs
+            ln = leg_len / math.cos(a)
+            end = (hp[0] + math.sin(a) * ln, hp[1] + math.cos(a) * ln)
         else:
             up = lift * max(0.0, sw if k == 0 else -sw)
             end = (hp[0] * 1.1, hp[1] + leg_len - up)

@@ -54,6 +54,29 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _hub_weights_cached(backbone: str) -> bool:
+    """Whether timm's default weights for ``backbone`` are already in the local HF hub or torch.hub cache."""
+    try:
+        cfg = timm.models.get_pretrained_cfg(backbone)
+    except Exception:  # noqa: BLE001 - unknown tag: let timm report it
+        return True
+    if cfg is None:
+        return False
+    hub_id = getattr(cfg, "hf_hub_id", None)
+    if hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        names = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else ["model.safetensors", "pytorch_model.bin"]
+        if any(isinstance(try_to_load_from_cache(hub_id, n), str) for n in names):
+            return True
+    url = getattr(cfg, "url", None)
+    if url:
+        from timm.models._hub import check_cached_file
+
+        return bool(check_cached_file(url))
+    return False
+
+
 def _check_backbone_name(backbone: str) -> None:
     if not isinstance(backbone, str) or not timm.is_model(backbone):
         close = difflib.get_close_matches(str(backbone).split(".")[0], timm.list_models(), n=6, cutoff=0.6)
@@ -63,6 +86,14 @@ def _check_backbone_name(backbone: str) -> None:
             f"`timm.list_models('*resnet*')` (or another pattern), e.g. 'resnet50', 'resnet18', "
             f"'mobilenetv2_100', 'mobilenetv3_small_100'."
         )
+    arch, _, tag = backbone.partition(".")
+    if tag:
+        tagged = timm.list_pretrained(f"{arch}.*")
+        if backbone not in tagged:
+            raise ValueError(
+                f"Unknown pretrained tag {tag!r} for timm backbone {arch!r}. Valid names: "
+                f"{', '.join(tagged[:8]) or arch + ' (no tags)'}; or use {arch!r} without a tag."
+            )
 
 
 def _is_resnet_like(backbone: nn.Module) -> bool:
@@ -210,23 +241,13 @@ class SiSNet(nn.Module):
             "one), or use pretrained=False for random initialisation."
         )
         offline = _hub_offline()
-        if offline:
-            # timm falls back to a plain URL (torch.hub) when a model has no HF hub id; that download would
-            # hang on an offline machine, so refuse at once unless the file is already in torch.hub's cache.
-            try:
-                cfg = timm.models.get_pretrained_cfg(backbone)
-                url = getattr(cfg, "url", None) if cfg is not None else None
-                hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-            except Exception:  # noqa: BLE001 - a malformed tag is reported by timm below
-                url = hub_id = None
-            if cfg is None or (not hub_id and url):
-                from timm.models._hub import check_cached_file
-
-                if not (url and check_cached_file(url)):
-                    raise RuntimeError(
-                        f"pretrained=True needs timm's ImageNet weights for {backbone!r}, but HF_HUB_OFFLINE=1 is set "
-                        f"and they are not cached locally. {how_to}"
-                    )
+        if offline and not _hub_weights_cached(backbone):
+            # Refuse before timm tries: huggingface_hub may have been imported before HF_HUB_OFFLINE was set
+            # (then it would still go online), and URL-only weights go through torch.hub, which ignores it.
+            raise RuntimeError(
+                f"pretrained=True needs timm's ImageNet weights for {backbone!r}, but HF_HUB_OFFLINE=1 is set and "
+                f"they are not in the local Hugging Face / torch.hub cache. {how_to}"
+            )
         try:
             return create(pretrained=True)
         except Exception as exc:  # noqa: BLE001 - re-raised with the fix; the original is chained
@@ -266,12 +287,16 @@ class SiSNet(nn.Module):
         from timm.models import load_state_dict
 
         file_keys = set(load_state_dict(str(path)).keys())
-        wanted = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
-        missing = [k for k in wanted if k not in file_keys]
-        if missing:
+        have = set(model.state_dict())
+        classifiers = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or ()
+        head_prefixes = tuple(c + "." for c in ((classifiers,) if isinstance(classifiers, str) else classifiers))
+        missing = sorted(k for k in have - file_keys if not k.endswith("num_batches_tracked"))
+        extra = sorted(k for k in file_keys - have if not (head_prefixes and k.startswith(head_prefixes)))
+        if missing or extra:
             raise ValueError(
                 f"pretrained file {str(path)!r} does not hold a timm state dict for {backbone!r}: "
-                f"{len(missing)} of {len(wanted)} backbone tensors are missing (e.g. {', '.join(missing[:3])}). "
+                f"{len(missing)} backbone tensors missing (e.g. {', '.join(missing[:3]) or '-'}), "
+                f"{len(extra)} unknown tensors (e.g. {', '.join(extra[:3]) or '-'}). "
                 f"Save it from timm.create_model({backbone!r}).state_dict() (or convert it to timm's key names)."
             )
         return model

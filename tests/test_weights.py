@@ -265,6 +265,14 @@ def test_upstream_file_given_as_path_is_converted(tmp_path, fake_bytes, fake_sou
     assert torch.equal(load_file(str(pre))["conv_head.weight"], reference["conv_head.weight"])
 
 
+def test_default_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv(W.CACHE_DIR_ENV, raising=False)
+    repo_default = W.default_cache_dir()
+    assert repo_default.parts[-2:] == ("data", "weights") and repo_default.is_absolute()
+    monkeypatch.setenv(W.CACHE_DIR_ENV, str(tmp_path / "w"))
+    assert W.default_cache_dir() == tmp_path / "w"
+
+
 def test_sha256_file(tmp_path):
     p = tmp_path / "x.bin"
     data = bytes(range(256)) * 5000

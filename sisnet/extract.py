@@ -1,0 +1,246 @@
+"""Features of every image in a folder, from a trained checkpoint (the model on your own images).
+
+CLI::
+
+    python -m sisnet.extract --checkpoint data/runs/<run_id>/last.pt --images my_crops/ --out feats.safetensors \
+        [--mode either|cascaded] [--batch-size 128] [--device auto] [--recursive]
+
+The checkpoint carries its training config, so the input size, normalisation and mode definitions are the
+ones the model was trained and evaluated with (:func:`sisnet.engine.extract_features` does the work).
+
+Folder rules: every file with an image extension (:data:`IMAGE_EXTENSIONS`) is used, in sorted path order.
+Other entries (``.DS_Store``, notes, sub-folders unless ``recursive``) are skipped with ONE warning that
+lists them -- a user's folder is not a curated dataset, unlike the Market-1501 loader, which refuses such
+entries. An image file that cannot be decoded raises an error naming the file (never skipped silently).
+
+Features file (no pickle): ``.safetensors`` (default) holds the tensor ``features`` ``(N, D)`` float32 and, in
+its metadata, a JSON record with the image ``paths`` (absolute), ``mode``, ``checkpoint``, ``run_id``;
+``.npz`` writes the array with ``numpy.savez`` plus ``<file>.json`` for the same record.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from sisnet.utils import atomic_write, atomic_write_json, select_device
+
+__all__ = [
+    "FeatureSet",
+    "IMAGE_EXTENSIONS",
+    "list_images",
+    "extract_paths",
+    "extract_folder",
+    "save_features",
+    "load_features",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+FEATURES_KEY = "features"
+META_KEY = "sisnet"
+
+
+@dataclass
+class FeatureSet:
+    """Retrieval features of a set of images: ``features`` ``(N, D)`` float32 (L2-normalised), ``paths`` (N)."""
+
+    features: torch.Tensor
+    paths: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.features.dim() != 2 or self.features.shape[0] != len(self.paths):
+            raise ValueError(
+                f"features must be (N, D) with N = len(paths) = {len(self.paths)}; got {tuple(self.features.shape)}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def list_images(images_dir: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files of ``images_dir`` in sorted order; warns once listing the entries that were skipped."""
+    root = Path(images_dir).expanduser()
+    if not root.is_dir():
+        raise NotADirectoryError(
+            f"--images {str(root)!r} is not a folder. Pass a folder of person images (.jpg/.png/...)."
+        )
+    entries = sorted(root.rglob("*") if recursive else root.iterdir())
+    images, skipped = [], []
+    for p in entries:
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+            images.append(p.absolute())
+        elif not (recursive and p.is_dir()):
+            skipped.append(str(p.relative_to(root)) + ("/" if p.is_dir() else ""))
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
+        warnings.warn(
+            f"{root}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that "
+            f"{'is' if len(skipped) == 1 else 'are'} not image files ({'/'.join(IMAGE_EXTENSIONS)})"
+            f"{'' if recursive else ' or are sub-folders (use --recursive to include them)'}: {shown}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if not images:
+        raise FileNotFoundError(
+            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {str(root)!r}"
+            f"{'' if recursive else ' (sub-folders are not searched; pass recursive=True / --recursive)'}."
+        )
+    return images
+
+
+def _eval_config(config: Any, batch_size: int | None) -> Any:
+    changes: dict[str, Any] = {"cache_images": False}  # stream from disk: a user folder can be large
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        changes["eval_batch_size"] = int(batch_size)
+    return dataclasses.replace(config, **changes)
+
+
+def extract_paths(
+    model: torch.nn.Module,
+    config: Any,
+    paths: Sequence[str | os.PathLike],
+    mode: str = "either",
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """L2-normalised features ``(N, D)`` (``D = C`` for ``"either"``, ``2C`` for ``"cascaded"``) of image files,
+    with the engine's evaluation transform for ``config`` (the checkpoint's training config)."""
+    from sisnet.data import Record
+    from sisnet.engine import extract_features
+
+    records = [Record(str(p), -1, 0) for p in paths]  # pid / camid unused here
+    feats, _, _ = extract_features(model, records, _eval_config(config, batch_size), mode=mode, progress=progress)
+    return feats.float().cpu()
+
+
+def extract_folder(
+    checkpoint: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    mode: str = "either",
+    *,
+    batch_size: int | None = None,
+    device: str = "auto",
+    recursive: bool = False,
+    progress: bool = True,
+) -> tuple[torch.Tensor, list[str]]:
+    """Features of every image in ``images_dir``: ``(feats (N, D) float32, absolute paths (N))``.
+
+    ``checkpoint``: a file written by :func:`sisnet.engine.fit` (or its run folder); it carries its config.
+    ``mode``: ``"either"`` (full-size branch, D = C) or ``"cascaded"`` (full + small scale, D = 2C).
+    """
+    from sisnet.engine import load_model
+
+    paths = list_images(images_dir, recursive=recursive)
+    model, config = load_model(checkpoint, device=select_device(device))
+    feats = extract_paths(model, config, paths, mode, batch_size=batch_size, progress=progress)
+    return feats, [str(p) for p in paths]
+
+
+# ------------------------------------------------------------------------------------------ file I/O
+def save_features(
+    path: str | os.PathLike,
+    features: torch.Tensor | np.ndarray,
+    paths: Sequence[str | os.PathLike],
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write features + image paths atomically: ``.safetensors`` (one file) or ``.npz`` (+ ``.json``)."""
+    path = Path(path)
+    feats = torch.as_tensor(features).detach().float().cpu().contiguous()
+    record = {**(meta or {}), "paths": [str(p) for p in paths], "shape": list(feats.shape)}
+    FeatureSet(feats, record["paths"])  # validates shapes
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with atomic_write(path, "wb") as fh:
+            np.savez(fh, **{FEATURES_KEY: feats.numpy()})
+        atomic_write_json(_npz_sidecar(path), record)
+    elif suffix == ".safetensors":
+        from safetensors.torch import save as st_save
+
+        blob = st_save({FEATURES_KEY: feats}, metadata={META_KEY: json.dumps(record)})
+        with atomic_write(path, "wb") as fh:
+            fh.write(blob)
+    else:
+        raise ValueError(f"Features file {str(path)!r} must end in .safetensors or .npz.")
+    return path
+
+
+def _npz_sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def load_features(path: str | os.PathLike) -> FeatureSet:
+    """Read a file written by :func:`save_features` (no pickle is ever loaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Features file {str(path)!r} not found; create it with `python -m sisnet.extract --checkpoint CKPT "
+            f"--images DIR --out {path}`."
+        )
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                feats = torch.from_numpy(z[FEATURES_KEY].astype(np.float32))
+            sidecar = _npz_sidecar(path)
+            if not sidecar.is_file():
+                raise FileNotFoundError(f"{sidecar} (the image list of {path.name}) is missing")
+            record = json.loads(sidecar.read_text(encoding="utf-8"))
+        else:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as fh:
+                feats = fh.get_tensor(FEATURES_KEY).float()
+                record = json.loads((fh.metadata() or {})[META_KEY])
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name and the fix
+        raise ValueError(
+            f"{str(path)!r} is not a sisnet features file ({type(exc).__name__}: {exc}). Re-create it with "
+            f"`python -m sisnet.extract`."
+        ) from exc
+    paths = record.pop("paths")
+    record.pop("shape", None)
+    return FeatureSet(feats, list(paths), record)
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def _main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sisnet.extract", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", required=True, help="checkpoint (last.pt) or run folder written by sisnet.engine.fit")
+    ap.add_argument("--images", required=True, help="folder of images")
+    ap.add_argument("--out", required=True, help="features file (.safetensors or .npz)")
+    ap.add_argument("--mode", default="either", choices=("either", "cascaded"))
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the checkpoint config's eval_batch_size")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--recursive", action="store_true", help="include images in sub-folders")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        if Path(args.out).suffix.lower() not in (".safetensors", ".npz"):
+            raise ValueError(f"--out {args.out!r} must end in .safetensors or .npz.")
+        feats, paths = extract_folder(args.checkpoint, args.images, args.mode, batch_size=args.batch_size,
+                                      device=args.device, recursive=args.recursive, progress=True)
+        meta = {"mode": args.mode, "checkpoint": str(Path(args.checkpoint).absolute()),
+                "images_dir": str(Path(args.images).absolute())}
+        save_features(args.out, feats, paths, meta)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {feats.shape[0]} images x {feats.shape[1]} dims ({args.mode}) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

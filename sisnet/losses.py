@@ -12,9 +12,18 @@ from torch import Tensor, nn
 
 from sisnet.cam import NORMALIZATIONS, normalize_cam, raw_cam, resize_to_common
 
-__all__ = ["CrossEntropyLabelSmooth", "TripletLoss", "DRCLoss", "compute_losses", "BRANCH_REDUCTIONS"]
+__all__ = ["CrossEntropyLabelSmooth", "TripletLoss", "DRCLoss", "compute_losses", "BRANCH_REDUCTIONS", "DRC_FORMULA"]
 
 BRANCH_REDUCTIONS = ("mean", "sum")
+
+#: The DRC loss as implemented (Markdown + LaTeX), for the notebooks' method text.
+DRC_FORMULA = (
+    r"$L_{DRC} = \lambda \frac{1}{B}\sum_{b=1}^{B} \frac{1}{HW}\sum_{i,j}"
+    r"\big(M^{full}_b(i,j) - M^{small}_b(i,j)\big)^2$, with "
+    r"$M^{s}_b = \mathrm{minmax}\big(\mathrm{resize}_{H\times W}(\mathrm{CAM}_{y_b}(F^{s}_b))\big)$ and "
+    r"$\mathrm{CAM}_c(F)(i,j) = \sum_k W_{ck}\, a_k F_{kij}$, $a = \gamma/\sqrt{\sigma^2+\epsilon}$ "
+    r"(the BNNeck scale); $(H, W)$ is the larger map's size (bilinear resizing), $y_b$ the ground-truth identity."
+)
 
 
 def _check_targets(targets: Tensor, batch: int) -> Tensor:

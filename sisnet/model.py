@@ -137,7 +137,7 @@ class SiSNet(nn.Module):
         backbone: any timm CNN name (``timm.list_models()``), e.g. ``"resnet50"`` (the paper), ``"resnet18"``,
             ``"mobilenetv2_100"``, ``"mobilenetv3_small_100"``.
         num_classes: number of training identities (>= 1).
-        pretrained: ``False`` | ``True`` | path to a local ``.pth``/``.pt``/``.safetensors`` timm state dict.
+        pretrained: ``False`` (or ``None``) | ``True`` | path to a local ``.pth``/``.pt``/``.safetensors`` timm state dict.
         last_stride: ``1`` (strong-baseline default), ``2`` or ``None`` (keep the backbone's default).
             See the module docstring for how 1 is realised on non-resnet backbones.
         **timm_kwargs: passed to ``timm.create_model`` (e.g. ``drop_path_rate``). ``num_classes`` and

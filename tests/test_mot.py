@@ -175,6 +175,11 @@ def test_split_cameras_and_loadability_on_rendered_sequences(tmp_path):
     assert len(ds.query) == len(q) and len(ds.gallery) == (idx["split"] == "bounding_box_test").sum()
     assert ds.num_train_pids == len(train_ids)
     assert {r.pid for r in ds.query} <= test_ids
+    import json
+
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["counts"]["train"] == {"images": len(ds.train), "ids": len(train_ids)}
+    assert meta["counts"]["query"]["images"] == len(ds.query) and meta["counts"]["gallery"]["images"] == len(ds.gallery)
     scales = ds.scales()
     assert scales is not None and len(scales) == len(idx)
     with Image.open(ds.train[0].path) as im:

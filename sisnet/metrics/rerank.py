@@ -51,8 +51,9 @@ def _sq_dist_block(fa: torch.Tensor, sa: torch.Tensor, fb: torch.Tensor, sb: tor
     return out
 
 
-def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int):
-    """Top-``k`` nearest neighbours (ascending, self first) and the row max of all N x N distances.
+def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int, num_q: int, qg_out: torch.Tensor):
+    """Top-``k`` nearest neighbours (ascending distance, self first) with their distances, the row
+    max of all N x N distances, and the raw query-gallery distances written into ``qg_out (Q, G)``.
 
     Symmetric blocked pass: each off-diagonal block ``d(I, J)`` is computed once and serves the
     rows of ``I`` and (transposed) the rows of ``J``; a running top-k is merged per block.
@@ -62,28 +63,51 @@ def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int):
     best_i = torch.zeros((n, k), dtype=torch.int64)
     row_max = torch.zeros(n)
 
-    def merge(rows: slice, d: torch.Tensor, col0: int) -> None:
+    def merge(r0: int, d: torch.Tensor, c0: int) -> None:
+        rows = slice(r0, r0 + d.shape[0])
         kk = min(k, d.shape[1])
         v, i = torch.topk(d, kk, dim=1, largest=False, sorted=False)
         cat_d = torch.cat([best_d[rows], v], 1)
-        cat_i = torch.cat([best_i[rows], i + col0], 1)
+        cat_i = torch.cat([best_i[rows], i + c0], 1)
         v2, sel = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
         best_d[rows] = v2
         best_i[rows] = cat_i.gather(1, sel)
         torch.maximum(row_max[rows], d.max(1).values, out=row_max[rows])
+        # query rows x gallery columns of this block -> qg_out
+        q1 = min(rows.stop, num_q)
+        g0 = max(c0, num_q)
+        if r0 < q1 and g0 < c0 + d.shape[1]:
+            qg_out[r0:q1, g0 - num_q : c0 + d.shape[1] - num_q] = d[: q1 - r0, g0 - c0 :]
 
     for a in range(0, n, block):
-        ra = slice(a, min(n, a + block))
+        fa, sa = feats[a : a + block], sq[a : a + block]
         for b in range(a, n, block):
-            rb = slice(b, min(n, b + block))
-            d = _sq_dist_block(feats[ra], sq[ra], feats[rb], sq[rb])
+            d = _sq_dist_block(fa, sa, feats[b : b + block], sq[b : b + block])
             if a == b:
                 d.fill_diagonal_(0.0)  # exact self-distance: every image is its own nearest neighbour
-                merge(ra, d, b)
+                merge(a, d, b)
             else:
-                merge(ra, d, b)
-                merge(rb, d.t().contiguous(), a)
-    return best_i, row_max
+                merge(a, d, b)
+                merge(b, d.t().contiguous(), a)
+    return best_i, best_d, row_max
+
+
+def _lookup_pairs(
+    best_i: torch.Tensor, best_d: torch.Tensor, feats: torch.Tensor, sq: torch.Tensor, vi: torch.Tensor, vj: torch.Tensor
+) -> torch.Tensor:
+    """``d(vi, vj)``: read from the cached neighbour lists where present (nearly always), else computed."""
+    n, k = best_i.shape
+    order = torch.argsort(best_i, dim=1)
+    keys = (torch.arange(n)[:, None] * n + best_i.gather(1, order)).view(-1)   # globally sorted
+    vals = best_d.gather(1, order).view(-1)
+    want = vi * n + vj
+    pos = torch.searchsorted(keys, want).clamp_(max=keys.numel() - 1)
+    found = keys[pos] == want
+    out = torch.where(found, vals[pos], torch.zeros((), dtype=vals.dtype))
+    miss = (~found).nonzero().squeeze(1)
+    if miss.numel():
+        out[miss] = _pair_sq_dist(feats, sq, vi[miss], vj[miss])
+    return out
 
 
 def _reciprocal_mask(nbr: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
@@ -181,12 +205,16 @@ def re_ranking(
     k = min(n, max(k1_eff + 1, int(k2)))
     sq = (feats * feats).sum(1)
 
-    nbr, row_max = _knn_and_rowmax(feats, sq, k, block)
+    out = np.empty((num_q, num_g), dtype=np.float32)
+    out_t = torch.from_numpy(out)  # first holds the raw query-gallery distances
+    # a few times k: the expanded sets' members are almost always among them (cheap weight look-up)
+    k_cache = min(n, max(k, 2 * (k1_eff + 1)))
+    nbr, nbr_d, row_max = _knn_and_rowmax(feats, sq, k_cache, block, num_q, out_t)
     row_max = torch.where(row_max > 0, row_max, torch.ones_like(row_max))  # all-identical features
 
     # V: Gaussian-weighted, row-normalised k-reciprocal expanded sets (sparse, float32).
     vi, vj = _expanded_sets(nbr, k1_eff)
-    w = torch.exp(-(_pair_sq_dist(feats, sq, vi, vj) / row_max[vi]))
+    w = torch.exp(-(_lookup_pairs(nbr, nbr_d, feats, sq, vi, vj) / row_max[vi]))
     w_sum = torch.zeros(n).index_add_(0, vi, w)
     w = w / w_sum[vi]
     V = sp.csr_matrix((w.numpy(), (vi.numpy(), vj.numpy())), shape=(n, n), dtype=np.float32)
@@ -211,8 +239,6 @@ def re_ranking(
     q_cols = torch.from_numpy(Vq.indices.astype(np.int64))
     q_vals = torch.from_numpy(Vq.data.astype(np.float32))
 
-    out = np.empty((num_q, num_g), dtype=np.float32)
-    out_t = torch.from_numpy(out)
     lam = float(lambda_value)
     for a in range(0, num_q, jaccard_chunk):
         b = min(num_q, a + jaccard_chunk)
@@ -230,6 +256,6 @@ def re_ranking(
             acc.index_add_(0, e_row[rep] * num_g + col_rows[src], torch.minimum(e_val[rep], col_vals[src]))
         acc = acc.view(rows, num_g)
         jac = 1.0 - acc / (2.0 - acc)
-        orig = _sq_dist_block(q[a:b], sq[a:b], g, sq[num_q:]) / row_max[a:b, None]
-        out_t[a:b] = jac.mul_(1.0 - lam).add_(orig, alpha=lam)
+        orig = out_t[a:b]
+        orig.div_(row_max[a:b, None]).mul_(lam).add_(jac, alpha=1.0 - lam)
     return out

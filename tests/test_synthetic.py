@@ -140,6 +140,8 @@ def test_idempotent_and_clear_errors(tmp_path, tiny_synthetic_root):
         S.generate(tmp_path / "x", size="tiny", num_ids=3)
     with pytest.raises(ValueError, match="cams_per_id"):
         S.generate(tmp_path / "x", size="tiny", cams_per_id=(2, 9))
+    with pytest.raises(ValueError, match="camera_cast"):
+        S.generate(tmp_path / "x", size="tiny", camera_cast=1.5)
     assert not (tmp_path / "x").exists()
 
 
@@ -196,17 +198,17 @@ def test_small_cue_visible_when_large_and_blurred_away_when_small():
 
 # ---------------------------------------------------------------------------------------------- MOT
 def test_mot_sequence(tmp_path):
-    seq = S.render_mot_sequence(tmp_path / "SYN-01", num_frames=40, num_people=5, seed=3)
+    seq = S.render_mot_sequence(tmp_path / "SYN-01", num_frames=30, num_people=5, seed=3)
     ini = (seq / "seqinfo.ini").read_text()
-    for line in ("name=SYN-01", "imDir=img1", "frameRate=10", "seqLength=40", "imWidth=640", "imHeight=480",
+    for line in ("name=SYN-01", "imDir=img1", "frameRate=10", "seqLength=30", "imWidth=640", "imHeight=480",
                  "imExt=.jpg"):
         assert line in ini
     frames = sorted((seq / "img1").glob("*.jpg"))
-    assert [f.name for f in frames] == [f"{i:06d}.jpg" for i in range(1, 41)]
+    assert [f.name for f in frames] == [f"{i:06d}.jpg" for i in range(1, 31)]
     gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
     assert gt.shape[1] == 9
     frame, tid, x, y, w, h, conf, cls, vis = gt.T
-    assert frame.min() >= 1 and frame.max() <= 40 and (conf == 1).all() and (cls == 1).all()
+    assert frame.min() >= 1 and frame.max() <= 30 and (conf == 1).all() and (cls == 1).all()
     assert ((vis >= 0) & (vis <= 1)).all() and (vis < 0.999).any() and (vis > 0.999).any()
     # every box overlaps the image (1-based coordinates) and ids are unique per frame
     assert ((x + w > 1) & (y + h > 1) & (x <= 640) & (y <= 480)).all()
@@ -215,16 +217,18 @@ def test_mot_sequence(tmp_path):
     ratios = [h[tid == t].max() / h[tid == t].min() for t in np.unique(tid)]
     assert max(ratios) > 2.0
     # boxes hold what was drawn: pixels that differ from the (median) background lie inside that frame's boxes
-    imgs = np.stack([np.asarray(Image.open(f), np.int16) for f in frames])
+    # (luminance sum on every 2nd pixel keeps the median cheap)
+    imgs = np.stack([np.asarray(Image.open(f), np.int16)[::2, ::2].sum(-1) for f in frames])
     bg = np.median(imgs, axis=0)
     inside_frac = []
-    for f in range(1, 41):
-        fg = np.abs(imgs[f - 1] - bg).max(-1) > 60
-        mask = np.zeros_like(fg)
+    for f in range(1, 31):
+        fg = np.abs(imgs[f - 1] - bg) > 90
+        mask = np.zeros((480, 640), dtype=bool)
         for r in gt[frame == f]:
             x0, y0 = int(r[2]) - 1, int(r[3]) - 1
             mask[max(0, y0):max(0, y0 + int(r[5])), max(0, x0):max(0, x0 + int(r[4]))] = True
-        if fg.sum() > 50:
+        mask = mask[::2, ::2]
+        if fg.sum() > 20:
             inside_frac.append((fg & mask).sum() / fg.sum())
     assert inside_frac and np.mean(inside_frac) > 0.97
     with pytest.raises(FileExistsError, match="new out_dir"):

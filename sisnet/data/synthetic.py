@@ -115,6 +115,9 @@ class SyntheticConfig:
     height_px_range: tuple[int, int] = (24, 256)
     #: each camera draws heights log-uniformly in [centre / spread, centre * spread] (clipped to the range)
     camera_height_spread: float = 2.5
+    #: per-camera illumination gain range and colour cast (each RGB channel scaled by 1 +- camera_cast)
+    camera_gain: tuple[float, float] = (0.8, 1.2)
+    camera_cast: float = 0.08
     image_size: tuple[int, int] = (128, 64)  # (H, W) of the stored crops, Market-1501's size
     jpeg_quality: int = 90
     seed: int = 0
@@ -150,6 +153,11 @@ class SyntheticConfig:
             raise ValueError("height_px_range upper bound must be <= 512 px.")
         if not self.camera_height_spread >= 1.0:
             raise ValueError("camera_height_spread must be >= 1.0 (1 = every camera sees one fixed height).")
+        if not (isinstance(self.camera_gain, tuple) and len(self.camera_gain) == 2
+                and 0 < self.camera_gain[0] <= self.camera_gain[1] <= 4):
+            raise ValueError(f"camera_gain={self.camera_gain!r} must be a (low, high) pair with 0 < low <= high <= 4.")
+        if not 0 <= self.camera_cast < 1:
+            raise ValueError(f"camera_cast={self.camera_cast!r} must be in [0, 1).")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError("jpeg_quality must be in 1..100.")
         return self
@@ -575,7 +583,8 @@ def _background(rng: np.random.Generator, kind: int, shape: tuple[int, int] = (3
 
 
 @lru_cache(maxsize=64)
-def _camera(seed: int, index: int, num_cameras: int, h_lo: int, h_hi: int, spread: float) -> _Camera:
+def _camera(seed: int, index: int, num_cameras: int, h_lo: int, h_hi: int, spread: float,
+            gain: tuple[float, float], cast: float) -> _Camera:
     rng = np.random.default_rng([seed, _S_CAMERA, index])
     kinds = np.random.default_rng([seed, _S_CAMERA, 10_000]).permutation(6)
     bg = _background(rng, int(kinds[index % 6]))
@@ -588,8 +597,8 @@ def _camera(seed: int, index: int, num_cameras: int, h_lo: int, h_hi: int, sprea
     log_h = (max(lo, centre - ls), min(hi, centre + ls))
     vp = rng.dirichlet([1.2, 1.2, 1.2]) * 0.7 + 0.1
     return _Camera(
-        index=index, background=bg, gain=float(rng.uniform(0.65, 1.25)),
-        cast=tuple(float(x) for x in rng.uniform(0.82, 1.18, size=3)), offset=float(rng.uniform(-12, 12)),
+        index=index, background=bg, gain=float(rng.uniform(*gain)),
+        cast=tuple(float(x) for x in rng.uniform(1 - cast, 1 + cast, size=3)), offset=float(rng.uniform(-8, 8)),
         noise_sigma=float(rng.uniform(2.0, 7.0)), blur_px=float(rng.uniform(0.5, 0.9)), view_p=tuple(float(x) for x in vp / vp.sum()), log_h=log_h,
     )
 
@@ -600,7 +609,7 @@ def camera_model(seed: int, index: int, config: SyntheticConfig | None = None) -
     if not 0 <= index < cfg.num_cameras:
         raise ValueError(f"camera index {index} is outside 0..{cfg.num_cameras - 1}.")
     return _camera(int(seed), int(index), cfg.num_cameras, cfg.height_px_range[0], cfg.height_px_range[1],
-                   float(cfg.camera_height_spread))
+                   float(cfg.camera_height_spread), tuple(float(g) for g in cfg.camera_gain), float(cfg.camera_cast))
 
 
 def render_capture(identity: Identity, camera: _Camera, rng: np.random.Generator, *,

@@ -63,21 +63,54 @@ def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int, n
     best_i = torch.zeros((n, k), dtype=torch.int64)
     row_max = torch.zeros(n)
 
-    def merge(r0: int, d: torch.Tensor, c0: int) -> None:
-        rows = slice(r0, r0 + d.shape[0])
-        kk = min(k, d.shape[1])
-        v, i = torch.topk(d, kk, dim=1, largest=False, sorted=False)
+    def merge(r0: int, d: torch.Tensor, c0: int, transposed: bool) -> None:
+        """Merge block ``d`` into the running top-k of its rows (its columns when ``transposed``)."""
+        dim = 0 if transposed else 1  # the reduction dimension for this direction
+        nrows, width = (d.shape[1], d.shape[0]) if transposed else d.shape
+        rows = slice(r0, r0 + nrows)
+        torch.maximum(row_max[rows], d.amax(dim), out=row_max[rows])
+        dd = d.t() if transposed else d        # (nrows, width) view, rows = this direction's rows
+        thr = best_d[rows, k - 1]
+        v = i = None
+        if bool(torch.isfinite(thr).all()):
+            # Only entries below the current k-th best can enter; once every row has k neighbours
+            # they are a small fraction, so gather them sparsely instead of a topk over the block.
+            # mask/nonzero on d's own (contiguous) layout: nonzero on a transposed view is ~10x slower
+            ri, ci = (d < (thr[None, :] if transposed else thr[:, None])).nonzero(as_tuple=True)
+            total = ri.numel()
+            if total == 0:
+                return
+            if total <= nrows * width // 16:
+                if transposed:  # regroup by the owning row (= column of d)
+                    order = torch.argsort(ci, stable=True)
+                    own_r, own_c = ci[order], ri[order]
+                else:
+                    own_r, own_c = ri, ci
+                cnt = torch.bincount(own_r, minlength=nrows)
+                cmax = int(cnt.max())
+                start = torch.cumsum(cnt, 0) - cnt
+                slot = torch.arange(total) - start[own_r]
+                v = torch.full((nrows, cmax), float("inf"))
+                i = torch.zeros((nrows, cmax), dtype=torch.int64)
+                v[own_r, slot] = dd[own_r, own_c]
+                i[own_r, slot] = own_c + c0
+        if v is None:
+            v, i = torch.topk(dd.contiguous(), min(k, width), dim=1, largest=False, sorted=False)
+            i = i + c0
         cat_d = torch.cat([best_d[rows], v], 1)
-        cat_i = torch.cat([best_i[rows], i + c0], 1)
+        cat_i = torch.cat([best_i[rows], i], 1)
         v2, sel = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
         best_d[rows] = v2
         best_i[rows] = cat_i.gather(1, sel)
-        torch.maximum(row_max[rows], d.max(1).values, out=row_max[rows])
-        # query rows x gallery columns of this block -> qg_out
-        q1 = min(rows.stop, num_q)
+
+    def to_qg(r0: int, d: torch.Tensor, c0: int, transposed: bool) -> None:
+        """Copy the query-row x gallery-column part of block ``d`` into ``qg_out``."""
+        nrows, width = (d.shape[1], d.shape[0]) if transposed else d.shape
+        q1 = min(r0 + nrows, num_q)
         g0 = max(c0, num_q)
-        if r0 < q1 and g0 < c0 + d.shape[1]:
-            qg_out[r0:q1, g0 - num_q : c0 + d.shape[1] - num_q] = d[: q1 - r0, g0 - c0 :]
+        if r0 < q1 and g0 < c0 + width:
+            src = d[g0 - c0 :, : q1 - r0].t() if transposed else d[: q1 - r0, g0 - c0 :]
+            qg_out[r0:q1, g0 - num_q : c0 + width - num_q] = src
 
     for a in range(0, n, block):
         fa, sa = feats[a : a + block], sq[a : a + block]
@@ -85,10 +118,13 @@ def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int, n
             d = _sq_dist_block(fa, sa, feats[b : b + block], sq[b : b + block])
             if a == b:
                 d.fill_diagonal_(0.0)  # exact self-distance: every image is its own nearest neighbour
-                merge(a, d, b)
+                merge(a, d, b, False)
+                to_qg(a, d, b, False)
             else:
-                merge(a, d, b)
-                merge(b, d.t().contiguous(), a)
+                merge(a, d, b, False)
+                to_qg(a, d, b, False)
+                merge(b, d, a, True)
+                to_qg(b, d, a, True)
     return best_i, best_d, row_max
 
 

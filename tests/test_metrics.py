@@ -161,3 +161,18 @@ def test_compute_distance_errors():
         compute_distance(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="NaN or inf"):
         compute_distance(np.full((2, 3), np.nan), np.zeros((2, 3)))
+
+
+def test_strided_readonly_and_integer_inputs():
+    rng = np.random.default_rng(11)
+    case = list(random_case(rng, num_q=12, num_g=40, num_ids=5, num_cams=3, ties=True))
+    ref = simple_reference(*case, max_rank=5)
+    wide = np.zeros((12, 80), dtype=np.float32)
+    wide[:, ::2] = case[0]
+    strided = wide[:, ::2]  # non-contiguous view
+    strided.flags.writeable = False
+    assert_same(evaluate_rank(strided, *case[1:], max_rank=5), ref)
+    flipped = np.ascontiguousarray(case[0][:, ::-1])[:, ::-1]  # negative strides
+    assert_same(evaluate_rank(flipped, *case[1:], max_rank=5), ref)
+    as_int = (case[0] * 4).astype(np.int32)  # integer distances: same order and ties
+    assert_same(evaluate_rank(as_int, *case[1:], max_rank=5), ref)

@@ -57,14 +57,17 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     arr = np.asarray(x)
     if arr.dtype == object:
         raise TypeError(f"{name} must be a numeric array (numpy, torch or list of numbers); got dtype=object.")
-    if not arr.flags.writeable or not (arr.flags.c_contiguous or arr.flags.f_contiguous):
-        arr = np.ascontiguousarray(arr)
     if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
     try:
-        return torch.from_numpy(arr)
-    except TypeError:  # e.g. read-only / unsupported dtype
-        return torch.from_numpy(np.array(arr))
+        with warnings.catch_warnings():  # read-only arrays are fine: nothing here writes to them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(arr)
+    except ValueError:  # negative strides (e.g. a[:, ::-1]): one contiguous copy
+        return torch.from_numpy(np.ascontiguousarray(arr))
+    except TypeError:  # a dtype torch lacks (e.g. float128, uint32 on old torch)
+        kind = np.float64 if arr.dtype.kind == "f" else np.int64
+        return torch.from_numpy(arr.astype(kind))
 
 
 def _as_ids(x: Any, name: str, expected_len: int | None = None) -> torch.Tensor:

@@ -320,9 +320,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     ),
     "cpu": dict(
         backbone="mobilenetv2_100", pretrained="auto", last_stride=1,
-        img_height=96, img_width=48, P=8, K=4,
-        epochs=8, steps_per_epoch=None, lr=3.5e-4, warmup_epochs=2, milestones=(6,),
-        eval_every=0, eval_last=5, eval_batch_size=128,
+        img_height=64, img_width=32, P=8, K=4,
+        epochs=6, steps_per_epoch=None, lr=3.5e-4, warmup_epochs=1, milestones=(5,),
+        eval_every=0, eval_last=5, eval_batch_size=256,
         num_workers=0, cache_images=True, channels_last=False,
     ),
     "paper": dict(

@@ -245,9 +245,16 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
     return f"{sha}-dirty" if dirty else sha
 
 
-def _fmt_cell(value: Any) -> str:
+# Column-specific formats for Markdown tables (everything else: floats with two decimals).
+_COLUMN_FORMATS = {"query_scale": "{:g}", "lr": "{:.2e}", "seed": "{:.0f}", "n_seeds": "{:.0f}", "epoch": "{:.0f}",
+                   "n_evals": "{:.0f}", "n_images": "{:.0f}", "pid": "{:.0f}"}
+
+
+def _fmt_cell(value: Any, column: str | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if isinstance(value, (float, np.floating, int, np.integer)) and not isinstance(value, bool) and column in _COLUMN_FORMATS:
+        return _COLUMN_FORMATS[column].format(value)
     if isinstance(value, (float, np.floating)):
         return f"{value:.2f}"
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -263,7 +270,7 @@ def to_markdown(df: pd.DataFrame, *, index: bool = True) -> str:
     if isinstance(frame.columns, pd.MultiIndex):
         frame.columns = [" ".join(str(c) for c in col if str(c)) for col in frame.columns]
     headers = [str(c) for c in frame.columns]
-    rows = [[_fmt_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    rows = [[_fmt_cell(v, c) for v, c in zip(row, headers)] for row in frame.itertuples(index=False, name=None)]
     if index:
         names = [n for n in (frame.index.names or []) if n is not None]
         idx_header = [str(n) for n in names] if names else [""]
@@ -822,6 +829,60 @@ def _percent(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(metrics[k]) * 100.0 for k in ("rank1", "rank5", "rank10", "mAP", "mINP") if k in metrics}
 
 
+def _rank_metrics(distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> dict[str, float]:
+    """rank-1/5/10, mAP, mINP (fractions) of a distance matrix (Q, G) with :func:`sisnet.metrics.evaluate_rank`."""
+    from sisnet.metrics import evaluate_rank
+
+    res = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50)
+    cmc = np.asarray(res["cmc"])
+    out = {f"rank{k}": float(cmc[min(k, len(cmc)) - 1]) if len(cmc) else float("nan") for k in (1, 5, 10)}
+    out.update(mAP=float(res["mAP"]), mINP=float(res["mINP"]),
+               num_valid_queries=int(res.get("num_valid_queries", len(q_pids))))
+    return out
+
+
+def evaluate_query_scales(
+    model: Any,
+    ds,
+    config: Any,
+    query_scales: Sequence[float],
+    *,
+    rerank: bool = False,
+    image_cache: dict | None = None,
+) -> dict[float, dict[str, float]]:
+    """Either-scale retrieval metrics (fractions) for several query resolution factors.
+
+    The same protocol as :func:`sisnet.engine.evaluate` with ``modes=("either",)`` and
+    ``query_scale=s`` (queries degraded, gallery at full resolution; ``config.metric`` distances or
+    k-reciprocal re-ranking), but the gallery features are extracted once for all factors.
+    ``image_cache`` keeps the decoded query/gallery images between calls (same input size).
+    """
+    from sisnet.data.transforms import decode_images
+    from sisnet.engine import extract_features
+    from sisnet.metrics import compute_distance
+
+    cache = image_cache if image_cache is not None else {}
+    size = (config.img_height, config.img_width)
+    for split in ("query", "gallery"):
+        if split not in cache:
+            cache[split] = decode_images([r.path for r in getattr(ds, split)], size)
+    gf, g_pids, g_camids = extract_features(model, ds.gallery, config, "either", images=cache["gallery"])
+    out = {}
+    for s in query_scales:
+        if not 0 < float(s) <= 1:
+            raise ValueError(f"query scale {s!r} must lie in (0, 1] (1 = full resolution).")
+        qf, q_pids, q_camids = extract_features(model, ds.query, config, "either", query_scale=float(s),
+                                                images=cache["query"])
+        if rerank:
+            from sisnet.metrics import re_ranking
+
+            distmat = re_ranking(qf, gf)
+        else:
+            distmat = compute_distance(qf, gf, metric=config.metric)
+        out[float(s)] = _rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids)
+    return out
+
+
 def measure_protocols(
     ctx: NotebookContext,
     runs: Sequence[GridRun],
@@ -835,7 +896,7 @@ def measure_protocols(
 
     Columns as :func:`runs_frame` (percent); one row per (run, protocol).
     """
-    from sisnet.engine import evaluate, load_model
+    from sisnet.engine import load_model
 
     frames = [runs_frame(runs)]
     extra = []
@@ -852,11 +913,14 @@ def measure_protocols(
         for run in runs:
             model, config = load_model(run.run_dir)
             cache = caches.setdefault((config.img_height, config.img_width), {})
-            for protocol, qs, rr in extra:
-                res = evaluate(model, ds, config, modes=("either",), query_scale=qs, rerank=rr, image_cache=cache)
-                rows.append({"loss": run.loss, "method": run.method, "seed": run.seed, "protocol": protocol,
-                             "mode": "either", **_percent(res["either"]), "epoch": int(config.epochs),
-                             "run_id": run.run_id})
+            for use_rerank in sorted({rr for _, _, rr in extra}):
+                scales = [qs for _, qs, rr in extra if rr == use_rerank]
+                res = evaluate_query_scales(model, ds, config, scales, rerank=use_rerank, image_cache=cache)
+                for protocol, qs, rr in extra:
+                    if rr == use_rerank:
+                        rows.append({"loss": run.loss, "method": run.method, "seed": run.seed, "protocol": protocol,
+                                     "mode": "either", **_percent(res[qs]), "epoch": int(config.epochs),
+                                     "run_id": run.run_id})
         frames.append(pd.DataFrame(rows))
     return pd.concat(frames, ignore_index=True)
 
@@ -898,19 +962,16 @@ def scale_robustness(models: Mapping[str, TrainedModel], ds, query_scales: Seque
     gallery stays at full resolution. Columns: ``method``, ``loss``, ``seed``, ``query_scale``,
     the metrics, ``num_valid_queries``.
     """
-    from sisnet.engine import evaluate
-
     bad = [s for s in query_scales if not 0 < float(s) <= 1]
     if bad:
         raise ValueError(f"query_scales {bad} must lie in (0, 1] (1 = full resolution).")
     rows, caches = [], {}
     for method, tm in models.items():
         cache = caches.setdefault((tm.config.img_height, tm.config.img_width), {})
+        res = evaluate_query_scales(tm.model, ds, tm.config, [float(s) for s in query_scales], image_cache=cache)
         for s in query_scales:
-            res = evaluate(tm.model, ds, tm.config, modes=("either",), query_scale=float(s), rerank=False,
-                           image_cache=cache)["either"]
             rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "query_scale": float(s),
-                         **_percent(res), "num_valid_queries": int(res.get("num_valid_queries", -1))})
+                         **_percent(res[float(s)]), "num_valid_queries": res[float(s)]["num_valid_queries"]})
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,196 @@
+"""Execute every companion notebook with papermill (smoke profile, tiny generated data) and read back
+what it recorded: tables with the expected rows and columns, valid PNG figures, the manifest.
+
+The whole batch runs once per session (module fixture) through ``sisnet.reproduce``, exactly as
+``python -m sisnet.reproduce --profile smoke`` does, into a temporary results folder.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from sisnet import paper
+from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
+
+EXPECTED_TABLES = (
+    "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
+    "table3_runs", "table3", "fig3_cam_consistency", "scale_robustness", "cam_consistency",
+)
+EXPECTED_FIGURES = (
+    "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
+    "cam_consistency", "ranked_list",
+)
+GRID = {(loss, method) for loss in paper.LOSS_TYPES for method in paper.METHODS}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, tiny_synthetic_root):
+    base = tmp_path_factory.mktemp("companion")
+    data_root = base / "data"
+    # The smoke profile reads the tiny synthetic set from <data_root>/synthetic-tiny; notebook 01 finds
+    # the session's copy complete (same generator config) and does not regenerate it.
+    shutil.copytree(tiny_synthetic_root, data_root / "synthetic-tiny")
+    manifest = reproduce("smoke", "synthetic", data_root=data_root, results_dir=base / "results",
+                         progress=False, log=lambda *a: None)
+    return {"manifest": manifest, "out": base / "results" / "smoke" / "synthetic", "data_root": data_root}
+
+
+def _table(run, name: str) -> pd.DataFrame:
+    return pd.read_csv(run["out"] / "tables" / f"{name}.csv")
+
+
+def test_manifest_records_the_run(smoke_run):
+    out = smoke_run["out"]
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(smoke_run["manifest"]))
+    assert on_disk["profile"] == "smoke" and on_disk["dataset"] == "synthetic"
+    assert on_disk["parameters"]["seed"] == 0 and on_disk["parameters"]["force"] is False
+    assert on_disk["commit"] is None or len(on_disk["commit"].split("-")[0]) == 40
+    assert list(on_disk["notebooks"]) == list(NOTEBOOKS)
+    for name, entry in on_disk["notebooks"].items():
+        assert entry["wall_seconds"] > 0, name
+        assert entry["parameters"]["profile"] == "smoke"
+    assert "seeds" in on_disk["notebooks"]["03_ablation.ipynb"]["parameters"]
+    assert "seeds" not in on_disk["notebooks"]["01_data.ipynb"]["parameters"]  # only declared parameters are passed
+    for pkg in ("torch", "timm", "papermill", "pandas"):
+        assert on_disk["packages"][pkg], pkg
+    listed = set(on_disk["files"])
+    for name in EXPECTED_TABLES:
+        assert f"tables/{name}.csv" in listed and f"tables/{name}.md" in listed
+    for name in EXPECTED_FIGURES:
+        assert f"figures/{name}.png" in listed
+    # nothing partial or temporary is left behind
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") or "FAILED" in p.name or p.suffix == ".tmp"]
+    assert not (out / "failed.json").exists()
+
+
+def test_executed_notebooks_are_complete_and_small(smoke_run):
+    for name in NOTEBOOKS:
+        path = smoke_run["out"] / name
+        assert path.is_file(), name
+        assert path.stat().st_size < 5 * 2**20, f"{name} is {path.stat().st_size} bytes"
+        nb = nbformat.read(path, as_version=4)
+        assert not nb.metadata["papermill"]["exception"], name
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+        assert not errors, name
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source, name
+
+
+def test_figures_are_valid_pngs_of_sensible_size(smoke_run):
+    from PIL import Image
+
+    for name in EXPECTED_FIGURES:
+        path = smoke_run["out"] / "figures" / f"{name}.png"
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            assert im.format == "PNG", name
+            assert im.width > 200 and im.height > 200, (name, im.size)
+
+
+def test_dataset_and_training_tables(smoke_run):
+    summary = _table(smoke_run, "dataset_summary").set_index("split")
+    assert list(summary.index) == ["train", "query", "gallery"]
+    assert {"ids", "images", "cameras"} <= set(summary.columns)
+    assert summary.loc["train", "ids"] >= 8
+    epochs = _table(smoke_run, "training_epochs")
+    assert list(epochs["epoch"]) == [1, 2]  # the smoke profile trains 2 epochs
+    assert {"loss_total", "loss_id", "loss_triplet", "loss_drc", "lr"} <= set(epochs.columns)
+    assert (epochs["loss_drc"] > 0).all()  # notebook 02 trains SiSNet+DRC by default
+    evals = _table(smoke_run, "training_evals")
+    assert set(evals["mode"]) == {"either", "cascaded"}
+
+
+def test_table2_has_the_grid_under_both_protocols(smoke_run):
+    t2 = _table(smoke_run, "table2")
+    assert {"loss", "method", "protocol", "rank1_mean", "rank1_std", "mAP_mean", "mAP_std", "n_seeds"} <= set(t2.columns)
+    assert set(t2["protocol"]) == {"standard", "cross-scale (query x0.5)"}
+    for protocol, grp in t2.groupby("protocol"):
+        assert set(zip(grp["loss"], grp["method"])) == GRID, protocol
+    assert (t2["n_seeds"] == 1).all()
+    assert t2[["rank1_mean", "mAP_mean"]].stack().between(0, 100).all()
+    runs = _table(smoke_run, "table2_runs")
+    assert len(runs) == 12 and runs["run_id"].nunique() == 6
+    md = (smoke_run["out"] / "tables" / "table2.md").read_text()
+    assert "SiSNet+DRC" in md and "cross-scale (query x0.5) R1" in md
+
+
+def test_table1_and_table3_against_the_paper(smoke_run):
+    t1 = _table(smoke_run, "table1")
+    assert (t1["provenance"] == "published").sum() == 60
+    measured = t1[t1["provenance"] == "measured"]
+    assert len(measured) == 4 and set(measured["dataset"]) == {"synthetic"}
+    assert measured["source"].str.contains("profile smoke").all()
+    t3 = _table(smoke_run, "table3")
+    assert set(zip(t3["loss"], t3["method"])) == GRID
+    ref = paper.table3()
+    for _, row in t3.iterrows():
+        for d in paper.PAPER_DATASETS:
+            want = ref[(ref["loss"] == row["loss"]) & (ref["method"] == row["method"]) & (ref["dataset"] == d)
+                       & (ref["metric"] == "mAP")]["gap"].item()
+            assert row[f"paper_{d}_mAP"] == want
+    assert (_table(smoke_run, "table3_runs")["n_evals"] == 2).all()  # smoke: evaluations after epochs 1 and 2
+
+
+def test_scale_robustness_and_cam_tables(smoke_run):
+    rob = _table(smoke_run, "scale_robustness")
+    assert set(rob["method"]) == set(paper.METHODS)
+    assert sorted(rob["query_scale"].unique()) == [0.25, 0.375, 0.5, 0.75, 1.0]
+    assert len(rob) == 15
+    # at full resolution the robustness study reproduces the standard protocol of the same runs (Table 2)
+    std = _table(smoke_run, "table2_runs")
+    std = std[(std["protocol"] == "standard") & (std["loss"] == "S.+T.") & (std["seed"] == 0)].set_index("method")
+    full = rob[rob["query_scale"] == 1.0].set_index("method")
+    for method in paper.METHODS:
+        assert full.loc[method, "mAP"] == pytest.approx(std.loc[method, "mAP"], abs=1e-3)
+        assert full.loc[method, "rank1"] == pytest.approx(std.loc[method, "rank1"], abs=1e-3)
+    cons = _table(smoke_run, "cam_consistency")
+    assert len(cons) == 3 * 4 and 1.0 not in set(cons["query_scale"])
+    assert cons["corr_mean"].between(-1, 1).all() and (cons["mse_mean"] >= 0).all()
+    fig3 = _table(smoke_run, "fig3_cam_consistency")
+    assert len(fig3) == 3 * 3 and set(fig3["method"]) == set(paper.METHODS)
+
+
+def test_training_runs_are_shared_between_notebooks(smoke_run):
+    # Notebooks 02 and 04-07 reuse the six Table 2 runs of notebook 03 instead of training their own.
+    runs = [p for p in (smoke_run["data_root"] / "runs").iterdir() if (p / "history.json").is_file()]
+    assert len(runs) == 6
+
+
+def test_a_failing_notebook_stops_the_batch_and_leaves_no_manifest(tmp_path):
+    src = Path(__file__).resolve().parent.parent / "notebooks"
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    for name in NOTEBOOKS:  # stand-ins: a parameters cell and one trivial cell each
+        nb = nbformat.read(src / name, as_version=4)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        body = 'raise ValueError("boom in the second notebook")' if name.startswith("02") else "print(profile)"
+        nb.cells = params + [nbformat.v4.new_code_cell(body)]
+        nbformat.write(nb, nb_dir / name)
+    out = tmp_path / "results" / "smoke" / "synthetic"
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text("{}")  # an older complete run
+    with pytest.raises(NotebookFailed) as info:
+        reproduce("smoke", "synthetic", data_root=tmp_path / "data", results_dir=tmp_path / "results",
+                  notebook_dir=nb_dir, cwd=tmp_path, only="01,02,03", progress=False, log=lambda *a: None)
+    assert info.value.notebook == "02_training.ipynb"
+    assert "boom in the second notebook" in str(info.value.__cause__)
+    assert not (out / "manifest.json").exists()
+    failed = json.loads((out / "failed.json").read_text())
+    assert failed["failed_notebook"] == "02_training.ipynb" and failed["completed"] == ["01_data.ipynb"]
+    assert (out / "01_data.ipynb").is_file()
+    assert not (out / "02_training.ipynb").exists() and (out / "02_training.FAILED.ipynb").is_file()
+    assert not (out / "03_ablation.ipynb").exists()
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    assert main(["--profile", "fast"]) == 2
+    assert "choose one of" in capsys.readouterr().err
+    assert main(["--profile", "smoke", "--only", "99"]) == 2
+    assert "--only '99'" in capsys.readouterr().err

@@ -1,0 +1,204 @@
+"""sisnet.report on hand-made histories: mean/std over seeds, the last-five gap, Table 1 provenance, writing."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sisnet import paper, report
+
+
+def _history(run_id: str, either: list[tuple[float, float]], cascaded: list[tuple[float, float]] | None = None,
+             epochs: list[int] | None = None) -> dict:
+    """A history with evaluations (rank1, mAP) as fractions at the given epochs."""
+    epochs = epochs or list(range(1, len(either) + 1))
+    evals = []
+    for i, e in enumerate(epochs):
+        evals.append({"epoch": e, "mode": "either", "rank1": either[i][0], "rank5": 0.9, "rank10": 0.95,
+                      "mAP": either[i][1], "mINP": 0.1})
+        if cascaded is not None:
+            evals.append({"epoch": e, "mode": "cascaded", "rank1": cascaded[i][0], "rank5": 0.9, "rank10": 0.95,
+                          "mAP": cascaded[i][1], "mINP": 0.1})
+    return {"run_id": run_id, "config": {"backbone": "resnet18"}, "weights": {"source": "random"},
+            "epochs": [{"epoch": e, "loss_total": 1.0, "loss_id": 1.0, "loss_triplet": 0.0, "loss_drc": 0.0,
+                        "lr": 3.5e-4, "seconds": 1.0} for e in epochs],
+            "evals": evals, "complete": True, "wall_seconds": 3.0}
+
+
+def test_last_eval_takes_the_latest_epoch_in_percent():
+    h = _history("r", [(0.1, 0.05), (0.5, 0.25), (0.8, 0.4)], [(0.2, 0.1), (0.6, 0.3), (0.9, 0.45)])
+    ev = report.last_eval(h, "either")
+    assert ev["epoch"] == 3
+    assert ev["rank1"] == pytest.approx(80.0)
+    assert ev["mAP"] == pytest.approx(40.0)
+    assert report.last_eval(h, "cascaded")["rank1"] == pytest.approx(90.0)
+    with pytest.raises(ValueError, match="no evaluation in mode 'cascaded'"):
+        report.last_eval(_history("r", [(0.1, 0.1)]), "cascaded")
+
+
+def test_summarize_mean_and_sample_std_over_seeds():
+    runs = [
+        report.GridRun("SiSNet", "S.", seed, _history(f"s{seed}", [(r1, m)]))
+        for seed, (r1, m) in enumerate([(0.60, 0.30), (0.70, 0.40), (0.80, 0.35)])
+    ] + [report.GridRun("Baseline", "S.", 0, _history("b0", [(0.5, 0.2)]))]
+    df = report.runs_frame(runs)
+    assert list(df["protocol"].unique()) == [report.PROTOCOL_STANDARD]
+    s = report.summarize(df).set_index("method")
+    assert s.loc["SiSNet", "rank1_mean"] == pytest.approx(70.0)
+    assert s.loc["SiSNet", "rank1_std"] == pytest.approx(10.0)  # ddof=1: sqrt((100+0+100)/2)
+    assert s.loc["SiSNet", "mAP_mean"] == pytest.approx(35.0)
+    assert s.loc["SiSNet", "mAP_std"] == pytest.approx(5.0)
+    assert s.loc["SiSNet", "n_seeds"] == 3
+    assert s.loc["Baseline", "n_seeds"] == 1 and math.isnan(s.loc["Baseline", "rank1_std"])
+    wide = report.table2_wide(report.summarize(df))
+    assert wide.loc[("S.", "SiSNet"), ("standard", "R1")] == "70.0 ± 10.0"
+    assert wide.loc[("S.", "Baseline"), ("standard", "R1")] == "50.0"  # one seed: no ± shown
+    # rows in the paper's order even though SiSNet came first
+    assert list(wide.index.get_level_values("method")) == ["Baseline", "SiSNet"]
+
+
+def test_cascade_gap_is_the_mean_over_the_last_five_common_epochs():
+    either = [(0.10 * i, 0.05 * i) for i in range(1, 8)]  # 7 evaluations
+    # gaps (points) rank1: 1, 2, ..., 7; mAP: 2, 4, ..., 14
+    cascaded = [(e[0] + 0.01 * i, e[1] + 0.02 * i) for i, e in enumerate(either, start=1)]
+    gap = report.cascade_gap(_history("g", either, cascaded))
+    assert gap["n_evals"] == 5
+    assert gap["epochs"] == [3, 4, 5, 6, 7]
+    assert gap["rank1_gap"] == pytest.approx(np.mean([3, 4, 5, 6, 7]))
+    assert gap["mAP_gap"] == pytest.approx(np.mean([6, 8, 10, 12, 14]))
+    # fewer evaluations than asked: all of them, and n_evals says so
+    short = report.cascade_gap(_history("s", either[:2], cascaded[:2]), last_n=5)
+    assert short["n_evals"] == 2 and short["rank1_gap"] == pytest.approx(1.5)
+    # a cascaded score below the either-scale score gives a negative gap
+    neg = report.cascade_gap(_history("n", [(0.5, 0.5)], [(0.4, 0.45)]))
+    assert neg["rank1_gap"] == pytest.approx(-10.0) and neg["mAP_gap"] == pytest.approx(-5.0)
+    with pytest.raises(ValueError, match="either' or 'cascaded'"):
+        report.cascade_gap(_history("x", either))
+
+
+def test_cascade_gap_ignores_epochs_evaluated_in_one_mode_only():
+    h = _history("m", [(0.5, 0.5), (0.5, 0.5)], [(0.6, 0.6), (0.7, 0.7)], epochs=[4, 5])
+    h["evals"].append({"epoch": 6, "mode": "either", "rank1": 0.0, "rank5": 0, "rank10": 0, "mAP": 0.0, "mINP": 0})
+    gap = report.cascade_gap(h)
+    assert gap["epochs"] == [4, 5]
+    assert gap["rank1_gap"] == pytest.approx(15.0)
+
+
+def test_table3_side_by_side_carries_the_papers_values():
+    runs = [report.GridRun(m, l, s, _history(f"{m}{l}{s}", [(0.5, 0.4)], [(0.5 + 0.01 * (s + 1), 0.42)]))
+            for l in paper.LOSS_TYPES for m in paper.METHODS for s in (0, 1)]
+    per_run = report.table3_measured(runs)
+    assert len(per_run) == 12
+    data, display = report.table3_side_by_side(per_run, "market1501")
+    assert len(data) == 6
+    row = data[(data["loss"] == "S.") & (data["method"] == "Baseline")].iloc[0]
+    assert row["rank1_gap_mean"] == pytest.approx(1.5)
+    assert row["rank1_gap_std"] == pytest.approx(math.sqrt(0.5))
+    assert row["mAP_gap_mean"] == pytest.approx(2.0)
+    assert row["paper_market1501_rank1"] == 0.96 and row["paper_market1501_mAP"] == 2.52
+    assert "paper_msmt17_rank1" not in data.columns  # only the measured dataset's paper column
+    data_syn, _ = report.table3_side_by_side(per_run, "synthetic")
+    assert {"paper_market1501_mAP", "paper_dukemtmcreid_mAP", "paper_msmt17_mAP"} <= set(data_syn.columns)
+    assert display.loc[("S.", "Baseline"), ("measured (Market-1501)", "R1")] == "1.50 ± 0.71"
+
+
+def test_table1_with_measured_marks_every_cell_with_its_provenance():
+    df = pd.DataFrame([
+        {"loss": "S.+T.", "method": "Baseline", "seed": s, "protocol": "standard", "rank1": 60.0 + s, "mAP": 40.0}
+        for s in range(3)
+    ] + [
+        {"loss": "S.+T.", "method": "SiSNet+DRC", "seed": s, "protocol": "standard", "rank1": 70.0 + 2 * s, "mAP": 50.0}
+        for s in range(3)
+    ])
+    summary = report.summarize(df)
+    long = report.table1_with_measured(summary, dataset="synthetic", profile="cpu", seeds=[0, 1, 2],
+                                       backbone="mobilenetv2_100", commit="0123456789abcdef0123")
+    published = long[long["provenance"] == "published"]
+    measured = long[long["provenance"] == "measured"]
+    assert len(published) == len(paper.table1()) == 60
+    assert (published["source"] == "paper, Table 1").all()
+    assert len(measured) == 4  # 2 methods x (rank1, mAP)
+    assert set(measured["dataset"]) == {"synthetic"}
+    assert measured["source"].str.contains("synthetic").all()
+    assert measured["source"].str.contains("profile cpu").all()
+    assert measured["source"].str.contains("seeds 0,1,2").all()
+    assert measured["source"].str.contains("commit 0123456789ab").all()
+    drc = measured[measured["method"].str.startswith("SiSNet+DRC") & (measured["metric"] == "rank1")].iloc[0]
+    assert drc["value"] == pytest.approx(72.0) and drc["std"] == pytest.approx(2.0) and drc["n_seeds"] == 3
+    wide = report.table1_wide_with_provenance(long)
+    cell = wide.loc[("SiSNet+DRC (S.+T., this run)", "measured (cpu)", "mobilenetv2_100"), ("Synthetic", "R1")]
+    assert cell == "72.0 ± 2.0 †"
+    ours = wide.loc[("Ours", "-", "ResNet")]
+    assert ours[("Market-1501", "R1")] == "95.2" and ours[("Synthetic", "R1")] == "-"
+    assert ours[("", "provenance")] == "paper, Table 1"
+    with pytest.raises(ValueError, match="run the Table 2 grid"):
+        report.table1_with_measured(summary, dataset="synthetic", profile="cpu", seeds=[0], backbone="x",
+                                    methods=("SiSNet",))
+
+
+def test_table2_effects_against_the_paper():
+    df = pd.DataFrame([{"loss": "S.+T.", "method": m, "seed": 0, "protocol": "standard", "rank1": r, "mAP": r / 2}
+                       for m, r in (("Baseline", 50.0), ("SiSNet", 53.0), ("SiSNet+DRC", 58.0))])
+    eff = report.table2_effects(report.summarize(df)).set_index("method")
+    assert eff.loc["SiSNet", "measured_rank1"] == pytest.approx(3.0)
+    assert eff.loc["SiSNet+DRC", "measured_mAP"] == pytest.approx(4.0)
+    assert eff.loc["SiSNet", "paper_market1501_rank1"] == pytest.approx(0.6)
+    assert eff.loc["SiSNet+DRC", "paper_msmt17_mAP"] == pytest.approx(6.2)
+
+
+def test_pearson_and_cam_agreement():
+    import torch
+
+    a = torch.rand(4, 6, 3)
+    corr, mse = report.cam_agreement(a, a.clone())
+    assert torch.allclose(corr, torch.ones(4), atol=1e-5) and torch.allclose(mse, torch.zeros(4), atol=1e-7)
+    corr_neg, mse_neg = report.cam_agreement(a, -a)
+    assert torch.allclose(corr_neg, -torch.ones(4), atol=1e-5) and (mse_neg > 0).all()
+    # different sizes: the smaller map is resized to the larger one before comparing
+    big = torch.arange(24.0).reshape(1, 6, 4)
+    small = torch.nn.functional.interpolate(big[None], size=(3, 2), mode="bilinear", align_corners=False)[0]
+    corr_s, _ = report.cam_agreement(big, small)
+    assert corr_s.item() > 0.95
+    assert torch.isnan(report.pearson_rows(torch.ones(1, 2, 2), torch.rand(1, 2, 2))).all()
+
+
+def test_save_table_and_figure_write_complete_files(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    df = pd.DataFrame({"method": ["Baseline", "SiSNet|x"], "rank1": [50.0, np.nan], "query_scale": [0.375, 1.0]})
+    csv, md = report.save_table(tmp_path / "tables", "t", df, title="T", notes="note")
+    back = pd.read_csv(csv)
+    assert list(back.columns) == ["method", "rank1", "query_scale"] and back["rank1"].isna().iloc[1]
+    text = md.read_text()
+    assert text.startswith("# T\n") and "| Baseline | 50.00 | 0.375 |" in text and "SiSNet\\|x" in text
+    assert "| - |" in text and text.rstrip().endswith("note")
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    png = report.save_figure(tmp_path / "figures", "f", fig)
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.width > 200 and im.height > 200
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temporary files left
+    with pytest.raises(ValueError, match="plain file stem"):
+        report.save_table(tmp_path, "../x", df)
+
+
+def test_setup_rejects_bad_parameters_and_unwritable_results(tmp_path):
+    with pytest.raises(ValueError, match="profile"):
+        report.setup("fast", "synthetic", tmp_path / "data", tmp_path / "results", chdir=False)
+    with pytest.raises(ValueError, match="dataset"):
+        report.setup("smoke", "market", tmp_path / "data", tmp_path / "results", chdir=False)
+    ctx = report.setup("cpu", "synthetic", tmp_path / "data", tmp_path / "results", chdir=False)
+    assert ctx.seeds == [0, 1, 2]
+    assert ctx.out_dir == tmp_path / "results" / "cpu" / "synthetic"
+    assert ctx.dataset_dir == tmp_path / "data" / "synthetic"
+    assert report.setup("smoke", "synthetic", tmp_path / "d", tmp_path / "r", chdir=False).dataset_dir.name == "synthetic-tiny"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(PermissionError, match="not writable"):
+        report.setup("smoke", "synthetic", tmp_path / "data", blocker, chdir=False)

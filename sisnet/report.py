@@ -151,6 +151,11 @@ class NotebookContext:
             **overrides,
         )
 
+    def __repr__(self) -> str:
+        return (f"NotebookContext(profile={self.profile!r}, dataset={self.dataset!r}, seed={self.seed}, "
+                f"seeds={self.seeds}, dataset_dir='{self.dataset_dir}', runs_dir='{self.runs_dir}', "
+                f"out_dir='{self.out_dir}')")
+
     @property
     def provenance(self) -> str:
         """E.g. ``"measured: synthetic, profile cpu, seeds 0,1,2"``."""
@@ -217,7 +222,14 @@ def setup(
 
 
 def _style() -> None:
+    import warnings
+
     import matplotlib
+
+    with warnings.catch_warnings():
+        # tqdm.auto warns once at import when ipywidgets is missing, then falls back to text bars (fine here).
+        warnings.simplefilter("ignore")
+        import tqdm.auto  # noqa: F401
 
     matplotlib.rcParams["figure.dpi"] = _FIG_DPI
     matplotlib.rcParams["savefig.dpi"] = _FIG_DPI
@@ -756,6 +768,13 @@ def _grid_entry(method: str, loss: str) -> dict[str, Any]:
 def grid_config(ctx: NotebookContext, method: str, loss: str, seed: int | None = None, **overrides: Any):
     """The :class:`~sisnet.config.TrainConfig` of one Table 2 cell (profile + method/loss switches)."""
     return ctx.config(seed, **{**_grid_entry(method, loss)["overrides"], **overrides})
+
+
+def config_frame(config: Any) -> pd.DataFrame:
+    """A config's fields as a one-column table (index = parameter), for display in a notebook."""
+    d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    frame = pd.DataFrame({"value": [str(v) for v in d.values()]}, index=pd.Index(list(d), name="parameter"))
+    return frame
 
 
 def _must_retrain(run_dir: Path, force: bool | float | int | None) -> bool:

@@ -158,7 +158,9 @@ def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None):
     """The :class:`sisnet.model.SiSNet` of ``config`` (weights resolved via :mod:`sisnet.weights`).
 
     ``pretrained`` overrides ``config.pretrained`` with an already-resolved value (False, True or a path).
-    The resolved weights record is attached as ``model.weights_info`` ({source, file, sha256}).
+    The resolved weights record is attached as ``model.weights_info`` ({source, file, sha256}). With
+    ``config.channels_last`` the weights are converted to the channels-last memory format
+    (:func:`train_step` and evaluation feed channels-last inputs to match).
     """
     from sisnet.model import SiSNet
 
@@ -167,6 +169,8 @@ def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None):
     else:
         info = {"source": "random" if pretrained is False else "given", "file": None, "sha256": None}
     model = SiSNet(config.backbone, num_classes, pretrained=pretrained, last_stride=config.last_stride)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model.weights_info = info
     return model
 
@@ -486,6 +490,8 @@ def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu"):
     config = config_from_dict(ckpt["config"])
     model = SiSNet(config.backbone, int(ckpt["num_classes"]), pretrained=False, last_stride=config.last_stride)
     model.load_state_dict(ckpt["model"])
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model.weights_info = ckpt.get("weights", {"source": "checkpoint"})
     return model.to(select_device(device)).eval(), config
 

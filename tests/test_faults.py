@@ -33,7 +33,7 @@ def _strip_times(history):
 
 def test_killed_run_resumes_to_the_same_result(tiny_synthetic_root, tmp_path):
     cfg = get_config("smoke", data_root=str(tiny_synthetic_root), runs_dir=str(tmp_path / "runs"),
-                     epochs=5, steps_per_epoch=3, eval_every=0, eval_last=2, drc=True)
+                     epochs=4, steps_per_epoch=2, eval_every=0, eval_last=2, drc=True)
     killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
     code = textwrap.dedent(f"""
         import torch

@@ -6,7 +6,6 @@ from collections import Counter
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from sisnet.config import get_config
@@ -18,7 +17,6 @@ from sisnet.data.transforms import (
     TwoScaleDataset,
     TwoScaleTransform,
     degrade,
-    make_small_view,
 )
 
 # 10 identities; identity 9 has a single image (must be sampled with replacement), identity 0 has 7.

@@ -137,6 +137,16 @@ class NotebookContext:
     runs_dir: Path = Path()
     dataset_dir: Path = Path()
     written: list[Path] = field(default_factory=list)
+    commit: str | None = None
+
+    @property
+    def stamp(self) -> str:
+        """One line naming what made an output: package version, commit, profile, dataset, seeds."""
+        from sisnet import __version__
+
+        seeds = ",".join(str(s) for s in (self.seeds or [self.seed]))
+        return (f"sisnet {__version__}, commit {self.commit or 'unknown'}, profile {self.profile}, "
+                f"dataset {self.dataset}, seed(s) {seeds}")
 
     def config(self, seed: int | None = None, **overrides: Any):
         """The :class:`sisnet.config.TrainConfig` of this profile/dataset (plus ``overrides``)."""
@@ -214,6 +224,7 @@ def setup(
         figures_dir=out_dir / "figures",
         runs_dir=data_root / "runs",
         dataset_dir=dataset_dir(dataset, data_root, profile),
+        commit=git_commit(),
     )
     ensure_writable_dir(ctx.tables_dir, "results folder")
     ensure_writable_dir(ctx.figures_dir, "results folder")
@@ -327,6 +338,8 @@ def save_table(
     text += to_markdown(shown, index=not isinstance(shown.index, pd.RangeIndex))
     if notes:
         text += f"\n{notes.strip()}\n"
+    if isinstance(ctx, NotebookContext):
+        text += f"\n_Written by {ctx.stamp}._\n"
     with atomic_write(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)
     _readable(csv_path)
@@ -336,7 +349,7 @@ def save_table(
     return csv_path, md_path
 
 
-def _png_bytes(fig: "matplotlib.figure.Figure") -> bytes:
+def _png_bytes(fig: "matplotlib.figure.Figure", stamp: str | None = None) -> bytes:
     """The figure as a compact PNG: rendered at 100 dpi, then reduced to a 256-colour palette.
 
     Figures with photographs (sample grids, CAM overlays, ranked lists) compress badly as 24-bit
@@ -349,8 +362,14 @@ def _png_bytes(fig: "matplotlib.figure.Figure") -> bytes:
     buf.seek(0)
     with Image.open(buf) as im:
         pal = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", "sisnet.report")
+    if stamp:
+        info.add_text("Source", stamp)  # which commit / profile / dataset made this figure
     out = io.BytesIO()
-    pal.save(out, format="PNG", optimize=True)
+    pal.save(out, format="PNG", optimize=True, pnginfo=info)
     return out.getvalue()
 
 
@@ -384,7 +403,7 @@ def save_figure(
     if fig is None or not hasattr(fig, "savefig"):
         raise ValueError(f"save_figure({name!r}) needs a matplotlib Figure, got {type(fig).__name__}.")
     path = folder / f"{name}.png"
-    data = _png_bytes(fig)
+    data = _png_bytes(fig, ctx.stamp if isinstance(ctx, NotebookContext) else None)
     with atomic_write(path, "wb") as fh:
         fh.write(data)
     _readable(path)

@@ -163,6 +163,12 @@ def reproduce(
         raise ValueError(f"--dataset {dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
     notebook_dir = Path(notebook_dir)
     cwd = Path(cwd) if cwd is not None else notebook_dir.resolve().parent
+    # The kernels run in ``cwd`` (the project root). Relative paths given by a caller elsewhere are made
+    # absolute; from the project root they stay relative, so the runs' configs (and run_ids) are the same
+    # as when the notebooks are run interactively.
+    if Path.cwd().resolve() != cwd.resolve():
+        data_root = data_root if Path(data_root).is_absolute() else Path.cwd() / data_root
+        results_dir = results_dir if Path(results_dir).is_absolute() else Path.cwd() / results_dir
     paths = select_notebooks(only, notebook_dir)
     results_dir = Path(results_dir)
     out_dir = results_dir / profile / dataset

@@ -35,7 +35,7 @@ def smoke_run(tmp_path_factory, tiny_synthetic_root):
     # The smoke profile reads the tiny synthetic set from <data_root>/synthetic-tiny; notebook 01 finds
     # the session's copy complete (same generator config) and does not regenerate it.
     shutil.copytree(tiny_synthetic_root, data_root / "synthetic-tiny")
-    manifest = reproduce("smoke", "synthetic", data_root=data_root, results_dir=base / "results",
+    manifest = reproduce("smoke", "synthetic", data_root=data_root, results_dir=base / "results", rerank=True,
                          progress=False, log=lambda *a: None)
     return {"manifest": manifest, "out": base / "results" / "smoke" / "synthetic", "data_root": data_root}
 
@@ -50,6 +50,7 @@ def test_manifest_records_the_run(smoke_run):
     assert on_disk == json.loads(json.dumps(smoke_run["manifest"]))
     assert on_disk["profile"] == "smoke" and on_disk["dataset"] == "synthetic"
     assert on_disk["parameters"]["seed"] == 0 and on_disk["parameters"]["force"] is False
+    assert on_disk["parameters"]["rerank"] is True
     assert on_disk["commit"] is None or len(on_disk["commit"].split("-")[0]) == 40
     assert list(on_disk["notebooks"]) == list(NOTEBOOKS)
     for name, entry in on_disk["notebooks"].items():
@@ -92,6 +93,7 @@ def test_figures_are_valid_pngs_of_sensible_size(smoke_run):
         with Image.open(path) as im:
             assert im.format == "PNG", name
             assert im.width > 200 and im.height > 200, (name, im.size)
+            assert "profile smoke" in im.info.get("Source", ""), name
 
 
 def test_dataset_and_training_tables(smoke_run):
@@ -110,15 +112,16 @@ def test_dataset_and_training_tables(smoke_run):
 def test_table2_has_the_grid_under_both_protocols(smoke_run):
     t2 = _table(smoke_run, "table2")
     assert {"loss", "method", "protocol", "rank1_mean", "rank1_std", "mAP_mean", "mAP_std", "n_seeds"} <= set(t2.columns)
-    assert set(t2["protocol"]) == {"standard", "cross-scale (query x0.5)"}
+    assert set(t2["protocol"]) == {"standard", "cross-scale (query x0.5)", "standard + re-ranking"}
     for protocol, grp in t2.groupby("protocol"):
         assert set(zip(grp["loss"], grp["method"])) == GRID, protocol
     assert (t2["n_seeds"] == 1).all()
     assert t2[["rank1_mean", "mAP_mean"]].stack().between(0, 100).all()
     runs = _table(smoke_run, "table2_runs")
-    assert len(runs) == 12 and runs["run_id"].nunique() == 6
+    assert len(runs) == 18 and runs["run_id"].nunique() == 6
     md = (smoke_run["out"] / "tables" / "table2.md").read_text()
     assert "SiSNet+DRC" in md and "cross-scale (query x0.5) R1" in md
+    assert "profile smoke" in md.splitlines()[-1]  # every table is stamped with what made it
 
 
 def test_table1_and_table3_against_the_paper(smoke_run):

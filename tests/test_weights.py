@@ -84,6 +84,9 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", boom)
     monkeypatch.setattr(subprocess, "run", boom)
+    # conftest sets SISNET_NO_FETCH for the whole suite; tests using this fixture inject their own
+    # fetch function, and any real network or subprocess use above is a failure.
+    monkeypatch.delenv("SISNET_NO_FETCH", raising=False)
 
 
 @pytest.fixture

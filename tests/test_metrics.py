@@ -176,3 +176,15 @@ def test_strided_readonly_and_integer_inputs():
     assert_same(evaluate_rank(flipped, *case[1:], max_rank=5), ref)
     as_int = (case[0] * 4).astype(np.int32)  # integer distances: same order and ties
     assert_same(evaluate_rank(as_int, *case[1:], max_rank=5), ref)
+
+
+def test_num_threads_is_restored_and_validated():
+    rng = np.random.default_rng(3)
+    case = random_case(rng, num_q=10, num_g=30, num_ids=4, num_cams=3, ties=False)
+    before = torch.get_num_threads()
+    a = evaluate_rank(*case, max_rank=5)  # default: 1 thread inside
+    assert torch.get_num_threads() == before
+    b = evaluate_rank(*case, max_rank=5, num_threads=None)
+    assert_same(a, b)
+    with pytest.raises(ValueError, match="num_threads"):
+        evaluate_rank(*case, max_rank=5, num_threads=0)

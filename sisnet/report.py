@@ -1245,6 +1245,8 @@ def plot_table2(per_run: pd.DataFrame):
                     aspect=1.25, sharey="row")
     g.set_titles("{row_name} | {col_name}")
     g.set_axis_labels("", "percent")
+    for ax in g.axes.flat:
+        ax.set_ylim(0, max(1.0, ax.get_ylim()[1]))
     n = per_run.groupby(["loss", "method", "protocol"]).size().max()
     g.figure.suptitle(f"Table 2, measured (mean ± std over {n} seed{'s' if n > 1 else ''})", y=1.02)
     return g.figure

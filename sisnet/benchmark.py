@@ -412,8 +412,11 @@ def bench_eval(size_name: str, repeats: int, log: Callable[[str], None]) -> list
     t_ref, t_fast, ref, got = _alternate(lambda: reference_evaluate_rank(*args), lambda: evaluate_rank(*args), repeats)
     sp_up = _median(t_ref) / _median(t_fast)
     label = f"{nq}x{ng} ({ids} ids + distractors, {cams} cams)"
+    at_goal = (nq, ng) == SIZES["full"]["eval_market"][:2]  # the goal is stated for the Market size
+    note = "" if at_goal else " (Market-size goal; not judged at this size)"
     rows.append(_row("eval", f"evaluate_rank time, {label}", _fmt_s(_median(t_fast)),
-                     _fmt_s(_median(t_ref)) + " literal per-query NumPy", sp_up, "speed-up >= 5x", sp_up >= 5))
+                     _fmt_s(_median(t_ref)) + " literal per-query NumPy", sp_up, "speed-up >= 5x" + note,
+                     (sp_up >= 5) if at_goal else None))
     diff = max(float(np.abs(np.asarray(got["cmc"]) - np.asarray(ref["cmc"])).max()),
                abs(got["mAP"] - ref["mAP"]), abs(got["mINP"] - ref["mINP"]))
     rows.append(_row("eval", f"max |diff| of CMC/mAP/mINP vs literal, {label}",
@@ -427,7 +430,8 @@ def bench_eval(size_name: str, repeats: int, log: Callable[[str], None]) -> list
     else:
         ratio = mem["extra_bytes"] / mem["input_bytes"]
         rows.append(_row("eval", f"peak extra memory, {label}", _fmt_bytes(mem["extra_bytes"]),
-                         _fmt_bytes(mem["input_bytes"]) + " distmat", ratio, "< 2x distmat", ratio < 2))
+                         _fmt_bytes(mem["input_bytes"]) + " distmat", ratio, "< 2x distmat" + note,
+                         (ratio < 2) if at_goal else None))
     nq, ng, ids, cams, dim = SIZES[size_name]["eval_msmt"]
     label = f"{nq}x{ng} ({ids} ids, {cams} cams)"
     log(f"eval: MSMT17-sized {label} (fresh subprocess)")
@@ -441,7 +445,7 @@ def bench_eval(size_name: str, repeats: int, log: Callable[[str], None]) -> list
         rows.append(_row("eval", f"MSMT17-sized peak memory, {label}",
                          f"{_fmt_bytes(mem['peak_bytes'])} total, {_fmt_bytes(mem['extra_bytes'])} extra",
                          _fmt_bytes(mem["input_bytes"]) + " distmat", ratio, "total < 24 GB; extra < 2x distmat",
-                         mem["peak_bytes"] < 24e9 and ratio < 2))
+                         mem["peak_bytes"] < 24e9 and (ratio < 2 or not at_goal)))
     return rows
 
 
@@ -466,11 +470,14 @@ def bench_rerank(size_name: str, repeats: int, log: Callable[[str], None]) -> li
                 ps.append(res["peak_bytes"])
         diff = float(np.abs(np.load(f_ref) - np.load(f_fast)).max())
     sp_up = _median(t_ref) / _median(t_fast)
+    at_goal = size_name == "full"  # the goals are stated for the Market-sized problem
+    note = "" if at_goal else " (Market-size goal; not judged at this size)"
     rows.append(_row("rerank", f"re_ranking time, {label}", _fmt_s(_median(t_fast)), _fmt_s(_median(t_ref)) + " dense",
-                     sp_up, "speed-up >= 3x", sp_up >= 3))
+                     sp_up, "speed-up >= 3x" + note, (sp_up >= 3) if at_goal else None))
     peak = max(p_fast)
     rows.append(_row("rerank", f"re_ranking peak memory (process RSS), {label}", _fmt_bytes(peak),
-                     _fmt_bytes(max(p_ref)) + " dense", peak / max(p_ref), "< 4 GB", peak < 4e9))
+                     _fmt_bytes(max(p_ref)) + " dense", peak / max(p_ref), "< 4 GB" + note,
+                     (peak < 4e9) if at_goal else None))
     rows.append(_row("rerank", f"max |diff| vs dense reference, {label}", f"{diff:.1e}", "dense (float32)", None,
                      "<= 1e-5", diff <= 1e-5))
     nq, ng, ids, cams, dim = SIZES[size_name]["rerank_msmt"]
@@ -521,7 +528,7 @@ def bench_train(size_name: str, repeats: int, data_root: str | None, log: Callab
     from sisnet.data.transforms import decode_images
 
     rows: list[dict] = []
-    steps = {"full": 8, "quick": 3}.get(size_name, 1)
+    steps = {"full": 8, "quick": 2}.get(size_name, 1)
     profile = "smoke" if size_name == "tiny" else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
         dataset, root = _bench_dataset(data_root, log, tmp)
@@ -579,7 +586,7 @@ def bench_train(size_name: str, repeats: int, data_root: str | None, log: Callab
                              mo / base, "<= 1.35x", mo / base <= 1.35))
         if "extract" in sections:
             model = models["sisnet"][0]
-            records = dataset.gallery
+            records = dataset.gallery[: {"full": None, "quick": 256}.get(size_name, 64)]
             g_images = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width), desc="decode gallery")
             extract_features(model, records[: cfg.eval_batch_size], cfg, mode="either", images=g_images[: cfg.eval_batch_size])
             log(f"extract: either vs cascaded over {len(records)} gallery images, {repeats} alternating repeats")
@@ -636,7 +643,17 @@ def _markdown(df) -> str:
         load = "load average %.2f %.2f %.2f" % os.getloadavg()
     except OSError:
         load = ""
-    meta = (f"\n_{time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.machine()} {os.cpu_count()} CPUs, {load}. "
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    meta = (f"\n_{time.strftime('%Y-%m-%d %H:%M:%S')}, {cpu}, {cores} usable cores, {load}. "
             "ratio = reference / measured for times (speed-up), measured / reference otherwise._\n")
     return "# sisnet benchmark\n\n" + head + body + meta
 
@@ -692,7 +709,7 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
     if bad or not sections:
         parser.error(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
     size = args.size or ("quick" if args.quick else "full")
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or (3 if size != "full" else 5)
     rr_repeats = args.rerank_repeats or 2
     if repeats < 1 or rr_repeats < 1:
         parser.error("--repeats and --rerank-repeats must be >= 1")

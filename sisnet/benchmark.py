@@ -1,10 +1,28 @@
-"""Speed / memory benchmark: ``python -m sisnet.benchmark`` (see ``--help``).
+"""Speed / memory benchmark: ``python -m sisnet.benchmark [--sections eval,rerank,train,extract]
+[--quick] [--repeats 5] [--out results/benchmarks]``.
 
 Every speed figure is a *ratio against a reference measured in the same run*: the two are run
 alternately (reference, fast, reference, fast, ...) and the median of the repetitions is used, so
-machine noise affects both sides alike. Peak memory is measured in a fresh subprocess per case
-(``ru_maxrss`` of the child minus its baseline after imports and input creation), so one case's
-allocations never hide another's.
+machine noise affects both sides alike. Peak memory is measured in a fresh subprocess per case:
+the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``) after the inputs are built, so
+the figure is the call's own high-water mark (``extra`` = peak minus RSS before the call).
+
+Sections
+--------
+* ``eval``: :func:`sisnet.metrics.evaluate_rank` vs :func:`reference_evaluate_rank` (the literal
+  per-query NumPy evaluator) on a Market-sized problem (identical results required), its peak
+  extra memory, and an MSMT17-sized run (time, peak memory).
+* ``rerank``: :func:`sisnet.metrics.re_ranking` vs :func:`reference_re_ranking` (the dense
+  published algorithm) on 19,281 images (2048-d, ResNet-50's feature size), each repetition in
+  fresh subprocesses (time + peak RSS); then the MSMT17-sized run (93,820 images, 256-d).
+* ``train`` / ``extract``: the ``cpu`` profile's model; model-only vs end-to-end steps, SiSNet vs
+  baseline step time, feature-extraction images/s in the either-scale and cascaded modes.
+
+Problems are synthetic (:func:`make_features`): identities with several images in several cameras,
+distractors, noisy features, so rank distributions are realistic. ``--quick`` shrinks the
+re-ranking cases and repetitions (goals stated for Market size are then not judged).
+On cores shared with other busy processes, multi-threaded torch calls slow down erratically;
+the table's footnote records the load average so figures can be read in context.
 
 The table (columns ``section, case, measured, reference, ratio, goal, holds``) is printed and
 written to ``<out>/benchmarks.csv`` and ``<out>/benchmarks.md``.
@@ -660,10 +678,11 @@ def _markdown(df) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Run the benchmark CLI (see ``--help``); returns the table rows (list of dicts)."""
-    parser = argparse.ArgumentParser(prog="python -m sisnet.benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sisnet.benchmark", description="Speed/memory benchmark of sisnet's evaluation, re-ranking, training and extraction; "
+                                     "every speed figure is a ratio against a reference run alternately in the same run.")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
-    parser.add_argument("--quick", action="store_true", help="smaller problems and fewer repeats (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="smaller problems and fewer repeats (a minute or two on an idle 2-core machine)")
     parser.add_argument("--size", choices=sorted(SIZES), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=None, help="alternating repetitions per timing (default 5; quick 3)")
     parser.add_argument("--rerank-repeats", type=int, default=None,

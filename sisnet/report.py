@@ -352,8 +352,6 @@ def save_table(
         text += f"\n_Written by {ctx.stamp}._\n"
     with atomic_write(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)
-    _readable(csv_path)
-    _readable(md_path)
     if isinstance(ctx, NotebookContext):
         ctx.written += [csv_path, md_path]
     return csv_path, md_path
@@ -383,13 +381,6 @@ def _png_bytes(fig: "matplotlib.figure.Figure", stamp: str | None = None) -> byt
     return out.getvalue()
 
 
-def _readable(path: Path) -> None:
-    """``atomic_write`` creates private (0600) files; results are meant to be shared: 0644 minus umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o644 & ~umask)
-
-
 def _in_ipython() -> bool:
     try:
         from IPython import get_ipython
@@ -416,7 +407,6 @@ def save_figure(
     data = _png_bytes(fig, ctx.stamp if isinstance(ctx, NotebookContext) else None)
     with atomic_write(path, "wb") as fh:
         fh.write(data)
-    _readable(path)
     _plt().close(fig)
     if show and _in_ipython():
         from IPython.display import Image, display

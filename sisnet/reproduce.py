@@ -155,7 +155,7 @@ def reproduce(
     """
     from sisnet.config import PROFILE_NAMES
     from sisnet.data import DATASET_NAMES
-    from sisnet.report import _readable, git_commit
+    from sisnet.report import git_commit
 
     if profile not in PROFILE_NAMES:
         raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
@@ -217,7 +217,6 @@ def reproduce(
                  "parameters": params_all, "completed": list(notebooks),
                  "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
             )
-            _readable(failed_path)
             log(f"FAILED: {path.name} (see {failed_path} and {out_path.stem}.FAILED.ipynb)")
             raise
         notebooks[path.name] = {"wall_seconds": round(seconds, 2), "parameters": params, "commit": commit}
@@ -245,7 +244,6 @@ def reproduce(
         "files": files,
     }
     atomic_write_json(manifest_path, manifest)
-    _readable(manifest_path)
     log(f"Wrote {manifest_path} ({manifest['wall_seconds_total']:.1f} s in all)")
     return manifest
 

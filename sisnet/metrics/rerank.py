@@ -29,6 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from sisnet.metrics.rank import _ordered_u32
+
 __all__ = ["re_ranking"]
 
 
@@ -69,34 +71,31 @@ def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int, n
         nrows, width = (d.shape[1], d.shape[0]) if transposed else d.shape
         rows = slice(r0, r0 + nrows)
         torch.maximum(row_max[rows], d.amax(dim), out=row_max[rows])
-        dd = d.t() if transposed else d        # (nrows, width) view, rows = this direction's rows
         thr = best_d[rows, k - 1]
-        v = i = None
         if bool(torch.isfinite(thr).all()):
             # Only entries below the current k-th best can enter; once every row has k neighbours
-            # they are a small fraction, so gather them sparsely instead of a topk over the block.
-            # mask/nonzero on d's own (contiguous) layout: nonzero on a transposed view is ~10x slower
+            # they are a small fraction: gather them sparsely (mask/nonzero on d's own contiguous
+            # layout) and merge with one sort of (row, distance) keys instead of a topk of the block.
             ri, ci = (d < (thr[None, :] if transposed else thr[:, None])).nonzero(as_tuple=True)
             total = ri.numel()
             if total == 0:
                 return
             if total <= nrows * width // 16:
-                if transposed:  # regroup by the owning row (= column of d)
-                    order = torch.argsort(ci, stable=True)
-                    own_r, own_c = ci[order], ri[order]
-                else:
-                    own_r, own_c = ri, ci
-                cnt = torch.bincount(own_r, minlength=nrows)
-                cmax = int(cnt.max())
-                start = torch.cumsum(cnt, 0) - cnt
-                slot = torch.arange(total) - start[own_r]
-                v = torch.full((nrows, cmax), float("inf"))
-                i = torch.zeros((nrows, cmax), dtype=torch.int64)
-                v[own_r, slot] = dd[own_r, own_c]
-                i[own_r, slot] = own_c + c0
-        if v is None:
-            v, i = torch.topk(dd.contiguous(), min(k, width), dim=1, largest=False, sorted=False)
-            i = i + c0
+                own_r, own_c = (ci, ri) if transposed else (ri, ci)
+                all_r = torch.cat([torch.arange(nrows).repeat_interleave(k), own_r])
+                all_v = torch.cat([best_d[rows].reshape(-1), d[ri, ci]])
+                all_i = torch.cat([best_i[rows].reshape(-1), own_c + c0])
+                # numpy for this 1-D sort: torch's multi-threaded 1-D sort measured ~190 ms here
+                # (vs 10 ms single-threaded, 20 ms numpy) for a few 1e5 keys
+                order = torch.from_numpy(np.argsort(((all_r << 32) | _ordered_u32(all_v)).numpy()))
+                cnt = torch.bincount(own_r, minlength=nrows) + k
+                take = order[(torch.cumsum(cnt, 0) - cnt)[:, None] + torch.arange(k)]  # k smallest per row
+                best_d[rows] = all_v[take]
+                best_i[rows] = all_i[take]
+                return
+        dd = d.t().contiguous() if transposed else d
+        v, i = torch.topk(dd, min(k, width), dim=1, largest=False, sorted=False)
+        i = i + c0
         cat_d = torch.cat([best_d[rows], v], 1)
         cat_i = torch.cat([best_i[rows], i], 1)
         v2, sel = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)

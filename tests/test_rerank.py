@@ -102,3 +102,15 @@ def test_errors():
         re_ranking(np.full((2, 3), np.nan), f)
     with pytest.raises(ValueError, match="2-D"):
         re_ranking(f[0], f)
+
+
+def test_thread_settings_restored_and_results_unchanged():
+    rng = np.random.default_rng(9)
+    f = clustered(rng, 70, ids=7)
+    before = torch.get_num_threads()
+    a = re_ranking(f[:20], f[20:])  # other_threads=1 inside
+    assert torch.get_num_threads() == before
+    b = re_ranking(f[:20], f[20:], other_threads=None)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="other_threads"):
+        re_ranking(f[:20], f[20:], other_threads=0)

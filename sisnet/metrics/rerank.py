@@ -23,6 +23,7 @@ accumulated per query chunk from V's column lists ("inverted index"), touching o
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -46,14 +47,34 @@ def _features(x: Any, name: str) -> torch.Tensor:
     return t
 
 
-def _sq_dist_block(fa: torch.Tensor, sa: torch.Tensor, fb: torch.Tensor, sb: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances ``(len(fa), len(fb))`` via one matmul, clamped at 0."""
-    out = torch.mm(fa, fb.t())
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
+    prev = torch.get_num_threads()
+    if n is None or n == prev:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _sq_dist_block(
+    fa: torch.Tensor, sa: torch.Tensor, fb: torch.Tensor, sb: torch.Tensor, threads: int | None = None
+) -> torch.Tensor:
+    """Squared Euclidean distances ``(len(fa), len(fb))`` via one matmul (``threads``), clamped at 0."""
+    with _torch_threads(threads):
+        out = torch.mm(fa, fb.t())
     out.mul_(-2.0).add_(sa[:, None]).add_(sb[None, :]).clamp_(min=0.0)
     return out
 
 
-def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int, num_q: int, qg_out: torch.Tensor):
+def _knn_and_rowmax(
+    feats: torch.Tensor, sq: torch.Tensor, k: int, block: int, num_q: int, qg_out: torch.Tensor,
+    mm_threads: int | None = None,
+):
     """Top-``k`` nearest neighbours (ascending distance, self first) with their distances, the row
     max of all N x N distances, and the raw query-gallery distances written into ``qg_out (Q, G)``.
 
@@ -114,7 +135,7 @@ def _knn_and_rowmax(feats: torch.Tensor, sq: torch.Tensor, k: int, block: int, n
     for a in range(0, n, block):
         fa, sa = feats[a : a + block], sq[a : a + block]
         for b in range(a, n, block):
-            d = _sq_dist_block(fa, sa, feats[b : b + block], sq[b : b + block])
+            d = _sq_dist_block(fa, sa, feats[b : b + block], sq[b : b + block], mm_threads)
             if a == b:
                 d.fill_diagonal_(0.0)  # exact self-distance: every image is its own nearest neighbour
                 merge(a, d, b, False)
@@ -207,6 +228,7 @@ def re_ranking(
     *,
     block: int = 4096,
     jaccard_chunk: int = 256,
+    other_threads: int | None = 1,
 ) -> np.ndarray:
     """k-reciprocal re-ranked query-gallery distance (see the module doc for the algorithm).
 
@@ -218,6 +240,10 @@ def re_ranking(
         lambda_value: weight of the original distance, in ``[0, 1]``.
         block: rows/columns per distance block (memory ~ ``3 * block**2 * 4`` bytes).
         jaccard_chunk: queries per Jaccard chunk.
+        other_threads: torch threads for everything but the distance matmuls (which use torch's
+            setting), restored afterwards; ``None`` = torch's setting throughout. Default 1: those
+            steps are memory-bound, and with cores shared by other processes their 2-thread
+            versions were measured several times slower than single-threaded ones.
 
     Returns:
         ``(Q, G)`` float32 numpy array: ``jaccard * (1 - lambda) + original * lambda``.
@@ -234,17 +260,28 @@ def re_ranking(
     num_q, num_g = q.shape[0], g.shape[0]
     if num_q == 0 or num_g == 0:
         raise ValueError(f"need at least one query and one gallery feature; got Q={num_q}, G={num_g}.")
-    feats = torch.cat([q, g])
-    n = feats.shape[0]
+    if other_threads is not None and (
+        isinstance(other_threads, bool) or not isinstance(other_threads, int) or other_threads < 1
+    ):
+        raise ValueError(f"other_threads must be None or an integer >= 1; got {other_threads!r}.")
+    n = num_q + num_g
     k1_eff = min(int(k1), n - 1)  # more neighbours than images do not exist
     k = min(n, max(k1_eff + 1, int(k2)))
-    sq = (feats * feats).sum(1)
+    mm_threads = torch.get_num_threads()
+    with _torch_threads(other_threads):
+        return _re_ranking(q, g, k1_eff, k, int(k2), float(lambda_value), block, jaccard_chunk, mm_threads)
 
+
+def _re_ranking(q, g, k1_eff, k, k2, lambda_value, block, jaccard_chunk, mm_threads) -> np.ndarray:
+    num_q, num_g = q.shape[0], g.shape[0]
+    feats = torch.cat([q, g])
+    n = feats.shape[0]
+    sq = (feats * feats).sum(1)
     out = np.empty((num_q, num_g), dtype=np.float32)
     out_t = torch.from_numpy(out)  # first holds the raw query-gallery distances
     # a few times k: the expanded sets' members are almost always among them (cheap weight look-up)
     k_cache = min(n, max(k, 2 * (k1_eff + 1)))
-    nbr, nbr_d, row_max = _knn_and_rowmax(feats, sq, k_cache, block, num_q, out_t)
+    nbr, nbr_d, row_max = _knn_and_rowmax(feats, sq, k_cache, block, num_q, out_t, mm_threads)
     row_max = torch.where(row_max > 0, row_max, torch.ones_like(row_max))  # all-identical features
 
     # V: Gaussian-weighted, row-normalised k-reciprocal expanded sets (sparse, float32).

@@ -641,10 +641,6 @@ def write_table(rows: list[dict], out_dir: str) -> tuple[str, str]:
         df.to_csv(fh, index=False)
     with atomic_write(md_path, "w", encoding="utf-8") as fh:
         fh.write(_markdown(df))
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in (csv_path, md_path):  # atomic_write's temporary files are private (0600): make readable
-        os.chmod(path, 0o666 & ~umask)
     return csv_path, md_path
 
 

@@ -61,3 +61,21 @@ def test_benchmark_cli_errors(tmp_path):
     target.write_text("x")
     with pytest.raises(PermissionError, match="not writable"):
         benchmark.main(["--sections", "eval", "--size", "tiny", "--out", str(target / "sub")])
+
+
+def test_conv_macs_counts_real_taps():
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),  # 8x4 out from 16x8: 8*4*8*3*9
+        nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8),  # depthwise, dilated: 8*4*8*1*9
+        nn.Conv2d(8, 16, 1),  # 8*4*16*8
+    )
+    expected = 8 * 4 * 8 * 3 * 9 + 8 * 4 * 8 * 9 + 8 * 4 * 16 * 8
+    assert benchmark.conv_macs(net, (16, 8)) == expected
+    net.train()
+    benchmark.conv_macs(net, (16, 8))
+    assert net.training  # the mode is restored
+    assert not any(m._forward_hooks for m in net)  # hooks are removed
+    assert torch.is_grad_enabled()

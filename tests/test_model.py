@@ -190,3 +190,69 @@ def test_bad_arguments():
         SiSNet("resnet18", 5, global_pool="avg")
     with pytest.raises(ValueError, match="B, 3, H, W"):
         SiSNet("resnet18", 5)(torch.randn(3, H, W))
+
+
+@pytest.mark.parametrize(
+    "kernel,dilation,padding,stride,shape",
+    [
+        (3, 2, 2, 1, (4, 8, 3, 2)),  # the cpu profile's half-scale map: width taps at +-2 only see padding
+        (3, 2, 2, 1, (4, 8, 6, 3)),  # full-scale map: nothing to trim
+        (3, 2, 2, 1, (2, 8, 1, 1)),  # 1x1 map: only the centre tap is left
+        (5, 3, 6, 1, (2, 8, 4, 7)),
+        (3, 2, 2, 2, (2, 8, 9, 5)),  # strided: dense kernel, no trimming
+        (3, 2, 1, 1, (2, 8, 5, 5)),  # not "same" padding: dense kernel, no trimming
+    ],
+)
+def test_dense_dilated_depthwise_conv_matches_dilated_conv(kernel, dilation, padding, stride, shape):
+    from torch import nn
+
+    from sisnet.model import DenseDilatedDepthwiseConv2d
+
+    torch.manual_seed(0)
+    c = shape[1]
+    ref = nn.Conv2d(c, c, kernel, stride=stride, padding=padding, dilation=dilation, groups=c, bias=True)
+    fast = nn.Conv2d(c, c, kernel, stride=stride, padding=padding, dilation=dilation, groups=c, bias=True)
+    fast.load_state_dict(ref.state_dict())
+    assert DenseDilatedDepthwiseConv2d.convert(fast) == 1 and isinstance(fast, DenseDilatedDepthwiseConv2d)
+    x = torch.randn(shape, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y_ref, y_fast = ref(x), fast(x2)
+    assert y_fast.shape == y_ref.shape
+    torch.testing.assert_close(y_fast, y_ref, rtol=0, atol=1e-6)
+    g = torch.randn_like(y_ref)
+    y_ref.backward(g)
+    y_fast.backward(g)
+    torch.testing.assert_close(x2.grad, x.grad, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=0, atol=1e-5)
+    assert set(fast.state_dict()) == set(ref.state_dict())
+
+
+def test_convert_only_touches_dilated_depthwise_convs():
+    from torch import nn
+
+    from sisnet.model import DenseDilatedDepthwiseConv2d
+
+    net = nn.Sequential(
+        nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=4),  # converted
+        nn.Conv2d(4, 4, 3, padding=1, groups=4),  # depthwise, not dilated
+        nn.Conv2d(4, 8, 3, padding=2, dilation=2),  # dilated, not depthwise
+        nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8, padding_mode="reflect"),  # other padding mode
+    )
+    assert DenseDilatedDepthwiseConv2d.convert(net) == 1
+    assert [type(m) is DenseDilatedDepthwiseConv2d for m in net] == [True, False, False, False]
+
+
+def test_mobilenet_last_stride_one_uses_dense_depthwise_and_loads_plain_state_dicts():
+    from sisnet.model import DenseDilatedDepthwiseConv2d
+
+    torch.manual_seed(0)
+    m = SiSNet("mobilenetv2_100", 5, last_stride=1).eval()
+    converted = [n for n, mod in m.named_modules() if isinstance(mod, DenseDilatedDepthwiseConv2d)]
+    assert converted and all(mod.dilation == (2, 2) for mod in m.modules() if isinstance(mod, DenseDilatedDepthwiseConv2d))
+    # Same network as timm's own output_stride=16 model: same keys, same outputs with the same weights.
+    ref = timm.create_model("mobilenetv2_100", num_classes=0, global_pool="", output_stride=16).eval()
+    ref.load_state_dict(m.backbone.state_dict())
+    x = torch.randn(2, 3, 48, 24)  # 3x2 final map: the trimmed case
+    with torch.no_grad():
+        torch.testing.assert_close(m(x).feature_map, ref.forward_features(x), rtol=1e-4, atol=1e-5)

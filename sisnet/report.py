@@ -55,6 +55,10 @@ __all__ = [
     "GridRun",
     "runs_frame",
     "summarize",
+    "init_comparison",
+    "plot_mot_frame",
+    "plot_search_results",
+    "market_pid",
     "table2_wide",
     "table2_effects",
     "cascade_gap",
@@ -820,15 +824,17 @@ def train(
     *,
     force: bool | float = False,
     progress: bool = True,
+    **overrides: Any,
 ) -> GridRun:
     """Train one Table 2 configuration with :func:`sisnet.engine.fit`, or load it from the runs cache.
 
     The run lives in ``<data_root>/runs/<run_id>/``; ``force`` retrains it (see :func:`_must_retrain`).
+    ``overrides`` change config fields of the cell (e.g. ``pretrained=False``); they are part of the run id.
     """
     from sisnet.engine import fit
 
     seed = ctx.seed if seed is None else int(seed)
-    config = grid_config(ctx, method, loss, seed)
+    config = grid_config(ctx, method, loss, seed, **overrides)
     run_dir = Path(config.runs_dir) / config.run_id()
     history = fit(config, run_dir, resume=not _must_retrain(run_dir, force), progress=progress, dataset=load(ctx))
     return GridRun(method=method, loss=loss, seed=seed, history=dict(history), run_dir=run_dir, config=config.to_dict())
@@ -861,6 +867,52 @@ def run_grid(
                     f"({'trained' if took > 1.0 else 'cached'}, {took:.1f} s; training wall "
                     f"{run.history.get('wall_seconds', float('nan')):.1f} s)")
     return runs
+
+
+def init_comparison(
+    ctx: NotebookContext,
+    method: str = "Baseline",
+    loss: str = "S.+T.",
+    *,
+    seeds: Sequence[int] | None = None,
+    force: bool | float = False,
+    progress: bool = False,
+    log=print,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The profile's initial weights (e.g. ImageNet via ``pretrained="auto"``) against random initialisation.
+
+    Trains (or loads from the runs cache) the Table 2 cell ``method``/``loss`` for each seed twice: as the
+    profile configures it -- the same run as Table 2's, so it is shared with notebook 03 -- and with
+    ``pretrained=False``. Returns ``(per_run, summary)``: ``per_run`` has one row per (init, seed) with
+    the weights the run actually started from (``weights`` = the history's source, ``sha256`` shortened) and
+    the last standard-protocol evaluation (percent); ``summary`` has mean ± std per init and, in the row
+    ``difference``, the profile's init minus random (means). When the profile already starts from random
+    weights the two arms are the same run, and the difference is 0 by construction.
+    """
+    seeds = list(ctx.seeds if seeds is None else seeds)
+    profile_init = ctx.config().pretrained
+    arms = [(f"profile ({profile_init})", {}), ("random (pretrained=False)", {"pretrained": False})]
+    rows = []
+    for label, overrides in arms:
+        for seed in seeds:
+            run = train(ctx, method, loss, seed, force=force, progress=progress, **overrides)
+            weights = dict(run.history.get("weights") or {})
+            ev = last_eval(run.history, "either")
+            rows.append({"init": label, "seed": seed, "weights": weights.get("source", "?"),
+                         "sha256": (weights.get("sha256") or "")[:12], "rank1": ev["rank1"], "mAP": ev["mAP"],
+                         "mINP": ev.get("mINP", float("nan")), "epoch": int(ev["epoch"]),
+                         "wall_seconds": float(run.history.get("wall_seconds", float("nan"))), "run_id": run.run_id})
+            if log:
+                log(f"{label:28s} seed {seed}: rank-1 {ev['rank1']:.1f} %, mAP {ev['mAP']:.1f} % "
+                    f"(weights: {weights.get('source', '?')}, run {run.run_id})")
+    per_run = pd.DataFrame(rows)
+    summary = summarize(per_run, by=("init",), metrics=("rank1", "mAP"))
+    diff = {"init": "difference (profile - random)", "n_seeds": len(seeds)}
+    for m in ("rank1", "mAP"):
+        diff[f"{m}_mean"] = float(summary[f"{m}_mean"].iloc[0] - summary[f"{m}_mean"].iloc[1])
+        diff[f"{m}_std"] = float("nan")
+    summary = pd.concat([summary, pd.DataFrame([diff])], ignore_index=True)
+    return per_run, summary
 
 
 def _percent(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -1437,5 +1489,98 @@ def ranked_list_figure(
                 ax.set_title(f"{j + 1}: d={dist[order[j]]:.2f}", fontsize=6)
             row += 1
     fig.suptitle(f"Ranked lists (queries at x{query_scale:g} resolution; green = same identity)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# =============================================================================================
+# Your own footage and images (notebook 08)
+# =============================================================================================
+def plot_mot_frame(seq_dir: str | os.PathLike, frame: int | None = None, fmt: str = "auto"):
+    """One frame of a MOTChallenge sequence with its ground-truth boxes and track ids.
+
+    ``frame`` (1-based) defaults to the annotated frame with the most boxes. Reads ``img1/<frame>.jpg``
+    (MOTChallenge's 6-digit names); boxes follow MOT's 1-based top-left convention.
+    """
+    from PIL import Image
+
+    from sisnet.data.mot import read_mot_annotations
+
+    seq_dir = Path(seq_dir)
+    gt, _ = read_mot_annotations(seq_dir / "gt" / "gt.txt", fmt)
+    if frame is None:
+        frame = int(gt["frame"].value_counts().idxmax())
+    img_path = seq_dir / "img1" / f"{int(frame):06d}.jpg"
+    if not img_path.is_file():
+        raise FileNotFoundError(f"{img_path} not found: plot_mot_frame reads sequences stored as img1/ frame folders.")
+    plt = _plt()
+    with Image.open(img_path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    fig, ax = plt.subplots(figsize=(6.4, 6.4 * rgb.shape[0] / rgb.shape[1]))
+    ax.imshow(rgb)
+    palette = plt.get_cmap("tab10")
+    for row in gt[gt["frame"] == frame].itertuples(index=False):
+        color = palette(int(row.id) % 10)
+        ax.add_patch(plt.Rectangle((row.bb_left - 1, row.bb_top - 1), row.width, row.height, fill=False,
+                                   edgecolor=color, linewidth=1.5))
+        ax.text(row.bb_left - 1, row.bb_top - 3, f"id {int(row.id)} · {int(round(row.height))} px", color=color,
+                fontsize=7, va="bottom")
+    ax.set_axis_off()
+    ax.set_title(f"{seq_dir.name}, frame {frame}: ground-truth boxes (id · box height)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def market_pid(path: str | os.PathLike) -> int:
+    """The identity in a Market-1501-style file name (``0012_c3s1_000123_00.jpg`` -> 12; ``-1`` for junk)."""
+    name = Path(path).name
+    head = name.split("_", 1)[0]
+    try:
+        return int(head)
+    except ValueError:
+        raise ValueError(f"{name!r} is not a Market-1501-style file name (expected '<pid>_c<cam>...').") from None
+
+
+def plot_search_results(queries: Sequence[str | os.PathLike], results: Sequence[pd.DataFrame], *,
+                        thumb_hw: tuple[int, int] = (128, 64)):
+    """Ranked lists from :func:`sisnet.search.search`, one row per query.
+
+    When the file names carry identities (Market-1501 style, as the MOT converter writes them) a green frame
+    marks the same person as the query and red another one; otherwise frames are grey.
+    """
+    plt = _plt()
+    if len(queries) != len(results) or not queries:
+        raise ValueError("plot_search_results needs one results table per query (and at least one query).")
+    top_k = max(len(r) for r in results)
+    fig, axes = plt.subplots(len(queries), top_k + 1, figsize=(0.95 * (top_k + 1), 1.95 * len(queries)), squeeze=False)
+    for i, (q, res) in enumerate(zip(queries, results)):
+        try:
+            q_pid = market_pid(q)
+        except ValueError:
+            q_pid = None
+        ax = axes[i, 0]
+        ax.imshow(_open_rgb(str(q), thumb_hw))
+        ax.set_ylabel("query", fontsize=7)
+        for j in range(top_k + 1):
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+        for j in range(top_k):
+            ax = axes[i, j + 1]
+            if j >= len(res):
+                ax.axis("off")
+                continue
+            row = res.iloc[j]
+            ax.imshow(_open_rgb(row["path"], thumb_hw))
+            color = "grey"
+            if q_pid is not None:
+                try:
+                    color = "limegreen" if market_pid(row["path"]) == q_pid else "red"
+                except ValueError:
+                    pass
+            for s in ax.spines.values():
+                s.set_edgecolor(color)
+                s.set_linewidth(3)
+            ax.set_title(f"{int(row['rank'])}: d={row['distance']:.2f}", fontsize=6)
+    fig.suptitle("Search results (green = same person as the query, from the file names)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -40,6 +40,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "05_table3.ipynb",
     "06_fig3_cam.ipynb",
     "07_scale_robustness.ipynb",
+    "08_your_images.ipynb",
 )
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 MANIFEST = "manifest.json"

@@ -20,10 +20,11 @@ from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
 EXPECTED_TABLES = (
     "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
     "table3_runs", "table3", "fig3_cam_consistency", "scale_robustness", "cam_consistency",
+    "init_runs", "init_comparison", "footage_dataset", "footage_eval",
 )
 EXPECTED_FIGURES = (
     "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
-    "cam_consistency", "ranked_list",
+    "cam_consistency", "ranked_list", "footage_frame", "footage_search",
 )
 GRID = {(loss, method) for loss in paper.LOSS_TYPES for method in paper.METHODS}
 
@@ -160,8 +161,37 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     assert len(fig3) == 3 * 3 and set(fig3["method"]) == set(paper.METHODS)
 
 
+def test_init_comparison_records_the_weights_each_run_started_from(smoke_run):
+    runs = _table(smoke_run, "init_runs")
+    assert len(runs) == 2 and list(runs["seed"]) == [0, 0]
+    # smoke starts from random weights, so both arms are the same cached Table 2 run
+    assert set(runs["weights"]) == {"random"} and runs["run_id"].nunique() == 1
+    summary = _table(smoke_run, "init_comparison").set_index("init")
+    assert summary.loc["difference (profile - random)", "rank1_mean"] == 0.0
+    t2 = _table(smoke_run, "table2_runs")
+    base = t2[(t2["protocol"] == "standard") & (t2["method"] == "Baseline") & (t2["loss"] == "S.+T.")]
+    assert runs["rank1"].iloc[0] == pytest.approx(base["rank1"].item(), abs=1e-6)
+
+
+def test_footage_notebook_converts_extracts_searches_and_evaluates(smoke_run):
+    crops = _table(smoke_run, "footage_dataset").set_index("split")
+    assert list(crops.index) == ["train", "query", "gallery"] and (crops["images"] > 0).all()
+    ev = _table(smoke_run, "footage_eval")
+    assert set(ev["method"]) == set(paper.METHODS)
+    assert ev[["rank1", "mAP"]].stack().between(0, 100).all()
+    assert (ev["queries"] > 0).all() and (ev["gallery"] == crops.loc["gallery", "images"]).all()
+    demo = smoke_run["data_root"] / "demo"
+    feats = list(demo.glob("*.safetensors"))
+    assert len(feats) == 1
+    from sisnet.extract import load_features
+
+    fs = load_features(feats[0])
+    assert len(fs) == crops.loc["gallery", "images"] and fs.meta["mode"] == "either"
+    assert all(p.endswith(".jpg") for p in fs.paths)
+
+
 def test_training_runs_are_shared_between_notebooks(smoke_run):
-    # Notebooks 02 and 04-07 reuse the six Table 2 runs of notebook 03 instead of training their own.
+    # Notebooks 02 and 04-08 reuse the six Table 2 runs of notebook 03 instead of training their own.
     runs = [p for p in (smoke_run["data_root"] / "runs").iterdir() if (p / "history.json").is_file()]
     assert len(runs) == 6
 

@@ -267,14 +267,18 @@ def _style() -> None:
 
 
 def git_commit(path: str | os.PathLike | None = None) -> str | None:
-    """The git commit of the project (``<sha>`` or ``<sha>-dirty``), or ``None`` outside a git checkout."""
+    """The git commit of the project (``<sha>`` or ``<sha>-dirty``), or ``None`` outside a git checkout.
+
+    ``-dirty`` means tracked files differ from the commit, leaving out ``results/``: that is where the
+    notebooks write, so a re-run that replaces committed results would otherwise stamp itself dirty.
+    """
     cwd = Path(path) if path is not None else (_project_root() or Path.cwd())
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             cwd=cwd, capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -202,3 +203,29 @@ def test_setup_rejects_bad_parameters_and_unwritable_results(tmp_path):
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="not writable"):
         report.setup("smoke", "synthetic", tmp_path / "data", blocker, chdir=False)
+
+
+def test_git_commit_ignores_results_but_not_code(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                            "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(tmp_path), "PATH": os.environ["PATH"]})
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "init")
+    clean = report.git_commit(tmp_path)
+    assert clean is not None and len(clean) == 40
+    (tmp_path / "results" / "table.md").write_text("new\n")  # a re-run rewriting committed results
+    assert report.git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert report.git_commit(tmp_path) == clean + "-dirty"

@@ -179,7 +179,7 @@ def test_footage_notebook_converts_extracts_searches_and_evaluates(smoke_run):
     ev = _table(smoke_run, "footage_eval")
     assert set(ev["method"]) == set(paper.METHODS)
     assert ev[["rank1", "mAP"]].stack().between(0, 100).all()
-    assert (ev["queries"] > 0).all() and (ev["gallery"] == crops.loc["gallery", "images"]).all()
+    assert (ev["num_valid_queries"] > 0).all() and (ev["gallery"] == crops.loc["gallery", "images"]).all()
     demo = smoke_run["data_root"] / "demo"
     feats = list(demo.glob("*.safetensors"))
     assert len(feats) == 1

@@ -24,11 +24,11 @@ Profiles
     configurations fell far below the Baseline. Measured on the default synthetic set, seed 0, S.+T.,
     rank-1 / mAP %: Baseline 48.7 / 40.0; native: SiSNet 36.8 / 25.3, SiSNet+DRC 27.1 / 20.0 (drc_weight 0.1:
     32.8 / 22.6); degrade: SiSNet 55.1 / 45.5, SiSNet+DRC 61.0 / 50.0 (drc_weight 0.1: 56.4 / 45.3). The
-    price is a SiSNet step of about 2x the Baseline step instead of about 1.45x.
+    price is a second full-size forward pass: a SiSNet run takes 85-97 s against 54-60 s for the Baseline.
     ``channels_last=True``: on CPU (oneDNN) it makes the mobilenetv2 training step ~1.5x and
     inference ~2x faster than the default layout (measured, alternating, same process).
-    Sized for the whole Table 2 grid x 3 seeds (18 runs) in about 15-20 minutes on 2 idle cores
-    (measured figures in the README / engine report); lower ``epochs`` or ``eval_last`` to go faster.
+    The whole companion (Table 2 grid x 3 seeds, the initialisation comparison, the other notebooks) took
+    29 minutes from scratch on 2 idle cores (README); lower ``epochs`` or ``steps_per_epoch`` to go faster.
 ``paper``
     The paper / Bag-of-Tricks schedule: resnet50, 256x128, Adam 3.5e-4 (weight decay 5e-4), linear
     warm-up over 10 epochs from 3.5e-5, steps at 40 and 70 (x0.1), 120 epochs, 16 x 4 batches, last

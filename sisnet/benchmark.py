@@ -559,6 +559,11 @@ def conv_macs(model, size: tuple[int, int]) -> int:
     return total
 
 
+def two_scale_arithmetic(model, cfg) -> float:
+    """Convolution arithmetic of a SiSNet step relative to a baseline step: 1 + MACs(second view) / MACs(full view)."""
+    return 1.0 + conv_macs(model, cfg.small_size) / conv_macs(model, (cfg.img_height, cfg.img_width))
+
+
 def _bench_step_ratio_at(cfg, num_classes: int, repeats: int, log: Callable[[str], None]) -> list[dict]:
     """SiSNet / baseline step time at another input size (random tensors; the paper's 256x128 in the full run)."""
     import torch
@@ -585,8 +590,7 @@ def _bench_step_ratio_at(cfg, num_classes: int, repeats: int, log: Callable[[str
     log(f"train: SiSNet vs baseline step at {cfg.img_height}x{cfg.img_width}, {repeats} alternating repeats")
     t_base, t_sis, _, _ = _alternate(step("baseline"), step("sisnet"), repeats)
     base, sis = _median(t_base), _median(t_sis)
-    model = models["sisnet"][0]
-    arith = 1.0 + conv_macs(model, cfg.small_size) / conv_macs(model, (cfg.img_height, cfg.img_width))
+    arith = two_scale_arithmetic(models["sisnet"][0], cfg)
     label = (f"{cfg.backbone}, {cfg.img_height}x{cfg.img_width} (the paper's input size), batch {b}, "
              f"scale_factor {cfg.scale_factor}, {torch.get_num_threads()} threads")
     return [_row("train", f"SiSNet step / baseline step time, {label}", f"{sis * 1000:.0f} ms SiSNet step",
@@ -663,8 +667,7 @@ def bench_train(size_name: str, repeats: int, data_root: str | None, log: Callab
                 t_e2e.append(end_to_end())
                 t_base.append(model_only("baseline"))
             mo, e2e, base = _median(t_mo), _median(t_e2e), _median(t_base)
-            arith = 1.0 + conv_macs(models["sisnet"][0], cfg.small_size) / conv_macs(
-                models["sisnet"][0], (cfg.img_height, cfg.img_width))
+            arith = two_scale_arithmetic(models["sisnet"][0], cfg)
             rows.append(_row("train", f"end-to-end steps/s vs model-only steps/s, {label}",
                              f"{1 / e2e:.3g} steps/s end-to-end", f"{1 / mo:.3g} steps/s model-only",
                              mo / e2e, "e2e >= 0.85x model-only", mo / e2e >= 0.85))

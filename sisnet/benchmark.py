@@ -515,17 +515,17 @@ def bench_rerank(size_name: str, repeats: int, log: Callable[[str], None]) -> li
     return rows
 
 
-def _bench_dataset(data_root: str | None, log: Callable[[str], None], tmp: str):
-    """The synthetic dataset at ``data_root`` if it holds one, else a freshly generated small one."""
+def _bench_dataset(dataset_dir: str | None, log: Callable[[str], None], tmp: str):
+    """The synthetic dataset at ``dataset_dir`` if it holds one, else a freshly generated small one."""
     from pathlib import Path
 
     from sisnet.data import load_dataset
 
-    if data_root and (Path(data_root) / "bounding_box_train").is_dir():
-        return load_dataset("synthetic", data_root), data_root
+    if dataset_dir and (Path(dataset_dir) / "bounding_box_train").is_dir():
+        return load_dataset("synthetic", dataset_dir), dataset_dir
     from sisnet.data.synthetic import generate
 
-    log(f"train: no dataset at {data_root!r}; generating a small synthetic set in a temporary folder")
+    log(f"train: no dataset at {dataset_dir!r}; generating a small synthetic set in a temporary folder")
     root = generate(Path(tmp) / "synthetic", size="small", seed=0)
     return load_dataset("synthetic", root), str(root)
 
@@ -598,7 +598,7 @@ def _bench_step_ratio_at(cfg, num_classes: int, repeats: int, log: Callable[[str
                  "reported (the goal is judged at the cpu profile's size above)", None)]
 
 
-def bench_train(size_name: str, repeats: int, data_root: str | None, log: Callable[[str], None],
+def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Callable[[str], None],
                 sections: tuple[str, ...] = ("train", "extract")) -> list[dict]:
     """Training throughput (model-only vs end-to-end, SiSNet vs baseline) and extraction speed.
 
@@ -611,17 +611,18 @@ def bench_train(size_name: str, repeats: int, data_root: str | None, log: Callab
     import torch
 
     from sisnet.config import get_config
-    from sisnet.engine import build_model, build_optimizer, build_train_loader, extract_features, train_step
+    from sisnet.engine import build_model, build_optimizer, build_train_loader, train_step
+    from sisnet.evaluation import extract_features
     from sisnet.data.transforms import decode_images
 
     rows: list[dict] = []
     steps = {"full": 8, "quick": 2}.get(size_name, 1)
     profile = "smoke" if size_name == "tiny" else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
-        dataset, root = _bench_dataset(data_root, log, tmp)
+        dataset, root = _bench_dataset(dataset_dir, log, tmp)
         # The step-time goal is for the second scale at its native half size (arithmetic ~1.25-1.3x); the cpu
         # profile's training default "degrade" feeds a full-size second view (2x by construction).
-        cfg = get_config(profile, pretrained=False, data_root=root, scale_factor=0.5, siamese=True, small_view="native")
+        cfg = get_config(profile, pretrained=False, dataset_dir=root, scale_factor=0.5, siamese=True, small_view="native")
         base_cfg = cfg.replace(siamese=False, drc=False)
         num_classes = dataset.num_train_pids
         torch.manual_seed(0)
@@ -721,8 +722,7 @@ def write_table(rows: list[dict], out_dir: str) -> tuple[str, str]:
 
 
 def _markdown(df) -> str:
-    import os
-    import platform
+    from sisnet.provenance import load_average, machine
 
     def cell(v: Any) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -733,22 +733,9 @@ def _markdown(df) -> str:
 
     head = "| " + " | ".join(COLUMNS) + " |\n| " + " | ".join("---" for _ in COLUMNS) + " |\n"
     body = "".join("| " + " | ".join(cell(r[c]) for c in COLUMNS) + " |\n" for r in df.to_dict("records"))
-    try:
-        load = "load average %.2f %.2f %.2f" % os.getloadavg()
-    except OSError:
-        load = ""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    meta = (f"\n_{time.strftime('%Y-%m-%d %H:%M:%S')}, {cpu}, {cores} usable cores, {load}. "
-            "ratio = reference / measured for times (speed-up), measured / reference otherwise._\n")
+    m = machine()
+    meta = (f"\n_{time.strftime('%Y-%m-%d %H:%M:%S')}, {m['processor']}, {m['usable_cores']} usable cores, "
+            f"{load_average()}. ratio = reference / measured for times (speed-up), measured / reference otherwise._\n")
     return "# sisnet benchmark\n\n" + head + body + meta
 
 
@@ -764,7 +751,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rerank-repeats", type=int, default=None,
                         help="repetitions of the (slow) dense re-ranking reference (default 2; quick 2)")
     parser.add_argument("--out", default="results/benchmarks", help="output folder for benchmarks.csv / .md")
-    parser.add_argument("--data-root", default="data/synthetic", help="synthetic dataset for train/extract")
+    parser.add_argument("--dataset-dir", default="data/synthetic", help="the synthetic dataset folder for train/extract")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads for every case (default: torch's default, all cores)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -821,7 +808,7 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
     if "rerank" in sections:
         rows += bench_rerank(size, rr_repeats, log)
     if "train" in sections or "extract" in sections:
-        rows += bench_train(size, repeats, args.data_root, log,
+        rows += bench_train(size, repeats, args.dataset_dir, log,
                             tuple(s for s in sections if s in ("train", "extract")))
     csv_path, md_path = write_table(rows, args.out)
     import pandas as pd

@@ -47,15 +47,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "get_config", "PROFILES", "TABLE2_GRID", "PROFILE_NAMES", "config_from_dict"]
+from sisnet.cam import NORMALIZATIONS as CAM_NORMALIZATIONS
+from sisnet.data import DATASET_NAMES
+from sisnet.data.transforms import SMALL_VIEWS, ViewSpec
+from sisnet.losses import BRANCH_REDUCTIONS, DRC_DISTANCES
+from sisnet.metrics.distance import METRICS
 
-SMALL_VIEWS = ("native", "degrade")
-DRC_DISTANCES = ("mse", "l1")
-CAM_NORMALIZATIONS = ("minmax", "softmax", "none")  # = sisnet.cam.NORMALIZATIONS
-BRANCH_REDUCTIONS = ("mean", "sum")  # = sisnet.losses.BRANCH_REDUCTIONS
+__all__ = ["TrainConfig", "get_config", "PROFILES", "PROFILE_SETTINGS", "ProfileSettings", "profile_settings",
+           "TABLE2_GRID", "PROFILE_NAMES", "config_from_dict", "dataset_folder", "runs_folder"]
+
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-METRICS = ("cosine", "euclidean")
-SPECIAL_PRETRAINED = ("auto", "imagenet-offline")
+# Renamed fields: old name -> new name (old checkpoints and histories still load).
+_RENAMED = {"data_root": "dataset_dir"}
 
 # Fields that do not change what a run computes: left out of ``run_id`` so that, e.g., the same run
 # with more data-loader workers or another runs folder hits the runs cache.
@@ -87,7 +90,7 @@ class TrainConfig:
     profile: str = "custom"
     # data
     dataset: str = "synthetic"
-    data_root: str = "data/synthetic"
+    dataset_dir: str = "data/synthetic"  # ONE dataset's folder (``data_root`` elsewhere = the folder of all datasets)
     combine_val: bool = False
     # model
     backbone: str = "mobilenetv2_100"
@@ -169,7 +172,7 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; use True or False.")
 
-        choice("dataset", _dataset_names())
+        choice("dataset", DATASET_NAMES)
         choice("small_view", SMALL_VIEWS)
         choice("drc_distance", DRC_DISTANCES)
         choice("cam_normalization", CAM_NORMALIZATIONS)
@@ -195,7 +198,9 @@ class TrainConfig:
             raise ValueError(f"scale_factor={self.scale_factor!r} is not valid; it must be in (0, 1].")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing={self.label_smoothing!r} is not valid; it must be in [0, 1).")
-        if self.last_stride not in (1, 2, None):
+        from sisnet.model import LAST_STRIDES
+
+        if self.last_stride not in LAST_STRIDES:
             raise ValueError(
                 f"last_stride={self.last_stride!r} is not valid; choose 1 (strong baseline), 2 or None (backbone default)."
             )
@@ -223,48 +228,30 @@ class TrainConfig:
         self._validate_backbone()
 
     def _validate_pretrained(self) -> None:
-        p = self.pretrained
-        if isinstance(p, bool) or p in SPECIAL_PRETRAINED:
-            return
-        if isinstance(p, (str, Path)):
-            path = Path(p)
-            if path.suffix.lower() not in (".pth", ".pt", ".bin", ".safetensors"):
-                raise ValueError(
-                    f"pretrained={p!r} is not valid; use True, False, {list(SPECIAL_PRETRAINED)} "
-                    "or the path of a weights file (.pth/.pt/.bin/.safetensors)."
-                )
-            if not path.is_file():
-                raise ValueError(f"pretrained weights file {str(path)!r} does not exist; check the path.")
-            self.pretrained = str(p)
-            return
-        raise ValueError(
-            f"pretrained={p!r} is not valid; use True, False, {list(SPECIAL_PRETRAINED)} or a file path."
-        )
+        from sisnet.weights import check_pretrained  # the one definition of what ``pretrained`` may be
+
+        self.pretrained = check_pretrained(self.pretrained)
 
     def _validate_backbone(self) -> None:
-        import timm
+        from sisnet.model import check_backbone  # the one check of a backbone name
 
-        if not isinstance(self.backbone, str) or not timm.is_model(self.backbone):
-            names = timm.list_models()
-            close = difflib.get_close_matches(str(self.backbone), names, n=5)
-            hint = f" Did you mean one of {close}?" if close else ""
-            raise ValueError(
-                f"backbone={self.backbone!r} is not a timm model name.{hint} "
-                "See timm.list_models() for all names (e.g. 'resnet50', 'resnet18', 'mobilenetv2_100')."
-            )
+        check_backbone(self.backbone)
 
     # ------------------------------------------------------------------ derived values
+    def view_spec(self) -> ViewSpec:
+        """The two views' definition (sizes, scale, small view, augmentation) that the transforms take."""
+        return ViewSpec(self.img_height, self.img_width, self.scale_factor, self.small_view, self.flip_prob,
+                        self.pad_px, self.erasing_prob)
+
     @property
     def small_size(self) -> tuple[int, int]:
         """(height_px, width_px) of the second-scale view as fed to the network."""
-        if self.small_view == "degrade":
-            return self.img_height, self.img_width
-        return self.native_small_size
+        return self.view_spec().small_size
 
     @property
     def native_small_size(self) -> tuple[int, int]:
         """(height_px, width_px) of the image after down-scaling by ``scale_factor``."""
-        return max(1, round(self.img_height * self.scale_factor)), max(1, round(self.img_width * self.scale_factor))
+        return self.view_spec().native_small_size
 
     @property
     def batch_size(self) -> int:
@@ -301,18 +288,16 @@ class TrainConfig:
         return dataclasses.replace(self, **overrides)
 
 
-def _dataset_names() -> tuple[str, ...]:
-    try:  # late import: the dataset registry lives in sisnet.data
-        from sisnet.data import DATASET_NAMES
-    except ImportError:  # pragma: no cover - only while sisnet.data is being written
-        DATASET_NAMES = ("market1501", "dukemtmcreid", "msmt17", "synthetic")
-    return tuple(DATASET_NAMES)
-
-
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
 def _check_keys(overrides: dict[str, Any]) -> None:
+    renamed = [k for k in overrides if k in _RENAMED]
+    if renamed:
+        raise ValueError(
+            f"Config parameter {renamed[0]!r} is now called {_RENAMED[renamed[0]]!r} (one dataset's folder, e.g. "
+            f"'data/synthetic'); 'data_root' means the folder that holds all datasets (sisnet.reproduce --data-root)."
+        )
     unknown = [k for k in overrides if k not in _FIELD_NAMES or k == "profile"]
     if unknown:
         hints = []
@@ -354,6 +339,59 @@ PROFILES: dict[str, dict[str, Any]] = {
 PROFILE_NAMES = tuple(PROFILES)
 
 
+@dataclass(frozen=True)
+class ProfileSettings:
+    """What a profile decides besides :class:`TrainConfig` fields (read by the notebooks, reproduce, benchmark).
+
+    ``seeds``: the ablation's seeds (3 for ``cpu``: mean +- std); ``synthetic_size``: the generated set's size
+    (``tiny`` keeps smoke runs in seconds); ``num_threads``: torch CPU threads (``None`` = torch's default;
+    ``smoke`` uses 1: its tensors are tiny, and on a busy 2-core machine one thread measured 3-10x faster than
+    two, which wait on each other); ``footage_frames`` / ``footage_people``: the rendered street sequence of
+    notebook 08.
+    """
+
+    seeds: tuple[int, ...]
+    synthetic_size: str
+    num_threads: int | None
+    footage_frames: int
+    footage_people: int
+
+
+PROFILE_SETTINGS: dict[str, ProfileSettings] = {
+    "smoke": ProfileSettings(seeds=(0,), synthetic_size="tiny", num_threads=1, footage_frames=40, footage_people=10),
+    "cpu": ProfileSettings(seeds=(0, 1, 2), synthetic_size="default", num_threads=None, footage_frames=200,
+                           footage_people=30),
+    "paper": ProfileSettings(seeds=(0,), synthetic_size="default", num_threads=None, footage_frames=200,
+                             footage_people=30),
+}
+
+
+def profile_settings(profile: str) -> ProfileSettings:
+    """The :class:`ProfileSettings` of ``profile`` (``ValueError`` naming the profiles otherwise)."""
+    if profile not in PROFILE_SETTINGS:
+        raise ValueError(f"profile={profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
+    return PROFILE_SETTINGS[profile]
+
+
+def dataset_folder(dataset: str, data_root: str | Path, profile: str) -> Path:
+    """Folder of ``dataset`` under ``data_root`` (the folder that holds all datasets and the runs cache).
+
+    ``synthetic`` lives at ``<data_root>/synthetic`` (default size) or ``<data_root>/synthetic-<size>`` (e.g.
+    ``synthetic-tiny`` for the ``smoke`` profile), so a smoke run never overwrites the default data. The real
+    datasets are looked up at ``<data_root>/<name>`` (the loader accepts the archive folder or its parent).
+    """
+    data_root = Path(data_root)
+    if dataset == "synthetic":
+        size = profile_settings(profile).synthetic_size
+        return data_root / ("synthetic" if size == "default" else f"synthetic-{size}")
+    return data_root / dataset
+
+
+def runs_folder(data_root: str | Path) -> Path:
+    """The training-runs cache under ``data_root``: ``<data_root>/runs``."""
+    return Path(data_root) / "runs"
+
+
 def get_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
     """The named profile's config with flat ``overrides`` applied, validated.
 
@@ -376,16 +414,22 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
     The pretrained-weights file is not re-checked (a saved model no longer needs it).
     """
-    d = dict(d)
+    d = {_RENAMED.get(k, k): v for k, v in d.items()}
     unknown = [k for k in d if k not in _FIELD_NAMES]
     if unknown:
         raise ValueError(
             f"Config dict has unknown parameter(s) {unknown}; it was written by another version of sisnet."
         )
-    if isinstance(d.get("pretrained"), str) and d["pretrained"] not in SPECIAL_PRETRAINED:
+    if isinstance(d.get("pretrained"), str) and d["pretrained"].lower().endswith(_weight_suffixes()):
         if not Path(d["pretrained"]).is_file():
             d["pretrained"] = False
     return TrainConfig(**d)
+
+
+def _weight_suffixes() -> tuple[str, ...]:
+    from sisnet.weights import WEIGHT_SUFFIXES
+
+    return WEIGHT_SUFFIXES
 
 
 # Table 2 of the paper: method x loss. Baseline = one (full-resolution) scale only.

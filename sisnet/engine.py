@@ -20,31 +20,37 @@ model, optimizer, LR scheduler, AMP grad-scaler, all RNG states and the history 
 at any moment and resumed ends with exactly the same weights and metrics as an uninterrupted run on
 CPU (same thread count; ``tests/test_faults.py`` kills a real process to check it).
 
-Checkpoints are read with ``torch.load(weights_only=True)``: only tensors and plain containers; a
-checkpoint carrying pickled code is refused. The config is stored as a plain dict.
+Histories, checkpoints and loading a trained model live in :mod:`sisnet.runs`; feature extraction and
+evaluation in :mod:`sisnet.evaluation` (their names are re-exported here for older imports).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
-import warnings
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from sisnet.config import TrainConfig, config_from_dict
+from sisnet.config import TrainConfig
 from sisnet.data.sampler import RandomIdentitySampler
-from sisnet.data.transforms import EvalTransform, TwoScaleDataset, TwoScaleTransform, decode_images
-from sisnet.utils import atomic_torch_save, atomic_write_json, ensure_writable_dir, select_device
+from sisnet.data.transforms import TwoScaleDataset, TwoScaleTransform, decode_images_cached
+from sisnet.evaluation import EVAL_MODES, evaluate, extract_features
+from sisnet.runs import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    History,
+    load_checkpoint,
+    load_history,
+    load_model,
+    save_checkpoint,
+    set_rng_state,
+)
+from sisnet.utils import atomic_write_json, autocast_dtype, ensure_writable_dir, select_device
 
 __all__ = [
     "History",
@@ -59,12 +65,10 @@ __all__ = [
     "train_step",
     "NonFiniteLossError",
     "CheckpointMismatchError",
+    "EVAL_MODES",
+    "CHECKPOINT_NAME",
+    "HISTORY_NAME",
 ]
-
-CHECKPOINT_NAME = "last.pt"
-HISTORY_NAME = "history.json"
-CHECKPOINT_VERSION = 1
-EVAL_MODES = ("either", "cascaded")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -75,85 +79,7 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint or history belongs to a different configuration than the one being run."""
 
 
-# ---------------------------------------------------------------------------------------------- history
-class History(dict):
-    """A run's record: a plain JSON-able ``dict`` (schema in the module docstring of the contract) with helpers.
-
-    Keys: ``run_id``, ``config`` (dict), ``weights`` ({source, file, sha256}), ``epochs`` (list of
-    {epoch, loss_total, loss_id, loss_triplet, loss_drc, lr, seconds}), ``evals`` (list of {epoch, mode,
-    rank1, rank5, rank10, mAP, mINP}; fractions in [0, 1]), ``complete`` (bool), ``wall_seconds``.
-    """
-
-    def epochs_frame(self):
-        """Per-epoch losses as a ``pandas.DataFrame`` indexed by epoch."""
-        import pandas as pd
-
-        return pd.DataFrame(self.get("epochs", [])).set_index("epoch") if self.get("epochs") else pd.DataFrame()
-
-    def evals_frame(self):
-        """Evaluations as a long ``pandas.DataFrame`` (one row per epoch and mode)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.get("evals", []))
-
-    def final(self, mode: str = "either") -> dict[str, float]:
-        """The last evaluation of ``mode``: {rank1, rank5, rank10, mAP, mINP} (fractions)."""
-        rows = [e for e in self.get("evals", []) if e["mode"] == mode]
-        if not rows:
-            raise KeyError(f"history has no evaluation in mode {mode!r}; modes present: "
-                           f"{sorted({e['mode'] for e in self.get('evals', [])})}")
-        return {k: v for k, v in rows[-1].items() if k not in ("epoch", "mode")}
-
-    def last_mean(self, mode: str = "either", n: int = 5) -> dict[str, float]:
-        """Mean of each metric over the last ``n`` evaluations of ``mode`` (the paper's Table 3 statistic)."""
-        rows = [e for e in self.get("evals", []) if e["mode"] == mode][-n:]
-        if not rows:
-            raise KeyError(f"history has no evaluation in mode {mode!r}.")
-        keys = [k for k in rows[0] if k not in ("epoch", "mode")]
-        return {k: float(np.mean([r[k] for r in rows])) for k in keys}
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.get("complete", False))
-
-
-def load_history(run_dir: str | Path) -> History:
-    """Read ``<run_dir>/history.json`` (or the file itself when given a ``.json`` path)."""
-    path = Path(run_dir)
-    if path.is_dir() or path.suffix != ".json":
-        path = path / HISTORY_NAME
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No training history at {str(path)!r}. Run sisnet.engine.fit(config) first "
-            "(the history of a run is written to <runs_dir>/<run_id>/history.json)."
-        )
-    with open(path, encoding="utf-8") as fh:
-        try:
-            return History(json.load(fh))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{str(path)!r} is not valid JSON ({exc}); delete it and re-run fit().") from exc
-
-
 # ---------------------------------------------------------------------------------------------- building blocks
-def _resolve_weights(config: TrainConfig) -> tuple[Any, dict[str, Any]]:
-    """``config.pretrained`` -> (what SiSNet accepts, {source, file, sha256})."""
-    try:
-        from sisnet.weights import resolve_pretrained
-    except ImportError:  # pragma: no cover - sisnet.weights is part of the package; defensive only
-        spec = config.pretrained
-        if spec in (False, None):
-            return False, {"source": "random", "file": None, "sha256": None}
-        if spec == "auto":
-            warnings.warn("sisnet.weights is unavailable: training from random weights.", stacklevel=3)
-            return False, {"source": "random", "file": None, "sha256": None}
-        if spec is True:
-            return True, {"source": "timm-hub", "file": None, "sha256": None}
-        return Path(spec), {"source": "file", "file": str(spec), "sha256": None}
-    pretrained, info = resolve_pretrained(config.pretrained, config.backbone)
-    info_dict = {"source": info.source, "file": info.file, "sha256": info.sha256}
-    return pretrained, info_dict
-
-
 def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None):
     """The :class:`sisnet.model.SiSNet` of ``config`` (weights resolved via :mod:`sisnet.weights`).
 
@@ -163,9 +89,11 @@ def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None):
     (:func:`train_step` and evaluation feed channels-last inputs to match).
     """
     from sisnet.model import SiSNet
+    from sisnet.weights import resolve_pretrained
 
     if pretrained is None:
-        pretrained, info = _resolve_weights(config)
+        pretrained, resolved = resolve_pretrained(config.pretrained, config.backbone)
+        info = {"source": resolved.source, "file": resolved.file, "sha256": resolved.sha256}
     else:
         info = {"source": "random" if pretrained is False else "given", "file": None, "sha256": None}
     model = SiSNet(config.backbone, num_classes, pretrained=pretrained, last_stride=config.last_stride)
@@ -175,38 +103,10 @@ def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None):
     return model
 
 
-_DECODED: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
-_DECODED_MAX_ENTRIES = 6
-
-
-def _decoded(paths: Sequence[str], size_hw: tuple[int, int], desc: str) -> torch.Tensor:
-    """:func:`decode_images` with a small in-process cache (key: paths, file sizes and mtimes, size).
-
-    The Table 2 grid trains 18 runs on the same images in one process; decoding ~3.7k JPEGs costs a few
-    seconds, so it is done once. A changed file (size or mtime) misses the cache.
-    """
-    stats = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-            stats.append((p, st.st_size, st.st_mtime_ns))
-        except OSError:
-            stats.append((p, -1, -1))
-    key = (tuple(stats), tuple(size_hw))
-    if key in _DECODED:
-        _DECODED.move_to_end(key)
-        return _DECODED[key]
-    images = decode_images(paths, size_hw, desc=desc)
-    _DECODED[key] = images
-    while len(_DECODED) > _DECODED_MAX_ENTRIES:
-        _DECODED.popitem(last=False)
-    return images
-
-
 def _train_images(config: TrainConfig, dataset) -> torch.Tensor | None:
     if not config.cache_images:
         return None
-    return _decoded([r.path for r in dataset.train], (config.img_height, config.img_width), "decode train")
+    return decode_images_cached([r.path for r in dataset.train], (config.img_height, config.img_width), "decode train")
 
 
 def build_train_loader(config: TrainConfig, dataset, images: torch.Tensor | None = None) -> DataLoader:
@@ -218,7 +118,7 @@ def build_train_loader(config: TrainConfig, dataset, images: torch.Tensor | None
     """
     if images is None:
         images = _train_images(config, dataset)
-    ds = TwoScaleDataset(dataset.train, TwoScaleTransform(config), images=images)
+    ds = TwoScaleDataset(dataset.train, TwoScaleTransform(config.view_spec()), images=images)
     sampler = RandomIdentitySampler(
         [r.pid for r in dataset.train], config.P, config.K, seed=config.seed,
         steps_per_epoch=config.steps_per_epoch, with_sample_seeds=True,
@@ -260,16 +160,6 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module):
     return optimizer, scheduler
 
 
-def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or config.amp == "off":
-        return None
-    if config.amp == "fp16":
-        return torch.float16
-    if config.amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
-
-
 def _compute_losses(model, out_full, out_small, targets, config: TrainConfig) -> dict[str, torch.Tensor]:
     """The Table-2 loss of ``config`` (see :func:`sisnet.losses.compute_losses`)."""
     from sisnet.losses import CrossEntropyLabelSmooth, DRCLoss, TripletLoss, compute_losses
@@ -298,7 +188,7 @@ def train_step(model, optimizer, batch, config: TrainConfig, scaler=None) -> dic
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     img_full = img_full.to(device, non_blocking=non_blocking, memory_format=fmt)
     targets = pids.to(device, non_blocking=non_blocking)
-    amp_dtype = _amp_dtype(config, device)
+    amp_dtype = autocast_dtype(config.amp, device)
     model.train()
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         if config.siamese:
@@ -317,183 +207,6 @@ def train_step(model, optimizer, batch, config: TrainConfig, scaler=None) -> dic
         total.backward()
         optimizer.step()
     return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()}
-
-
-# ---------------------------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def _extract_modes(
-    model, records: Sequence[Any], config: TrainConfig, modes: Iterable[str], query_scale: float = 1.0,
-    images: torch.Tensor | None = None, progress: bool = False, desc: str = "features",
-) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
-    """Features for several modes in ONE pass (the full branch is computed once and shared)."""
-    modes = tuple(modes)
-    bad = [m for m in modes if m not in EVAL_MODES]
-    if bad:
-        raise ValueError(f"mode(s) {bad} not valid; choose from {list(EVAL_MODES)}.")
-    device = next(model.parameters()).device
-    if images is None and config.cache_images:
-        images = _decoded([r.path for r in records], (config.img_height, config.img_width), f"decode {desc}")
-    ds = TwoScaleDataset(records, EvalTransform(config, query_scale=query_scale), images=images)
-    loader = DataLoader(ds, batch_size=config.eval_batch_size, shuffle=False, num_workers=0,
-                        pin_memory=device.type == "cuda")
-    amp_dtype = _amp_dtype(config, device)
-    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    was_training = model.training
-    model.eval()
-    feats: dict[str, list[torch.Tensor]] = {m: [] for m in modes}
-    pids, camids = [], []
-    it: Any = loader
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(loader, desc=desc, leave=False, unit="batch")
-    try:
-        for full, small, pid, camid in it:
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                f_full = model(full.to(device, memory_format=fmt)).bn_feature.float()
-                f_small = (
-                    model(small.to(device, memory_format=fmt)).bn_feature.float() if "cascaded" in modes else None
-                )
-            # Same definitions as SiSNet.extract: "either" = L2(bn(x)); "cascaded" = L2(cat(bn(x), bn(x_small))).
-            if "either" in modes:
-                feats["either"].append(F.normalize(f_full, dim=1).cpu())
-            if "cascaded" in modes:
-                feats["cascaded"].append(F.normalize(torch.cat([f_full, f_small], 1), dim=1).cpu())
-            pids.append(pid)
-            camids.append(camid)
-    finally:
-        model.train(was_training)
-    out = {m: torch.cat(v) if v else torch.empty(0) for m, v in feats.items()}
-    return out, torch.cat(pids).numpy(), torch.cat(camids).numpy()
-
-
-def extract_features(
-    model, records: Sequence[Any], config: TrainConfig, mode: str = "either", query_scale: float = 1.0,
-    images: torch.Tensor | None = None, progress: bool = False,
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """L2-normalised retrieval features of ``records``: ``(feats (N, D), pids (N,), camids (N,))``.
-
-    ``mode="either"``: BNNeck feature of the full-size image, D = C. ``mode="cascaded"``: concatenation
-    with the small-scale view's feature, D = 2C. ``query_scale < 1`` first degrades each image (down to
-    ``query_scale`` x its size, back up to the model input size): the cross-scale protocol.
-    """
-    feats, pids, camids = _extract_modes(model, records, config, (mode,), query_scale, images, progress)
-    return feats[mode], pids, camids
-
-
-def _metrics_from_features(qf, gf, q_pids, g_pids, q_camids, g_camids, config: TrainConfig, rerank: bool):
-    from sisnet.metrics import compute_distance, evaluate_rank
-
-    if rerank:
-        from sisnet.metrics import re_ranking
-
-        distmat = re_ranking(qf, gf)
-    else:
-        distmat = compute_distance(qf, gf, metric=config.metric)
-    res = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max(1, min(50, len(g_pids))))
-    cmc = np.asarray(res["cmc"])
-
-    def rank(k: int) -> float:
-        return float(cmc[min(k, len(cmc)) - 1]) if len(cmc) else float("nan")
-
-    return {
-        "rank1": rank(1), "rank5": rank(5), "rank10": rank(10),
-        "mAP": float(res["mAP"]), "mINP": float(res["mINP"]),
-        "num_valid_queries": int(res.get("num_valid_queries", len(q_pids))),
-    }
-
-
-def evaluate(
-    model, dataset, config: TrainConfig, modes: Sequence[str] = EVAL_MODES, query_scale: float = 1.0,
-    rerank: bool | None = None, progress: bool = False, image_cache: dict[str, torch.Tensor] | None = None,
-) -> dict[str, dict[str, float]]:
-    """Rank-1/5/10, mAP and mINP (fractions) of ``model`` on ``dataset.query`` vs ``dataset.gallery``.
-
-    Returns ``{mode: {"rank1", "rank5", "rank10", "mAP", "mINP", "num_valid_queries"}}``. ``query_scale``
-    degrades the queries only (gallery at full resolution): the cross-scale protocol. ``rerank``
-    (default ``config.rerank``) uses k-reciprocal re-ranking instead of plain ``config.metric`` distances.
-    ``image_cache``: optional dict that keeps the decoded ``query``/``gallery`` images between calls.
-    """
-    rerank = config.rerank if rerank is None else rerank
-    cache = image_cache if image_cache is not None else {}
-    if config.cache_images:
-        for split in ("query", "gallery"):
-            if split not in cache:
-                cache[split] = _decoded(
-                    [r.path for r in getattr(dataset, split)], (config.img_height, config.img_width), f"decode {split}"
-                )
-    qf, q_pids, q_camids = _extract_modes(model, dataset.query, config, modes, query_scale, cache.get("query"),
-                                          progress, "query features")
-    gf, g_pids, g_camids = _extract_modes(model, dataset.gallery, config, modes, 1.0, cache.get("gallery"),
-                                          progress, "gallery features")
-    return {m: _metrics_from_features(qf[m], gf[m], q_pids, g_pids, q_camids, g_camids, config, rerank) for m in modes}
-
-
-# ---------------------------------------------------------------------------------------------- checkpoints
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "python": _to_plain(random.getstate()),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _to_plain(x: Any) -> Any:
-    if isinstance(x, tuple):
-        return [_to_plain(v) for v in x]
-    return x
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """``torch.load(weights_only=True)``: tensors and plain containers only; pickled code is refused."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # the unpickler raises UnpicklingError / RuntimeError variants
-        raise ValueError(
-            f"Refusing to load checkpoint {str(path)!r}: it is not a plain weights file readable with "
-            f"torch.load(weights_only=True) ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            "It may be corrupt, from another program, or carry pickled code. Delete it to start the run afresh."
-        ) from exc
-
-
-def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild the trained model from a checkpoint written by :func:`fit`.
-
-    Returns ``(model, config)`` with the model in eval mode on ``device``. Accepts the checkpoint file
-    or its run folder.
-    """
-    from sisnet.model import SiSNet
-
-    path = Path(checkpoint_path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {str(path)!r}; train with sisnet.engine.fit(config) first.")
-    ckpt = _load_checkpoint(path)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{str(path)!r} is not a sisnet checkpoint (no 'model'/'config' entries).")
-    config = config_from_dict(ckpt["config"])
-    model = SiSNet(config.backbone, int(ckpt["num_classes"]), pretrained=False, last_stride=config.last_stride)
-    model.load_state_dict(ckpt["model"])
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.weights_info = ckpt.get("weights", {"source": "checkpoint"})
-    return model.to(select_device(device)).eval(), config
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -524,7 +237,7 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         resume: continue from ``run_dir/last.pt`` when present (otherwise start over, replacing it).
         progress: tqdm bars for epochs and feature extraction.
         dataset: an already-loaded :class:`sisnet.data.ReIDDataset` (default: ``load_dataset(config.dataset,
-            config.data_root)``).
+            config.dataset_dir)``).
 
     Raises:
         CheckpointMismatchError: ``run_dir`` holds a checkpoint/history of another configuration.
@@ -554,13 +267,13 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
     from sisnet.data import load_dataset
 
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_root, combine_val=config.combine_val)
+        dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
     num_classes = dataset.num_train_pids
     device = select_device(config.device)
 
     ckpt = None
     if resume and ckpt_path.is_file():
-        ckpt = _load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint(ckpt_path)
         if ckpt.get("run_id") != run_id:
             raise CheckpointMismatchError(
                 f"Checkpoint {str(ckpt_path)!r} was written by a different configuration (run_id "
@@ -579,7 +292,7 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = build_optimizer(config, model)
-    amp_dtype = _amp_dtype(config, device)
+    amp_dtype = autocast_dtype(config.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     history = History(run_id=run_id, config=config.to_dict(), weights=weights_info, epochs=[], evals=[],
@@ -590,7 +303,7 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
         history = History(json.loads(ckpt["history"]))
         start_epoch = int(ckpt["epoch"]) + 1
 
@@ -640,30 +353,10 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
             bar.set_postfix(loss=f"{row['loss_total']:.3f}", **({"r1": f"{last['rank1']:.3f}"} if last else {}))
         history["wall_seconds"] = wall_before + (time.perf_counter() - t_start)
         history["complete"] = epoch == config.epochs
-        _save(ckpt_path, history_path, model, optimizer, scheduler, scaler, epoch, history, config, num_classes)
+        save_checkpoint(ckpt_path, history_path, model, optimizer, scheduler, scaler, epoch, history, config, num_classes)
     if bar is not None:
         bar.close()
     if not history.get("complete"):  # nothing left to train (e.g. resumed after the last epoch)
         history["complete"] = True
         atomic_write_json(history_path, history)
     return history
-
-
-def _save(ckpt_path, history_path, model, optimizer, scheduler, scaler, epoch, history, config, num_classes) -> None:
-    """Checkpoint first, then history: a kill in between leaves a checkpoint one epoch ahead, never behind."""
-    state = {
-        "version": CHECKPOINT_VERSION,
-        "run_id": history["run_id"],
-        "config": config.to_dict(),
-        "num_classes": int(num_classes),
-        "epoch": int(epoch),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": _rng_state(),
-        "weights": history.get("weights"),
-        "history": json.dumps(history),
-    }
-    atomic_torch_save(state, ckpt_path)
-    atomic_write_json(history_path, history)

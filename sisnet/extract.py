@@ -120,7 +120,7 @@ def extract_paths(
     """L2-normalised features ``(N, D)`` (``D = C`` for ``"either"``, ``2C`` for ``"cascaded"``) of image files,
     with the engine's evaluation transform for ``config`` (the checkpoint's training config)."""
     from sisnet.data import Record
-    from sisnet.engine import extract_features
+    from sisnet.evaluation import extract_features
 
     records = [Record(str(p), -1, 0) for p in paths]  # pid / camid unused here
     feats, _, _ = extract_features(model, records, _eval_config(config, batch_size), mode=mode, progress=progress)
@@ -142,7 +142,7 @@ def extract_folder(
     ``checkpoint``: a file written by :func:`sisnet.engine.fit` (or its run folder); it carries its config.
     ``mode``: ``"either"`` (full-size branch, D = C) or ``"cascaded"`` (full + small scale, D = 2C).
     """
-    from sisnet.engine import load_model
+    from sisnet.runs import load_model
 
     paths = list_images(images_dir, recursive=recursive)
     model, config = load_model(checkpoint, device=select_device(device))

@@ -12,9 +12,11 @@ from torch import Tensor, nn
 
 from sisnet.cam import NORMALIZATIONS, normalize_cam, raw_cam, resize_to_common
 
-__all__ = ["CrossEntropyLabelSmooth", "TripletLoss", "DRCLoss", "compute_losses", "BRANCH_REDUCTIONS", "DRC_FORMULA"]
+__all__ = ["CrossEntropyLabelSmooth", "TripletLoss", "DRCLoss", "compute_losses", "BRANCH_REDUCTIONS", "DRC_DISTANCES", "DRC_FORMULA"]
 
 BRANCH_REDUCTIONS = ("mean", "sum")
+#: The per-position distance d(u, v) of the DRC loss: squared ("mse") or absolute ("l1") difference.
+DRC_DISTANCES = ("mse", "l1")
 
 #: The DRC loss as implemented (Markdown + LaTeX), for the notebooks' method text.
 DRC_FORMULA = (
@@ -138,7 +140,7 @@ class DRCLoss(nn.Module):
         super().__init__()
         if weight < 0:
             raise ValueError(f"DRC weight (lambda) must be >= 0, got {weight}.")
-        if distance not in ("mse", "l1"):
+        if distance not in DRC_DISTANCES:
             raise ValueError(f"DRC distance must be 'mse' or 'l1', got {distance!r}.")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"DRC normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")

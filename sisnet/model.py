@@ -18,11 +18,12 @@ Decisions that the paper leaves open (documented parameters):
   ``last_stride=1`` is implemented with timm's own ``output_stride=16`` (which replaces the last stride by
   a dilation) when the architecture supports it; otherwise a ``ValueError`` says so and suggests
   ``last_stride=None``. ``last_stride=None`` or ``2`` keeps the backbone's default (output stride 32).
-* ``pretrained`` -- ``False`` (random init), ``True`` (timm's own weights; needs the Hugging Face hub or
-  a cached copy; with ``HF_HUB_OFFLINE=1`` and nothing cached it fails at once with a message explaining
-  how to pass a local file), or a path to a local ``.pth`` / ``.pt`` / ``.safetensors`` file holding a timm
-  state dict for this backbone (loaded by timm via ``pretrained_cfg_overlay=dict(file=...)``; the keys
-  are checked so that a file for another architecture is an error, not a silent partial load).
+* ``pretrained`` -- already resolved (see :func:`sisnet.weights.resolve_pretrained`, which owns what a
+  ``pretrained`` spec may be): ``False`` (random init), ``True`` (timm's own weights; needs the Hugging
+  Face hub or a cached copy; with ``HF_HUB_OFFLINE=1`` and nothing cached it fails at once with a message
+  explaining how to pass a local file), or the path of a weights file holding a timm state dict for this
+  backbone (checked by :func:`sisnet.weights.check_weights_file`, then loaded by timm via
+  ``pretrained_cfg_overlay=dict(file=...)``).
 """
 from __future__ import annotations
 
@@ -36,9 +37,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DenseDilatedDepthwiseConv2d", "ModelOutput", "SiSNet", "WEIGHT_SUFFIXES"]
+__all__ = ["DenseDilatedDepthwiseConv2d", "ModelOutput", "SiSNet", "LAST_STRIDES", "check_backbone", "retrieval_features",
+           "EVAL_MODES"]
 
-WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
+#: The values ``last_stride`` may take: 1 (strong baseline), 2 or None (the backbone's default).
+LAST_STRIDES = (1, 2, None)
+
+
+#: Retrieval feature modes (the paper's Table 3): one scale's feature, or both scales' concatenated.
+EVAL_MODES = ("either", "cascaded")
+
+
+def retrieval_features(f_full: Tensor, f_small: Tensor | None, modes: tuple[str, ...] = ("either",)) -> dict[str, Tensor]:
+    """The retrieval features of BNNeck features, L2-normalised, float32: the one definition of each mode.
+
+    ``"either"`` = L2(bn(x)), (B, C): one scale alone (``x`` may be either scale). ``"cascaded"`` =
+    L2(cat(bn(x), bn(x_small))), (B, 2C): both scales of the same images.
+    """
+    bad = [m for m in modes if m not in EVAL_MODES]
+    if bad:
+        raise ValueError(f"mode(s) {bad} not valid; choose from {list(EVAL_MODES)}.")
+    out = {}
+    if "either" in modes:
+        out["either"] = F.normalize(f_full.float(), p=2, dim=1)
+    if "cascaded" in modes:
+        if f_small is None:
+            raise ValueError("mode='cascaded' concatenates both scales' features: pass x_small (the small-scale view).")
+        if f_small.shape[0] != f_full.shape[0]:
+            raise ValueError(
+                f"x and x_small must hold the same images: batch sizes {f_full.shape[0]} and {f_small.shape[0]} differ."
+            )
+        out["cascaded"] = F.normalize(torch.cat([f_full.float(), f_small.float()], dim=1), p=2, dim=1)
+    return out
 
 
 class ModelOutput(NamedTuple):
@@ -50,39 +80,16 @@ class ModelOutput(NamedTuple):
     logits: Tensor  # (B, num_classes) identity logits
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+def check_backbone(backbone: str) -> None:
+    """Raise ``ValueError`` (with similar names) unless ``backbone`` is a timm model name, optionally tagged.
 
-
-def _hub_weights_cached(backbone: str) -> bool:
-    """Whether timm's default weights for ``backbone`` are already in the local HF hub or torch.hub cache."""
-    try:
-        cfg = timm.models.get_pretrained_cfg(backbone)
-    except Exception:  # noqa: BLE001 - unknown tag: let timm report it
-        return True
-    if cfg is None:
-        return False
-    hub_id = getattr(cfg, "hf_hub_id", None)
-    if hub_id:
-        from huggingface_hub import try_to_load_from_cache
-
-        names = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else ["model.safetensors", "pytorch_model.bin"]
-        if any(isinstance(try_to_load_from_cache(hub_id, n), str) for n in names):
-            return True
-    url = getattr(cfg, "url", None)
-    if url:
-        from timm.models._hub import check_cached_file
-
-        return bool(check_cached_file(url))
-    return False
-
-
-def _check_backbone_name(backbone: str) -> None:
+    The one check of a backbone name (the config validates with it).
+    """
     if not isinstance(backbone, str) or not timm.is_model(backbone):
         close = difflib.get_close_matches(str(backbone).split(".")[0], timm.list_models(), n=6, cutoff=0.6)
         hint = f" Similar names: {', '.join(close)}." if close else ""
         raise ValueError(
-            f"Unknown timm backbone {backbone!r}.{hint} List the available CNNs with "
+            f"backbone={backbone!r} is not a timm model name.{hint} List the available CNNs with "
             f"`timm.list_models('*resnet*')` (or another pattern), e.g. 'resnet50', 'resnet18', "
             f"'mobilenetv2_100', 'mobilenetv3_small_100'."
         )
@@ -216,12 +223,12 @@ class SiSNet(nn.Module):
         **timm_kwargs: Any,
     ) -> None:
         super().__init__()
-        _check_backbone_name(backbone)
+        check_backbone(backbone)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
                 f"num_classes must be a positive int (the number of training identities), got {num_classes!r}."
             )
-        if last_stride not in (None, 1, 2):
+        if last_stride not in LAST_STRIDES:
             raise ValueError(f"last_stride must be 1, 2 or None (keep the backbone's default), got {last_stride!r}.")
         for fixed in ("num_classes", "global_pool", "pretrained", "pretrained_cfg_overlay"):
             if fixed in timm_kwargs:
@@ -302,8 +309,10 @@ class SiSNet(nn.Module):
             f"holding a timm state dict for {backbone!r} (see sisnet.weights.resolve_pretrained, which can prepare "
             "one), or use pretrained=False for random initialisation."
         )
-        offline = _hub_offline()
-        if offline and not _hub_weights_cached(backbone):
+        from sisnet.weights import hub_cached_file, hub_offline
+
+        offline = hub_offline()
+        if offline and hub_cached_file(backbone) is None:
             # Refuse before timm tries: huggingface_hub may have been imported before HF_HUB_OFFLINE was set
             # (then it would still go online), and URL-only weights go through torch.hub, which ignores it.
             raise RuntimeError(
@@ -321,47 +330,25 @@ class SiSNet(nn.Module):
 
     @staticmethod
     def _create_from_file(backbone: str, path: Path, create) -> nn.Module:
-        if str(path) in {"auto", "imagenet-offline"}:
+        # What a weights file may be, and whether it fits the backbone, is decided in sisnet.weights.
+        # (timm loads non-strictly when the classifier is dropped, so a file for another architecture
+        # would otherwise load *nothing* without complaint.)
+        from sisnet.weights import check_pretrained, check_weights_file
+
+        if not Path(str(check_pretrained(path))).is_file():
             raise ValueError(
                 f"pretrained={str(path)!r} is a named weight source, not a file: resolve it first with "
                 f"sisnet.weights.resolve_pretrained({str(path)!r}, {backbone!r}) and pass the returned path."
             )
-        if path.suffix.lower() not in WEIGHT_SUFFIXES:
-            raise ValueError(
-                f"pretrained file {str(path)!r} must end in one of {', '.join(WEIGHT_SUFFIXES)} "
-                f"(a timm state dict saved with torch.save or safetensors)."
-            )
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"pretrained weights file {str(path)!r} does not exist. Pass an existing .pth/.pt/.safetensors file, "
-                f"pretrained=True for timm's hub weights, or pretrained=False."
-            )
+        check_weights_file(path, backbone)
         try:
-            model = create(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+            return create(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
         except (RuntimeError, KeyError) as exc:  # timm: size mismatch / unreadable checkpoint
             raise ValueError(
                 f"pretrained file {str(path)!r} could not be loaded into {backbone!r}: {str(exc)[:300]} ... "
                 f"The file must hold a timm state dict for exactly this backbone "
                 f"(e.g. torch.save(timm.create_model({backbone!r}).state_dict(), path))."
             ) from exc
-        # timm loads non-strictly when the classifier is dropped (num_classes=0), so a file for another
-        # architecture would load *nothing* without complaint. Check the keys ourselves.
-        from timm.models import load_state_dict
-
-        file_keys = set(load_state_dict(str(path)).keys())
-        have = set(model.state_dict())
-        classifiers = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or ()
-        head_prefixes = tuple(c + "." for c in ((classifiers,) if isinstance(classifiers, str) else classifiers))
-        missing = sorted(k for k in have - file_keys if not k.endswith("num_batches_tracked"))
-        extra = sorted(k for k in file_keys - have if not (head_prefixes and k.startswith(head_prefixes)))
-        if missing or extra:
-            raise ValueError(
-                f"pretrained file {str(path)!r} does not hold a timm state dict for {backbone!r}: "
-                f"{len(missing)} backbone tensors missing (e.g. {', '.join(missing[:3]) or '-'}), "
-                f"{len(extra)} unknown tensors (e.g. {', '.join(extra[:3]) or '-'}). "
-                f"Save it from timm.create_model({backbone!r}).state_dict() (or convert it to timm's key names)."
-            )
-        return model
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> ModelOutput:
@@ -392,23 +379,17 @@ class SiSNet(nn.Module):
         may be either scale). ``mode="cascaded"``: ``cat(bn(x), bn(x_small))`` then L2-normalised, (B, 2C).
         The model is put in eval mode for the call (BNNeck uses running statistics) and restored afterwards.
         """
-        if mode not in ("either", "cascaded"):
+        if mode not in EVAL_MODES:
             raise ValueError(f"mode must be 'either' or 'cascaded', got {mode!r}.")
         if mode == "cascaded" and x_small is None:
             raise ValueError("mode='cascaded' concatenates both scales' features: pass x_small (the small-scale view).")
         was_training = self.training
         self.eval()
         try:
-            feat = self(x).bn_feature.float()
-            if mode == "cascaded":
-                if x_small.shape[0] != x.shape[0]:
-                    raise ValueError(
-                        f"x and x_small must hold the same images: batch sizes {x.shape[0]} and {x_small.shape[0]} differ."
-                    )
-                feat = torch.cat([feat, self(x_small).bn_feature.float()], dim=1)
+            f_small = self(x_small).bn_feature if mode == "cascaded" else None
+            return retrieval_features(self(x).bn_feature, f_small, (mode,))[mode]
         finally:
             self.train(was_training)
-        return F.normalize(feat, p=2, dim=1)
 
     def extra_repr(self) -> str:
         return f"backbone={self.backbone_name!r}, num_classes={self.num_classes}, last_stride={self.last_stride}, feature_dim={self.feature_dim}"

@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -45,8 +43,6 @@ NOTEBOOKS: tuple[str, ...] = (
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 MANIFEST = "manifest.json"
 FAILED = "failed.json"
-_PACKAGES = ("sisnet", "torch", "torchvision", "timm", "numpy", "pandas", "scipy", "matplotlib", "seaborn",
-             "pillow", "papermill", "nbformat", "ipykernel", "tqdm")
 
 
 class NotebookFailed(RuntimeError):
@@ -76,21 +72,6 @@ def select_notebooks(only: str | Sequence[str] | None, notebook_dir: Path = NOTE
             )
         chosen.append(hits[0])
     return sorted(set(chosen), key=paths.index)
-
-
-def _package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            if name == "sisnet":
-                import sisnet
-
-                out[name] = getattr(sisnet, "__version__", None)
-            else:
-                out[name] = None
-    return out
 
 
 def _declared_parameters(path: Path) -> set[str]:
@@ -156,7 +137,7 @@ def reproduce(
     """
     from sisnet.config import PROFILE_NAMES
     from sisnet.data import DATASET_NAMES
-    from sisnet.report import git_commit
+    from sisnet.provenance import git_commit, machine, package_versions
 
     if profile not in PROFILE_NAMES:
         raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
@@ -239,25 +220,13 @@ def reproduce(
         "wall_seconds_total": round(time.perf_counter() - t0, 2),
         "notebooks": notebooks,
         "only": list(only) if isinstance(only, (list, tuple)) else only,
-        "packages": _package_versions(),
-        "platform": {"system": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
-                     "cpu_count": os.cpu_count(), "device": _device_name()},
+        "packages": package_versions(),
+        "platform": machine(),
         "files": files,
     }
     atomic_write_json(manifest_path, manifest)
     log(f"Wrote {manifest_path} ({manifest['wall_seconds_total']:.1f} s in all)")
     return manifest
-
-
-def _device_name() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"cuda: {torch.cuda.get_device_name(0)}"
-    except Exception:  # pragma: no cover - torch is a dependency
-        pass
-    return "cpu"
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:

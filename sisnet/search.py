@@ -55,7 +55,7 @@ def query_feature(
                     f"The query {str(query)!r} is not in the features file and no checkpoint is known to compute its "
                     f"feature; pass checkpoint=... (--checkpoint)."
                 )
-            from sisnet.engine import load_model
+            from sisnet.runs import load_model
             from sisnet.extract import extract_paths
             from sisnet.utils import select_device
 
@@ -112,35 +112,14 @@ def draw_ranked_list(
     thumb_hw: tuple[int, int] = (128, 64),
     title: str | None = None,
 ) -> Any:
-    """Draw the query and its ranked list side by side; returns the matplotlib Figure (saved to ``out`` if given)."""
-    import matplotlib
+    """Draw the query and its ranked list side by side; returns the matplotlib Figure (saved to ``out`` if given).
 
-    if out is not None and "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
+    Drawn by :func:`sisnet.report.figures.plot_search_results` (the project's one ranked-list drawer).
+    """
+    from sisnet.report.figures import plot_search_results
     from sisnet.utils import atomic_write
 
-    def thumb(p: str | os.PathLike) -> np.ndarray:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB").resize((thumb_hw[1], thumb_hw[0]), Image.BILINEAR))
-
-    n = len(results) + 1
-    fig, axes = plt.subplots(1, n, figsize=(1.3 * n, 3.0), squeeze=False)
-    axes = axes[0]
-    axes[0].imshow(thumb(query_image))
-    axes[0].set_title("query", fontsize=9, color="tab:blue")
-    for ax, row in zip(axes[1:], results.itertuples(index=False)):
-        ax.imshow(thumb(row.path))
-        ax.set_title(f"#{row.rank}\nd={row.distance:.3f}", fontsize=8)
-        ax.set_xlabel(Path(row.path).name[:14], fontsize=6)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig = plot_search_results([query_image], [results], thumb_hw=thumb_hw, title=title)
     if out is not None:
         out = Path(out)
         with atomic_write(out, "wb") as fh:

@@ -21,6 +21,7 @@ __all__ = [
     "atomic_torch_save",
     "ensure_writable_dir",
     "select_device",
+    "autocast_dtype",
     "seed_everything",
 ]
 
@@ -92,6 +93,20 @@ def select_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'.")
     return dev
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of an ``amp`` mode (``auto`` | ``off`` | ``bf16`` | ``fp16``) on ``device``; None = fp32.
+
+    ``auto`` = bf16 on CUDA when supported (else fp16 with a GradScaler), fp32 on CPU.
+    """
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
 
 
 def seed_everything(seed: int) -> None:

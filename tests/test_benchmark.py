@@ -35,7 +35,7 @@ def test_benchmark_cli_tiny(tmp_path, tiny_synthetic_root, capsys):
     out = tmp_path / "bench"
     rows = benchmark.main([
         "--size", "tiny", "--repeats", "1", "--rerank-repeats", "1", "--threads", "1", "--out", str(out),
-        "--data-root", str(tiny_synthetic_root),
+        "--dataset-dir", str(tiny_synthetic_root),
     ])
     df = pd.read_csv(out / "benchmarks.csv")
     assert list(df.columns) == ["section", "case", "measured", "reference", "ratio", "goal", "holds"]

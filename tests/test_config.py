@@ -91,7 +91,7 @@ def test_run_id_ignores_speed_and_location_fields_only():
     same = get_config("smoke", num_workers=2, runs_dir="elsewhere", device="cpu", cache_images=False)
     assert same.run_id() == base.run_id()
     for change in ({"seed": 1}, {"lr": 1e-3}, {"drc": True}, {"small_view": "degrade"}, {"img_height": 96},
-                   {"backbone": "resnet34"}, {"data_root": "data/other"}):
+                   {"backbone": "resnet34"}, {"dataset_dir": "data/other"}):
         assert get_config("smoke", **change).run_id() != base.run_id(), change
 
 

@@ -32,7 +32,7 @@ def grid_runs(tiny_synthetic_root, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     out = {}
     for g in TABLE2_GRID:
-        cfg = get_config("smoke", data_root=str(tiny_synthetic_root), runs_dir=str(runs), **g["overrides"])
+        cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(runs), **g["overrides"])
         out[(g["name"], g["loss"])] = (cfg, fit(cfg, progress=False))
     return out
 
@@ -101,7 +101,7 @@ def test_load_model_extract_and_evaluate(grid_runs, tiny_synthetic_root):
     # same definition as SiSNet.extract on the same tensors
     from sisnet.data.transforms import EvalTransform, decode_image
 
-    full, small = EvalTransform(cfg2)(decode_image(ds.query[0].path, (cfg2.img_height, cfg2.img_width)))
+    full, small = EvalTransform(cfg2.view_spec())(decode_image(ds.query[0].path, (cfg2.img_height, cfg2.img_width)))
     ref = model.extract(full[None], small[None], mode="cascaded")
     assert torch.allclose(cascaded[:1], ref, atol=1e-5)
     # the cross-scale protocol changes the query features (degraded queries), not their shape
@@ -123,7 +123,7 @@ def test_non_finite_loss_names_epoch_and_step(tiny_synthetic_root, tmp_path, mon
         return out
 
     monkeypatch.setattr(engine, "_compute_losses", poisoned)
-    cfg = get_config("smoke", data_root=str(tiny_synthetic_root), runs_dir=str(tmp_path), epochs=3)
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(tmp_path), epochs=3)
     with pytest.raises(NonFiniteLossError, match=r"epoch 2 step 2"):
         fit(cfg, progress=False)
     h = load_history(tmp_path / cfg.run_id())  # epoch 1 survives, the run is not marked complete
@@ -135,7 +135,7 @@ def test_paper_profile_two_iterations_resnet50_256x128(tiny_synthetic_root):
 
     P x K reduced from 16 x 4 to 4 x 2 so that two iterations fit the test budget on 2 CPU cores.
     """
-    cfg = get_config("paper", data_root=str(tiny_synthetic_root), pretrained=False, P=4, K=2, drc=True,
+    cfg = get_config("paper", dataset_dir=str(tiny_synthetic_root), pretrained=False, P=4, K=2, drc=True,
                      num_workers=0, channels_last=False)
     assert (cfg.img_height, cfg.img_width, cfg.backbone) == (256, 128, "resnet50")
     ds = load_dataset("synthetic", tiny_synthetic_root)

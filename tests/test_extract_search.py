@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sisnet import engine
+from sisnet import engine, runs
 from sisnet.config import get_config
 from sisnet.extract import _main as extract_main
 from sisnet.extract import extract_folder, load_features, save_features
@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory):
     history = engine.History(run_id=config.run_id(), config=config.to_dict(), weights=model.weights_info,
                              epochs=[], evals=[], complete=True)
     ckpt = d / engine.CHECKPOINT_NAME
-    engine._save(ckpt, d / "history.json", model, optimizer, scheduler, scaler, 1, history, config, 4)
+    runs.save_checkpoint(ckpt, d / "history.json", model, optimizer, scheduler, scaler, 1, history, config, 4)
     return ckpt
 
 

@@ -32,7 +32,7 @@ def _strip_times(history):
 
 
 def test_killed_run_resumes_to_the_same_result(tiny_synthetic_root, tmp_path):
-    cfg = get_config("smoke", data_root=str(tiny_synthetic_root), runs_dir=str(tmp_path / "runs"),
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(tmp_path / "runs"),
                      epochs=4, steps_per_epoch=2, eval_every=0, eval_last=2, drc=True)
     killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
     code = textwrap.dedent(f"""
@@ -81,7 +81,7 @@ class _Payload:
 
 def test_pickled_payload_in_a_checkpoint_is_refused(tiny_synthetic_root, tmp_path):
     marker = tmp_path / "pwned"
-    cfg = get_config("smoke", data_root=str(tiny_synthetic_root), runs_dir=str(tmp_path / "runs"))
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(tmp_path / "runs"))
     run_dir = tmp_path / "runs" / cfg.run_id()
     run_dir.mkdir(parents=True)
     torch.save({"run_id": cfg.run_id(), "model": _Payload(marker)}, run_dir / "last.pt")
@@ -94,7 +94,7 @@ def test_pickled_payload_in_a_checkpoint_is_refused(tiny_synthetic_root, tmp_pat
 
 
 def test_checkpoint_from_a_different_config_is_refused(tiny_synthetic_root, tmp_path):
-    cfg = get_config("smoke", data_root=str(tiny_synthetic_root), epochs=1)
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), epochs=1)
     run_dir = tmp_path / "run"
     fit(cfg, run_dir=run_dir, progress=False)
     other = cfg.replace(lr=1e-3)
@@ -113,7 +113,7 @@ def test_checkpoint_from_a_different_config_is_refused(tiny_synthetic_root, tmp_
 def test_unwritable_runs_folder_fails_before_training(tiny_synthetic_root, tmp_path, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    cfg = get_config("smoke", data_root=str(tiny_synthetic_root), runs_dir=str(blocker / "runs"))
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(blocker / "runs"))
     import sisnet.data
 
     monkeypatch.setattr(sisnet.data, "load_dataset", lambda *a, **k: pytest.fail("loaded data before the check"))
@@ -142,7 +142,7 @@ def test_corrupt_truncated_and_non_image_files_are_listed(tiny_synthetic_root, t
     data = truncated.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     not_image.write_text("this is a text file with an image name\n")
-    cfg = get_config("smoke", data_root=str(root), runs_dir=str(tmp_path / "runs"))
+    cfg = get_config("smoke", dataset_dir=str(root), runs_dir=str(tmp_path / "runs"))
     with pytest.raises(BadImageError) as err:
         fit(cfg, progress=False)
     msg = str(err.value)
@@ -160,7 +160,7 @@ def test_bad_query_image_is_named_at_evaluation(tiny_synthetic_root, tmp_path):
 
     ds = load_dataset("synthetic", root)
     for cache in (True, False):  # decoded up front, or lazily per item: both name the file
-        cfg = get_config("smoke", data_root=str(root), cache_images=cache)
+        cfg = get_config("smoke", dataset_dir=str(root), cache_images=cache)
         model = build_model(cfg, ds.num_train_pids)
         with pytest.raises(BadImageError, match=bad.name):
             evaluate(model, ds, cfg, modes=("either",))

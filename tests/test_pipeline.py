@@ -93,11 +93,11 @@ def _denorm(x):
 @pytest.mark.parametrize("small_view, small_hw", [("native", (32, 16)), ("degrade", (64, 32))])
 def test_two_views_sizes(small_view, small_hw):
     cfg = get_config("smoke", small_view=small_view)
-    full, small = TwoScaleTransform(cfg)(_asymmetric_image(), random.Random(0))
+    full, small = TwoScaleTransform(cfg.view_spec())(_asymmetric_image(), random.Random(0))
     assert full.shape == (3, 64, 32) and full.dtype == torch.float32
     assert small.shape == (3, *small_hw)
     # an image of another size is resized first
-    full2, small2 = TwoScaleTransform(cfg)(torch.zeros(3, 128, 64, dtype=torch.uint8), random.Random(0))
+    full2, small2 = TwoScaleTransform(cfg.view_spec())(torch.zeros(3, 128, 64, dtype=torch.uint8), random.Random(0))
     assert full2.shape == (3, 64, 32) and small2.shape == (3, *small_hw)
 
 
@@ -112,7 +112,7 @@ def _white_centroid(x):
 
 def test_two_views_share_flip_crop_and_erasing():
     cfg = get_config("smoke", flip_prob=1.0, pad_px=0, erasing_prob=0.0)
-    full, small = TwoScaleTransform(cfg)(_asymmetric_image(), random.Random(0))
+    full, small = TwoScaleTransform(cfg.view_spec())(_asymmetric_image(), random.Random(0))
     f, s = _denorm(full), _denorm(small)
     # flipped: the white half is now on the right, in BOTH views
     assert f[:, :, :16].mean() < 0.05 and f[:, :, 16:].mean() > 0.95
@@ -122,14 +122,14 @@ def test_two_views_share_flip_crop_and_erasing():
     white = torch.full((3, 64, 32), 255, dtype=torch.uint8)
     shifted = 0
     for seed in range(20):
-        full, small = TwoScaleTransform(cfg)(white, random.Random(seed))
+        full, small = TwoScaleTransform(cfg.view_spec())(white, random.Random(seed))
         cf, cs = _white_centroid(_denorm(full)), _white_centroid(_denorm(small))
         assert abs(cf[0] - cs[0]) < 0.05 and abs(cf[1] - cs[1]) < 0.05, (seed, cf, cs)
         shifted += abs(cf[0] - 0.5) > 0.02 or abs(cf[1] - 0.5) > 0.02
     assert shifted >= 10  # the random crop really moved the content for most seeds
     # erasing happens before the small view is made: the erased box (zeros = ImageNet mean) is in both
     cfg = get_config("smoke", flip_prob=0.0, pad_px=0, erasing_prob=1.0, small_view="degrade")
-    full, small = TwoScaleTransform(cfg)(white, random.Random(3))
+    full, small = TwoScaleTransform(cfg.view_spec())(white, random.Random(3))
     erased = full.abs().sum(0) == 0
     assert erased.any()
     assert (small.abs().sum(0)[erased]).mean() < full.abs().sum(0)[~erased].mean() * 0.5
@@ -139,7 +139,7 @@ def test_augmentation_depends_only_on_the_sample_seed_not_on_workers():
     cfg = get_config("smoke", img_height=32, img_width=16, P=2, K=2, steps_per_epoch=3)
     images = torch.randint(0, 256, (12, 3, 32, 16), dtype=torch.uint8)
     records = [(f"img{i}.jpg", i // 3, i % 2) for i in range(12)]
-    ds = TwoScaleDataset(records, TwoScaleTransform(cfg), images=images)
+    ds = TwoScaleDataset(records, TwoScaleTransform(cfg.view_spec()), images=images)
 
     def epoch_batches(workers):
         sampler = RandomIdentitySampler([r[1] for r in records], 2, 2, seed=5, steps_per_epoch=3, with_sample_seeds=True)
@@ -160,13 +160,13 @@ def test_augmentation_depends_only_on_the_sample_seed_not_on_workers():
 def test_eval_transform_and_query_degradation():
     cfg = get_config("smoke")
     img = torch.randint(0, 256, (3, 64, 32), dtype=torch.uint8)
-    full, small = EvalTransform(cfg)(img)
+    full, small = EvalTransform(cfg.view_spec())(img)
     assert full.shape == (3, 64, 32) and small.shape == (3, 32, 16)
     assert torch.allclose(_denorm(full) * 255, img.float(), atol=1e-3)  # no augmentation at test time
-    dfull, dsmall = EvalTransform(cfg, query_scale=0.25)(img)
+    dfull, dsmall = EvalTransform(cfg.view_spec(), query_scale=0.25)(img)
     assert dfull.shape == full.shape and dsmall.shape == small.shape
     assert torch.allclose(dfull, degrade(full, 0.25))
     assert not torch.allclose(dfull, full, atol=0.1)  # high frequencies are gone
     assert torch.allclose(dfull.mean(), full.mean(), atol=0.05)  # but the image is the same
     with pytest.raises(ValueError, match="query_scale"):
-        EvalTransform(cfg, query_scale=0)
+        EvalTransform(cfg.view_spec(), query_scale=0)

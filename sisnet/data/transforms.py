@@ -31,10 +31,13 @@ incomparable with published numbers.
 from __future__ import annotations
 
 import math
+import os
 import random
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,21 +46,57 @@ from PIL import Image, ImageFile
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sisnet.config import TrainConfig
-
 __all__ = [
+    "SMALL_VIEWS",
+    "ViewSpec",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "BadImageError",
     "decode_image",
     "decode_images",
+    "decode_images_cached",
     "TwoScaleTransform",
     "EvalTransform",
     "TwoScaleDataset",
     "make_small_view",
     "degrade",
 ]
+
+#: How the second-scale view is fed: at its native lower resolution, or degraded back to the full size.
+SMALL_VIEWS = ("native", "degrade")
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What the two views of an image are: the only input the transforms need (resolved once from a config).
+
+    ``height``/``width``: the full-scale input; ``scale``: the second scale's factor; ``small_view``: one of
+    :data:`SMALL_VIEWS`; ``flip_prob``, ``pad_px``, ``erasing_prob``: the training augmentation.
+    """
+
+    height: int
+    width: int
+    scale: float = 0.5
+    small_view: str = "native"
+    flip_prob: float = 0.5
+    pad_px: int = 10
+    erasing_prob: float = 0.5
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height_px, width_px) of the full-scale view."""
+        return self.height, self.width
+
+    @property
+    def native_small_size(self) -> tuple[int, int]:
+        """(height_px, width_px) of the image after down-scaling by ``scale``."""
+        return max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale))
+
+    @property
+    def small_size(self) -> tuple[int, int]:
+        """(height_px, width_px) of the second-scale view as fed to the network."""
+        return self.size if self.small_view == "degrade" else self.native_small_size
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,15 +159,43 @@ def decode_images(
     return out
 
 
-def make_small_view(x: torch.Tensor, config: "TrainConfig") -> torch.Tensor:
+_DECODED: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+_DECODED_MAX_ENTRIES = 6
+
+
+def decode_images_cached(paths: Sequence[str], size_hw: tuple[int, int], desc: str = "decode") -> torch.Tensor:
+    """:func:`decode_images` with a small in-process cache (key: paths, file sizes and mtimes, size).
+
+    The Table 2 grid trains many runs on the same images in one process; decoding ~3.7k JPEGs costs a few
+    seconds, so it is done once. A changed file (size or mtime) misses the cache.
+    """
+    stats = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            stats.append((p, st.st_size, st.st_mtime_ns))
+        except OSError:
+            stats.append((p, -1, -1))
+    key = (tuple(stats), tuple(size_hw))
+    if key in _DECODED:
+        _DECODED.move_to_end(key)
+        return _DECODED[key]
+    images = decode_images(paths, size_hw, desc=desc)
+    _DECODED[key] = images
+    while len(_DECODED) > _DECODED_MAX_ENTRIES:
+        _DECODED.popitem(last=False)
+    return images
+
+
+def make_small_view(x: torch.Tensor, spec: ViewSpec) -> torch.Tensor:
     """Second-scale view of float image(s) ``(3, H, W)`` or ``(B, 3, H, W)``.
 
     ``native``: ``(.., 3, round(H*s), round(W*s))``; ``degrade``: down then back up, ``(.., 3, H, W)``.
     """
     batched = x.dim() == 4
     xb = x if batched else x.unsqueeze(0)
-    small = F.interpolate(xb, size=config.native_small_size, mode="bilinear", align_corners=False, antialias=True)
-    if config.small_view == "degrade":
+    small = F.interpolate(xb, size=spec.native_small_size, mode="bilinear", align_corners=False, antialias=True)
+    if spec.small_view == "degrade":
         small = F.interpolate(small, size=xb.shape[-2:], mode="bilinear", align_corners=False)
     return small if batched else small.squeeze(0)
 
@@ -163,14 +230,14 @@ class TwoScaleTransform:
     erase_scale = (0.02, 0.33)
     erase_ratio = (0.3, 3.3)
 
-    def __init__(self, config: "TrainConfig") -> None:
-        self.config = config
-        self.size = (config.img_height, config.img_width)
+    def __init__(self, spec: ViewSpec) -> None:
+        self.spec = spec
+        self.size = spec.size
         self.resize = v2.Resize(self.size, antialias=True)
         self.scale, self.shift = _normalisation_constants()
 
     def __call__(self, img: torch.Tensor, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.config
+        cfg = self.spec
         rng = rng if rng is not None else random.Random(torch.randint(0, 2**62, ()).item())
         if tuple(img.shape[-2:]) != self.size:
             img = self.resize(img)
@@ -216,19 +283,19 @@ class EvalTransform:
     ``uint8 (3, h, w)`` -> ``(full (3, H, W), small (3, H', W'))``.
     """
 
-    def __init__(self, config: "TrainConfig", query_scale: float = 1.0) -> None:
+    def __init__(self, spec: ViewSpec, query_scale: float = 1.0) -> None:
         if not 0 < query_scale <= 1:
             raise ValueError(f"query_scale={query_scale!r} is not valid; it must be in (0, 1].")
-        self.config = config
+        self.spec = spec
         self.query_scale = float(query_scale)
-        self.resize = v2.Resize((config.img_height, config.img_width), antialias=True)
+        self.resize = v2.Resize(spec.size, antialias=True)
         self.scale, self.shift = _normalisation_constants()
 
     def __call__(self, img: torch.Tensor, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if tuple(img.shape[-2:]) != (self.config.img_height, self.config.img_width):
+        if tuple(img.shape[-2:]) != self.spec.size:
             img = self.resize(img)
         full = degrade(img.float().mul_(self.scale).sub_(self.shift), self.query_scale)
-        return full, make_small_view(full, self.config)
+        return full, make_small_view(full, self.spec)
 
 
 class TwoScaleDataset(Dataset):
@@ -239,7 +306,7 @@ class TwoScaleDataset(Dataset):
         transform: :class:`TwoScaleTransform` (train) or :class:`EvalTransform`.
         images: optional pre-decoded ``uint8 (N, 3, H, W)`` tensor (see :func:`decode_images`);
             ``None`` decodes each file on access.
-        size_hw: decode size when ``images`` is None (default: the transform's config size).
+        size_hw: decode size when ``images`` is None (default: the transform's full-scale size).
 
     Indices may be plain ints or ``(index, sample_seed)`` pairs (from
     :class:`~sisnet.data.sampler.RandomIdentitySampler` with ``with_sample_seeds=True``): the
@@ -260,8 +327,7 @@ class TwoScaleDataset(Dataset):
         if images is not None and len(images) != len(self.records):
             raise ValueError(f"images has {len(images)} entries for {len(self.records)} records.")
         self.images = images
-        cfg = transform.config
-        self.size_hw = size_hw or (cfg.img_height, cfg.img_width)
+        self.size_hw = size_hw or transform.spec.size
 
     def __len__(self) -> int:
         return len(self.records)

@@ -1,0 +1,82 @@
+"""Everything the notebooks do that is logic, split by role; ``from sisnet import report`` gives all of it.
+
+The notebooks in ``notebooks/`` stay thin: each cell calls one function from here (or from
+:mod:`sisnet.engine`, :mod:`sisnet.data`, :mod:`sisnet.paper`). One module per role:
+
+- :mod:`~sisnet.report.context` -- :func:`setup` resolves a notebook's parameters into a
+  :class:`NotebookContext` (paths, seeds); :func:`prepare_dataset` / :func:`load` give it its dataset.
+- :mod:`~sisnet.report.io` -- :func:`save_table` / :func:`save_figure` write CSV + Markdown / PNG atomically
+  into ``<results_dir>/<profile>/<dataset>/{tables,figures}/``, stamped with what made them.
+- :mod:`~sisnet.report.tables` -- histories -> tables (pure pandas): :func:`runs_frame`, :func:`summarize`
+  (mean +- std over seeds), :func:`cascade_gap` (Table 3), :func:`table1_with_measured` (Table 1).
+- :mod:`~sisnet.report.runs` -- the Table 2 grid as runs: :func:`train`, :func:`run_grid` (trained or
+  answered from the runs cache), :func:`load_models`.
+- :mod:`~sisnet.report.measure` -- protocols on trained models: :func:`measure_protocols` (standard,
+  cross-scale, re-ranking), :func:`scale_robustness`, :func:`cam_consistency`.
+- :mod:`~sisnet.report.figures` -- every figure, with one ranked-list drawer (:func:`draw_ranked_lists`).
+
+Metrics in histories are fractions in [0, 1]; every table and figure here shows percent.
+"""
+from __future__ import annotations
+
+from sisnet.evaluation import evaluate_query_scales
+from sisnet.provenance import git_commit
+from sisnet.report.context import NotebookContext, dataset_dir, default_seeds, load, prepare_dataset, setup, synthetic_size
+from sisnet.report.figures import (
+    RankedRow,
+    draw_ranked_lists,
+    fig3_cam,
+    market_pid,
+    plot_cam_consistency,
+    plot_mot_frame,
+    plot_sample_grid,
+    plot_scale_distribution,
+    plot_scale_robustness,
+    plot_search_results,
+    plot_table2,
+    plot_table3,
+    plot_training,
+    ranked_list_figure,
+)
+from sisnet.report.io import format_mean_std, save_figure, save_table, to_markdown
+from sisnet.report.measure import (
+    QUERY_SCALES,
+    cam_agreement,
+    cam_consistency,
+    measure_protocols,
+    pearson_rows,
+    scale_robustness,
+)
+from sisnet.report.runs import TrainedModel, config_frame, grid_config, init_comparison, load_models, run_grid, train
+from sisnet.report.tables import (
+    PROTOCOL_RERANK,
+    PROTOCOL_STANDARD,
+    GridRun,
+    cascade_gap,
+    epochs_frame,
+    evals_frame,
+    last_eval,
+    protocol_cross_scale,
+    runs_frame,
+    summarize,
+    table1_wide_with_provenance,
+    table1_with_measured,
+    table2_effects,
+    table2_wide,
+    table3_measured,
+    table3_side_by_side,
+)
+
+__all__ = [
+    "NotebookContext", "setup", "default_seeds", "dataset_dir", "synthetic_size", "load", "prepare_dataset",
+    "git_commit", "save_table", "save_figure", "to_markdown", "format_mean_std",
+    "evals_frame", "epochs_frame", "last_eval", "GridRun", "runs_frame", "summarize", "table2_wide",
+    "table2_effects", "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
+    "table1_wide_with_provenance", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
+    "grid_config", "config_frame", "train", "run_grid", "init_comparison", "TrainedModel", "load_models",
+    "QUERY_SCALES", "measure_protocols", "scale_robustness", "evaluate_query_scales", "pearson_rows",
+    "cam_agreement", "cam_consistency",
+    "RankedRow", "draw_ranked_lists", "plot_sample_grid", "plot_scale_distribution", "plot_training",
+    "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
+    "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results",
+]

@@ -1,0 +1,175 @@
+"""Measurements on trained models: the evaluation protocols, scale robustness and CAM consistency across scales.
+
+Evaluation itself is :mod:`sisnet.evaluation`'s (one definition); this module chooses the protocols and
+turns their results into per-run tables (percent).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from sisnet.evaluation import evaluate_query_scales
+from sisnet.report.context import NotebookContext, load
+from sisnet.report.runs import TrainedModel
+from sisnet.report.tables import PROTOCOL_RERANK, GridRun, protocol_cross_scale, runs_frame
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["QUERY_SCALES", "measure_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
+           "cam_consistency", "cams", "pick"]
+
+#: Query resolution factors of the scale-robustness study (notebook 07).
+QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
+
+
+def _percent(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(metrics[k]) * 100.0 for k in ("rank1", "rank5", "rank10", "mAP", "mINP") if k in metrics}
+
+def measure_protocols(
+    ctx: NotebookContext,
+    runs: Sequence[GridRun],
+    *,
+    cross_scale: float | None = 0.5,
+    rerank: bool = False,
+) -> pd.DataFrame:
+    """Per-run results under the standard protocol (from the history: last evaluation, either-scale),
+    the cross-scale protocol (queries degraded by ``cross_scale``; ``None`` skips it) and, with
+    ``rerank``, the standard protocol with k-reciprocal re-ranking.
+
+    Columns as :func:`runs_frame` (percent); one row per (run, protocol).
+    """
+    from sisnet.runs import load_model
+
+    frames = [runs_frame(runs)]
+    extra = []
+    if cross_scale is not None:
+        if not 0 < float(cross_scale) <= 1:
+            raise ValueError(f"cross_scale={cross_scale!r} must be in (0, 1] (e.g. 0.5 = half resolution queries).")
+        extra.append((protocol_cross_scale(float(cross_scale)), float(cross_scale), False))
+    if rerank:
+        extra.append((PROTOCOL_RERANK, 1.0, True))
+    if extra:
+        ds = load(ctx)
+        caches: dict[tuple[int, int], dict] = {}
+        rows = []
+        for run in runs:
+            model, config = load_model(run.run_dir)
+            cache = caches.setdefault((config.img_height, config.img_width), {})
+            for use_rerank in sorted({rr for _, _, rr in extra}):
+                scales = [qs for _, qs, rr in extra if rr == use_rerank]
+                res = evaluate_query_scales(model, ds, config, scales, rerank=use_rerank, image_cache=cache)
+                for protocol, qs, rr in extra:
+                    if rr == use_rerank:
+                        rows.append({"loss": run.loss, "method": run.method, "seed": run.seed, "protocol": protocol,
+                                     "mode": "either", **_percent(res[qs]), "epoch": int(config.epochs),
+                                     "run_id": run.run_id})
+        frames.append(pd.DataFrame(rows))
+    return pd.concat(frames, ignore_index=True)
+
+def scale_robustness(models: Mapping[str, TrainedModel], ds, query_scales: Sequence[float] = QUERY_SCALES) -> pd.DataFrame:
+    """Rank-1/5/10, mAP, mINP (percent, either-scale) for each model and query resolution factor.
+
+    Queries are degraded (down-sampled by the factor, up-sampled back to the input size); the
+    gallery stays at full resolution. Columns: ``method``, ``loss``, ``seed``, ``query_scale``,
+    the metrics, ``num_valid_queries``.
+    """
+    bad = [s for s in query_scales if not 0 < float(s) <= 1]
+    if bad:
+        raise ValueError(f"query_scales {bad} must lie in (0, 1] (1 = full resolution).")
+    rows, caches = [], {}
+    for method, tm in models.items():
+        cache = caches.setdefault((tm.config.img_height, tm.config.img_width), {})
+        res = evaluate_query_scales(tm.model, ds, tm.config, [float(s) for s in query_scales], image_cache=cache)
+        for s in query_scales:
+            rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "query_scale": float(s),
+                         **_percent(res[float(s)]), "num_valid_queries": res[float(s)]["num_valid_queries"]})
+    return pd.DataFrame(rows)
+
+def pick(items: Sequence[Any], n: int, seed: int) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    n = min(n, len(items))
+    return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
+
+def pearson_rows(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+    """Pearson correlation of each pair of maps: ``a``, ``b`` (N, H, W) -> (N,) (NaN for a constant map)."""
+    import torch
+
+    x = a.flatten(1).double()
+    y = b.flatten(1).double()
+    x = x - x.mean(1, keepdim=True)
+    y = y - y.mean(1, keepdim=True)
+    den = x.norm(dim=1) * y.norm(dim=1)
+    corr = (x * y).sum(1) / den
+    return torch.where(den > 0, corr, torch.full_like(corr, float("nan"))).float()
+
+def cams(model: Any, x: "torch.Tensor", class_idx: "torch.Tensor | int | None") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Raw CAMs (N, h, w) for images ``x`` (N, 3, H, W) and the classes used (N,).
+
+    ``class_idx=None`` uses each image's predicted class (argmax of the logits): the identities of
+    query images are not classes of the classifier. The model must be in eval mode.
+    """
+    import torch
+
+    from sisnet.cam import raw_cam
+
+    with torch.no_grad():
+        out = model(x)
+        if class_idx is None:
+            class_idx = out.logits.argmax(1)
+        cam = raw_cam(model, out.feature_map, class_idx)
+    idx = class_idx if isinstance(class_idx, torch.Tensor) else torch.full((x.shape[0],), int(class_idx))
+    return cam, idx
+
+def cam_agreement(cam_a: "torch.Tensor", cam_b: "torch.Tensor", normalization: str = "minmax") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Per-image agreement of two CAM batches (N, h_a, w_a), (N, h_b, w_b): ``(pearson (N,), mse (N,))``.
+
+    Both maps are resized to the larger size (bilinear) and normalised (min-max by default), as in
+    the DRC loss; MSE is the DRC loss's per-image term.
+    """
+    from sisnet.cam import normalize_cam, resize_to_common
+
+    a, b = resize_to_common(cam_a.float(), cam_b.float())
+    a, b = normalize_cam(a, normalization), normalize_cam(b, normalization)
+    return pearson_rows(a, b), (a - b).pow(2).flatten(1).mean(1)
+
+def cam_consistency(
+    models: Mapping[str, TrainedModel],
+    ds,
+    query_scales: Sequence[float] = (0.75, 0.5, 0.375, 0.25),
+    *,
+    n_images: int = 32,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """CAM consistency across scales on query images (identities never seen in training).
+
+    For ``n_images`` query images (the same ones for every model), the CAM of the class the model
+    predicts at full resolution is computed for the full view and for the view degraded by each
+    factor (as in the cross-scale protocol); :func:`cam_agreement` gives the per-image Pearson
+    correlation and MSE. Columns: ``method``, ``loss``, ``seed``, ``query_scale``, ``corr_mean``,
+    ``corr_std``, ``mse_mean``, ``mse_std``, ``n_images``.
+    """
+    import torch
+
+    from sisnet.data.transforms import EvalTransform, decode_images
+
+    if n_images < 1:
+        raise ValueError(f"n_images={n_images} must be >= 1.")
+    records = pick(ds.query, n_images, seed)
+    rows = []
+    for method, tm in models.items():
+        cfg = tm.config
+        imgs = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width))
+        full = torch.stack([EvalTransform(cfg.view_spec(), 1.0)(im)[0] for im in imgs])
+        cam_full, cls = cams(tm.model, full, None)
+        for s in query_scales:
+            view = torch.stack([EvalTransform(cfg.view_spec(), float(s))(im)[0] for im in imgs])
+            cam_s, _ = cams(tm.model, view, cls)
+            corr, mse = cam_agreement(cam_full, cam_s)
+            rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "query_scale": float(s),
+                         "corr_mean": float(np.nanmean(corr.numpy())), "corr_std": float(np.nanstd(corr.numpy())),
+                         "mse_mean": float(mse.mean()), "mse_std": float(mse.std(unbiased=False)),
+                         "n_images": len(records)})
+    return pd.DataFrame(rows)

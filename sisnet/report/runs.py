@@ -1,0 +1,180 @@
+"""The Table 2 grid as runs: configurations of each cell, training or loading them from the runs cache.
+
+A run is trained by :func:`sisnet.engine.fit` into ``<data_root>/runs/<run_id>/`` and answered from there
+afterwards; :func:`run_grid` covers the grid over seeds, :func:`load_models` gives trained models for
+inference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from sisnet import paper
+from sisnet.report.context import NotebookContext, load
+from sisnet.report.tables import GridRun, last_eval, summarize
+
+__all__ = ["grid_config", "config_frame", "train", "run_grid", "init_comparison", "TrainedModel", "load_models"]
+
+
+def _grid_entry(method: str, loss: str) -> dict[str, Any]:
+    from sisnet.config import TABLE2_GRID
+
+    for entry in TABLE2_GRID:
+        if entry["name"] == method and entry["loss"] == loss:
+            return entry
+    raise ValueError(
+        f"No Table 2 configuration {method!r} with loss {loss!r}; methods: {list(paper.METHODS)}, "
+        f"losses: {list(paper.LOSS_TYPES)}."
+    )
+
+def grid_config(ctx: NotebookContext, method: str, loss: str, seed: int | None = None, **overrides: Any):
+    """The :class:`~sisnet.config.TrainConfig` of one Table 2 cell (profile + method/loss switches)."""
+    return ctx.config(seed, **{**_grid_entry(method, loss)["overrides"], **overrides})
+
+def config_frame(config: Any) -> pd.DataFrame:
+    """A config's fields as a one-column table (index = parameter), for display in a notebook."""
+    d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    frame = pd.DataFrame({"value": [str(v) for v in d.values()]}, index=pd.Index(list(d), name="parameter"))
+    return frame
+
+def _must_retrain(run_dir: Path, force: bool | float | int | None) -> bool:
+    """``force``: False -> use the cache; True -> retrain; a UNIX time -> retrain runs whose history is older.
+
+    The UNIX-time form is what ``sisnet.reproduce --force`` passes, so a run retrained by one notebook
+    of the batch is not retrained again by the next one.
+    """
+    if force is None or force is False:
+        return False
+    if force is True:
+        return True
+    if isinstance(force, (int, float)):
+        history = run_dir / "history.json"
+        return not history.is_file() or history.stat().st_mtime < float(force)
+    raise ValueError(f"force={force!r} must be True, False or a UNIX time (seconds).")
+
+def train(
+    ctx: NotebookContext,
+    method: str,
+    loss: str,
+    seed: int | None = None,
+    *,
+    force: bool | float = False,
+    progress: bool = True,
+    **overrides: Any,
+) -> GridRun:
+    """Train one Table 2 configuration with :func:`sisnet.engine.fit`, or load it from the runs cache.
+
+    The run lives in ``<data_root>/runs/<run_id>/``; ``force`` retrains it (see :func:`_must_retrain`).
+    ``overrides`` change config fields of the cell (e.g. ``pretrained=False``); they are part of the run id.
+    """
+    from sisnet.engine import fit
+
+    seed = ctx.seed if seed is None else int(seed)
+    config = grid_config(ctx, method, loss, seed, **overrides)
+    run_dir = Path(config.runs_dir) / config.run_id()
+    history = fit(config, run_dir, resume=not _must_retrain(run_dir, force), progress=progress, dataset=load(ctx))
+    return GridRun(method=method, loss=loss, seed=seed, history=dict(history), run_dir=run_dir, config=config.to_dict())
+
+def run_grid(
+    ctx: NotebookContext,
+    *,
+    seeds: Sequence[int] | None = None,
+    force: bool | float = False,
+    progress: bool = True,
+    log=print,
+) -> list[GridRun]:
+    """The Table 2 grid (3 methods x 2 losses) x ``seeds`` (default ``ctx.seeds``), trained or cached."""
+    import time
+
+    from sisnet.config import TABLE2_GRID
+
+    seeds = list(ctx.seeds if seeds is None else seeds)
+    runs = []
+    total = len(TABLE2_GRID) * len(seeds)
+    for seed in seeds:
+        for entry in TABLE2_GRID:
+            t0 = time.perf_counter()
+            run = train(ctx, entry["name"], entry["loss"], seed, force=force, progress=progress)
+            runs.append(run)
+            if log:
+                took = time.perf_counter() - t0
+                log(f"[{len(runs)}/{total}] {entry['loss']:5s} {entry['name']:10s} seed {seed}: run {run.run_id} "
+                    f"({'trained' if took > 1.0 else 'cached'}, {took:.1f} s; training wall "
+                    f"{run.history.get('wall_seconds', float('nan')):.1f} s)")
+    return runs
+
+def init_comparison(
+    ctx: NotebookContext,
+    method: str = "Baseline",
+    loss: str = "S.+T.",
+    *,
+    seeds: Sequence[int] | None = None,
+    force: bool | float = False,
+    progress: bool = False,
+    log=print,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The profile's initial weights (e.g. ImageNet via ``pretrained="auto"``) against random initialisation.
+
+    Trains (or loads from the runs cache) the Table 2 cell ``method``/``loss`` for each seed twice: as the
+    profile configures it -- the same run as Table 2's, so it is shared with notebook 03 -- and with
+    ``pretrained=False``. Returns ``(per_run, summary)``: ``per_run`` has one row per (init, seed) with
+    the weights the run actually started from (``weights`` = the history's source, ``sha256`` shortened) and
+    the last standard-protocol evaluation (percent); ``summary`` has mean ± std per init and, in the row
+    ``difference``, the profile's init minus random (means). When the profile already starts from random
+    weights the two arms are the same run, and the difference is 0 by construction.
+    """
+    seeds = list(ctx.seeds if seeds is None else seeds)
+    profile_init = ctx.config().pretrained
+    arms = [(f"profile ({profile_init})", {}), ("random (pretrained=False)", {"pretrained": False})]
+    rows = []
+    for label, overrides in arms:
+        for seed in seeds:
+            run = train(ctx, method, loss, seed, force=force, progress=progress, **overrides)
+            weights = dict(run.history.get("weights") or {})
+            ev = last_eval(run.history, "either")
+            rows.append({"init": label, "seed": seed, "weights": weights.get("source", "?"),
+                         "sha256": (weights.get("sha256") or "")[:12], "rank1": ev["rank1"], "mAP": ev["mAP"],
+                         "mINP": ev.get("mINP", float("nan")), "epoch": int(ev["epoch"]),
+                         "wall_seconds": float(run.history.get("wall_seconds", float("nan"))), "run_id": run.run_id})
+            if log:
+                log(f"{label:28s} seed {seed}: rank-1 {ev['rank1']:.1f} %, mAP {ev['mAP']:.1f} % "
+                    f"(weights: {weights.get('source', '?')}, run {run.run_id})")
+    per_run = pd.DataFrame(rows)
+    summary = summarize(per_run, by=("init",), metrics=("rank1", "mAP"))
+    diff = {"init": "difference (profile - random)", "n_seeds": len(seeds)}
+    for m in ("rank1", "mAP"):
+        diff[f"{m}_mean"] = float(summary[f"{m}_mean"].iloc[0] - summary[f"{m}_mean"].iloc[1])
+        diff[f"{m}_std"] = float("nan")
+    summary = pd.concat([summary, pd.DataFrame([diff])], ignore_index=True)
+    return per_run, summary
+
+@dataclass
+class TrainedModel:
+    """A trained model of the grid, ready for inference (eval mode, CPU)."""
+
+    method: str
+    loss: str
+    seed: int
+    model: Any
+    config: Any
+    run_dir: Path
+
+def load_models(
+    ctx: NotebookContext,
+    *,
+    loss: str = "S.+T.",
+    seed: int | None = None,
+    methods: Sequence[str] = paper.METHODS,
+) -> dict[str, TrainedModel]:
+    """Baseline / SiSNet / SiSNet+DRC of one loss type and seed (trained if not cached), loaded for inference."""
+    from sisnet.runs import load_model
+
+    out = {}
+    for method in methods:
+        run = train(ctx, method, loss, seed, progress=False)
+        model, config = load_model(run.run_dir)
+        out[method] = TrainedModel(method, loss, run.seed, model, config, run.run_dir)
+    return out

@@ -147,7 +147,7 @@ def test_idempotent_and_clear_errors(tmp_path, tiny_synthetic_root):
 
 def test_killed_generation_never_looks_complete(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = S._render_chunk
+    real = S.writer._render_chunk
 
     def dying(args):
         calls["n"] += 1
@@ -155,7 +155,7 @@ def test_killed_generation_never_looks_complete(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated kill")
         return real(args)
 
-    monkeypatch.setattr(S, "_render_chunk", dying)
+    monkeypatch.setattr(S.writer, "_render_chunk", dying)  # where generate looks it up
     out = tmp_path / "syn"
     with pytest.raises(KeyboardInterrupt):
         S.generate(out, size="tiny")

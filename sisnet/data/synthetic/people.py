@@ -1,0 +1,337 @@
+"""Drawing one person: the clothing palettes, the :class:`Identity` of a person and :func:`render_person`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .streams import _S_IDENTITY
+
+VIEWS = ("front", "back", "side")
+
+
+# ---------------------------------------------------------------------------------------------- palettes
+def _palette(entries: dict[str, tuple[tuple[int, int, int], float]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    names = list(entries)
+    rgb = np.array([entries[n][0] for n in names], dtype=np.int16)
+    w = np.array([entries[n][1] for n in names], dtype=float)
+    return names, rgb, w / w.sum()
+
+
+# Skewed like real street clothing, so many identities share the coarse look.
+TOPS = _palette({
+    "black": ((32, 32, 35), 18), "white": ((222, 222, 216), 13), "grey": ((125, 125, 128), 12),
+    "navy": ((34, 42, 92), 10), "blue": ((62, 112, 190), 8), "red": ((178, 34, 38), 7),
+    "green": ((44, 108, 62), 6), "beige": ((198, 178, 140), 6), "brown": ((108, 74, 46), 5),
+    "yellow": ((218, 188, 52), 4), "pink": ((220, 140, 170), 4), "purple": ((98, 52, 128), 3),
+})
+BOTTOMS = _palette({
+    "black": ((30, 30, 34), 30), "denim": ((52, 72, 120), 28), "grey": ((110, 110, 114), 14),
+    "khaki": ((168, 150, 108), 12), "brown": ((90, 64, 44), 9), "white": ((210, 210, 205), 7),
+})
+SHOES = _palette({
+    "white": ((235, 235, 235), 3), "black": ((25, 25, 25), 3), "red": ((200, 30, 30), 1),
+    "blue": ((40, 80, 210), 1), "yellow": ((230, 200, 30), 1), "brown": ((120, 70, 30), 1),
+})
+ACCENTS = _palette({  # logos and wristbands: bright, so they are visible when large enough
+    "red": ((230, 30, 40), 1), "yellow": ((250, 220, 20), 1), "cyan": ((20, 200, 230), 1),
+    "green": ((40, 210, 60), 1), "magenta": ((230, 40, 200), 1), "orange": ((250, 130, 20), 1),
+    "white": ((250, 250, 250), 1),
+})
+HAIRS = _palette({
+    "black": ((20, 18, 18), 40), "dark": ((58, 38, 26), 30), "brown": ((110, 72, 40), 15),
+    "blond": ((200, 168, 96), 10), "grey": ((160, 160, 160), 5),
+})
+SKINS = _palette({
+    "s1": ((236, 200, 170), 1), "s2": ((214, 170, 132), 1), "s3": ((180, 130, 92), 1),
+    "s4": ((130, 90, 62), 1), "s5": ((92, 62, 44), 1),
+})
+BAGS = _palette({
+    "black": ((28, 28, 30), 4), "brown": ((110, 70, 40), 2), "navy": ((30, 40, 80), 2),
+    "red": ((170, 30, 30), 1), "grey": ((120, 120, 125), 2), "green": ((50, 90, 50), 1),
+})
+
+RGB = tuple[int, int, int]
+
+
+def _pick(rng: np.random.Generator, pal: tuple[list[str], np.ndarray, np.ndarray], jitter: int = 6,
+          exclude: int | None = None) -> tuple[int, RGB]:
+    names, rgb, p = pal
+    if exclude is not None:
+        p = p.copy()
+        p[exclude] = 0
+        p /= p.sum()
+    i = int(rng.choice(len(names), p=p))
+    c = np.clip(rgb[i] + rng.integers(-jitter, jitter + 1, size=3), 0, 255)
+    return i, (int(c[0]), int(c[1]), int(c[2]))
+
+
+# ---------------------------------------------------------------------------------------------- identity
+@dataclass(frozen=True)
+class Identity:
+    """Appearance of one person. Colours are RGB tuples; ``None`` means the item is absent."""
+
+    key: int
+    skin: RGB
+    hair: RGB
+    long_hair: bool
+    top: RGB
+    top_texture: str  # "plain" | "stripes" | "checks"
+    top2: RGB  # secondary colour of the texture
+    texture_n: int  # number of stripe bands / check rows
+    long_sleeves: bool
+    bottom: RGB
+    bottom_type: str  # "trousers" | "shorts" | "skirt"
+    shoes: RGB
+    logo: RGB | None  # small chest logo, visible from the front only
+    logo_shape: str  # "circle" | "square" | "triangle"
+    wristband: RGB | None  # small band on one wrist
+    wrist_side: int  # -1 = left, +1 = right (viewer's side in the front view)
+    bag: str  # "none" | "backpack" | "shoulder"
+    bag_colour: RGB
+    hat: RGB | None
+    build: float  # width factor ~0.85..1.15
+    coarse: str = field(default="", compare=False)  # palette names, for humans / debugging
+
+
+def make_identity(seed: int, key: int) -> Identity:
+    """The identity drawn for ``key`` (a pid, or a distractor/junk key) under ``seed``; deterministic."""
+    return _identity(int(seed), int(key))
+
+
+@lru_cache(maxsize=4096)
+def _identity(seed: int, key: int) -> Identity:
+    rng = np.random.default_rng([seed, _S_IDENTITY, key])
+    ti, top = _pick(rng, TOPS)
+    texture = str(rng.choice(["plain", "stripes", "checks"], p=[0.55, 0.28, 0.17]))
+    _, top2 = _pick(rng, TOPS, exclude=ti)
+    bi, bottom = _pick(rng, BOTTOMS)
+    btype = str(rng.choice(["trousers", "shorts", "skirt"], p=[0.7, 0.17, 0.13]))
+    _, shoes = _pick(rng, SHOES, jitter=10)
+    logo = _pick(rng, ACCENTS, jitter=4)[1] if rng.random() < 0.7 else None
+    wrist = _pick(rng, ACCENTS, jitter=4)[1] if rng.random() < 0.4 else None
+    bag = str(rng.choice(["none", "backpack", "shoulder"], p=[0.5, 0.3, 0.2]))
+    _, bag_colour = _pick(rng, BAGS)
+    hat = _pick(rng, TOPS)[1] if rng.random() < 0.15 else None
+    return Identity(
+        key=key, skin=_pick(rng, SKINS, jitter=8)[1], hair=_pick(rng, HAIRS)[1], long_hair=bool(rng.random() < 0.3),
+        top=top, top_texture=texture, top2=top2, texture_n=int(rng.integers(5, 10)),
+        long_sleeves=bool(rng.random() < 0.55), bottom=bottom, bottom_type=btype, shoes=shoes,
+        logo=logo, logo_shape=str(rng.choice(["circle", "square", "triangle"])), wristband=wrist,
+        wrist_side=int(rng.choice([-1, 1])), bag=bag, bag_colour=bag_colour, hat=hat,
+        build=float(rng.uniform(0.87, 1.13)),
+        coarse=f"{TOPS[0][ti]} {texture} top / {BOTTOMS[0][bi]} {btype}",
+    )
+
+
+# ------------------------------------------------------------------------------------------------ person
+def _shade(c: RGB, f: float) -> tuple[int, int, int, int]:
+    return (min(255, int(c[0] * f)), min(255, int(c[1] * f)), min(255, int(c[2] * f)), 255)
+
+
+def _seg(p0: tuple[float, float], p1: tuple[float, float], w0: float, w1: float) -> list[tuple[float, float]]:
+    """Quadrilateral of a tapered limb from p0 (width w0) to p1 (width w1)."""
+    dx, dy = p1[0] - p0[0], p1[1] - p0[1]
+    n = math.hypot(dx, dy) or 1.0
+    nx, ny = -dy / n, dx / n
+    return [(p0[0] + nx * w0 / 2, p0[1] + ny * w0 / 2), (p1[0] + nx * w1 / 2, p1[1] + ny * w1 / 2),
+            (p1[0] - nx * w1 / 2, p1[1] - ny * w1 / 2), (p0[0] - nx * w0 / 2, p0[1] - ny * w0 / 2)]
+
+
+def _lerp(a: tuple[float, float], b: tuple[float, float], t: float) -> tuple[float, float]:
+    return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+
+
+def render_person(identity: Identity, height_px: int, view: str, rng: np.random.Generator, *,
+                  phase: float | None = None, facing: int | None = None) -> Image.Image:
+    """Draw ``identity`` as an RGBA image exactly ``height_px`` rows tall (head top to shoe sole).
+
+    The image is ``(height_px, ~0.56 * height_px)`` (H x W), transparent outside the person; the true
+    rendered extent is ``img.getchannel("A").getbbox()``. ``view`` is ``"front"``, ``"back"`` or ``"side"``;
+    ``phase`` (radians) is the walking phase (random when None); ``facing`` (+1 right / -1 left) only
+    matters for side views (random when None). Small people are drawn supersampled and area-reduced, so a
+    cue smaller than a pixel blends into its surroundings, as with a real sensor.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view={view!r} is not one of {VIEWS}.")
+    h = int(height_px)
+    if h < 8 or h > 2048:
+        raise ValueError(f"height_px={height_px!r} must be in 8..2048.")
+    if phase is None:
+        phase = float(rng.uniform(0, 2 * math.pi))
+    if facing is None:
+        facing = 1 if rng.random() < 0.5 else -1
+    ss = 4 if h < 64 else 2 if h < 160 else 1  # supersampling (anti-aliasing) factor
+    H = h * ss
+    W = int(math.ceil(0.56 * h)) * ss
+    img = Image.new("RGBA", (W, H), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    idn = identity
+    b = idn.build
+    cx = W / 2.0
+    U = float(H)  # unit length: the person's height
+    side = view == "side"
+
+    def P(x: float, y: float) -> tuple[float, float]:
+        return (cx + x * U, y * U)
+
+    sw, ph = math.sin(phase), math.cos(phase)
+    skin, top, bottom = idn.skin, idn.top, idn.bottom
+    shoulder_y, hip_y, foot_y = 0.145, 0.50, 0.955
+    # ---------------------------------------------------------------- legs
+    if side:
+        ang = 0.38 * sw
+        legs = [(-ang, 0.8), (ang, 1.0)]  # back leg (shaded) first
+        hips = [(0.0, hip_y - 0.02)] * 2
+    else:
+        lift = 0.035
+        legs = [(0.0, 1.0), (0.0, 1.0)]
+        hips = [(-0.047 * b, hip_y - 0.02), (0.047 * b, hip_y - 0.02)]
+    leg_len = foot_y - hip_y + 0.02
+    for k, ((a, shade), hp) in enumerate(zip(legs, hips)):
+        if side:  # both feet on the ground: the swinging leg is as long as its vertical reach needs
+            ln = leg_len / math.cos(a)
+            end = (hp[0] + math.sin(a) * ln, hp[1] + math.cos(a) * ln)
+        else:
+            up = lift * max(0.0, sw if k == 0 else -sw)
+            end = (hp[0] * 1.1, hp[1] + leg_len - up)
+        p0, p1 = P(*hp), P(*end)
+        knee_t = 0.45 if idn.bottom_type == "trousers" else 0.3
+        # thigh in bottom colour, lower leg skin for shorts/skirt
+        d.polygon(_seg(p0, p1, 0.078 * b * U, 0.056 * b * U), fill=_shade(bottom, shade))
+        if idn.bottom_type != "trousers":
+            d.polygon(_seg(_lerp(p0, p1, knee_t), p1, 0.07 * b * U, 0.05 * b * U), fill=_shade(skin, shade))
+        # shoe: a box at the foot, longer and pointing forward from the side
+        fx, fy = end
+        if side:
+            x0, x1 = (fx - 0.025, fx + 0.07) if facing > 0 else (fx - 0.07, fx + 0.025)
+        else:
+            x0, x1 = fx - 0.036 * b, fx + 0.036 * b
+        d.rectangle([P(x0, fy - 0.01), P(x1, min(1.0, fy + 0.045)) ], fill=_shade(idn.shoes, shade))
+    if idn.bottom_type == "skirt":
+        tw = 0.11 if side else 0.19 * b
+        d.polygon([P(-tw / 2, hip_y - 0.03), P(tw / 2, hip_y - 0.03), P(tw * 0.75, 0.68), P(-tw * 0.75, 0.68)],
+                  fill=_shade(bottom, 1.0))
+    # ---------------------------------------------------------------- arms (back arm before the torso)
+    arm_len, arm_w = 0.33, 0.052 * b
+    tw_top = (0.13 if side else 0.22) * b
+    tw_bot = (0.115 if side else 0.185) * b
+
+    def draw_arm(sx: float, ang: float, shade: float, shorten: float, wrist: bool) -> None:
+        s0 = (sx, shoulder_y + 0.015)
+        ln = arm_len - shorten
+        e = (sx + math.sin(ang) * ln, s0[1] + math.cos(ang) * ln)
+        p0, p1 = P(*s0), P(*e)
+        d.polygon(_seg(p0, p1, arm_w * U, 0.042 * b * U), fill=_shade(skin, shade))
+        sleeve_t = 0.9 if idn.long_sleeves else 0.38
+        d.polygon(_seg(p0, _lerp(p0, p1, sleeve_t), arm_w * 1.12 * U, 0.048 * b * U), fill=_shade(top, shade))
+        if wrist and idn.wristband is not None:
+            d.polygon(_seg(_lerp(p0, p1, 0.8), _lerp(p0, p1, 0.88), 0.05 * b * U, 0.05 * b * U),
+                      fill=_shade(idn.wristband, shade))
+
+    if side:
+        arm_ang = -0.42 * sw * facing
+        draw_arm(0.0, -arm_ang, 0.8, 0.0, False)
+    # ---------------------------------------------------------------- backpack seen from the side sits behind
+    if side and idn.bag == "backpack":
+        bx = -facing * (tw_top / 2 + 0.035)
+        d.rectangle([P(min(bx, bx + facing * 0.05), 0.17), P(max(bx, bx + facing * 0.05), 0.42)],
+                    fill=_shade(idn.bag_colour, 1.0))
+    # ---------------------------------------------------------------- torso + texture
+    def tq(u0: float, v0: float, u1: float, v1: float) -> list[tuple[float, float]]:
+        """Torso-local quad (u across, v down, both 0..1) mapped onto the trapezoid."""
+        pts = []
+        for u, v in ((u0, v0), (u1, v0), (u1, v1), (u0, v1)):
+            y = shoulder_y + (hip_y - shoulder_y) * v
+            half = (tw_top + (tw_bot - tw_top) * v) / 2
+            pts.append(P(-half + 2 * half * u, y))
+        return pts
+
+    d.polygon(tq(0, 0, 1, 1), fill=_shade(top, 1.0))
+    n = idn.texture_n
+    if idn.top_texture == "stripes":
+        for i in range(1, n, 2):
+            d.polygon(tq(0, i / n, 1, (i + 1) / n), fill=_shade(idn.top2, 1.0))
+    elif idn.top_texture == "checks":
+        m = 2 if side else 4
+        for i in range(n):
+            for j in range(m):
+                if (i + j) % 2:
+                    d.polygon(tq(j / m, i / n, (j + 1) / m, (i + 1) / n), fill=_shade(idn.top2, 1.0))
+    # ---------------------------------------------------------------- front-only / back-only details
+    if view == "front" and idn.logo is not None:
+        lx, ly, r = 0.045 * b, 0.235, 0.021
+        box = [P(lx - r, ly - r), P(lx + r, ly + r)]
+        if idn.logo_shape == "circle":
+            d.ellipse(box, fill=_shade(idn.logo, 1.0))
+        elif idn.logo_shape == "square":
+            d.rectangle(box, fill=_shade(idn.logo, 1.0))
+        else:
+            d.polygon([P(lx, ly - r), P(lx + r, ly + r), P(lx - r, ly + r)], fill=_shade(idn.logo, 1.0))
+    if idn.bag == "backpack" and not side:
+        bc = _shade(idn.bag_colour, 1.0)
+        if view == "back":
+            d.rectangle([P(-0.085 * b, 0.175), P(0.085 * b, 0.43)], fill=bc)
+            d.line([P(-0.085 * b, 0.25), P(0.085 * b, 0.25)], fill=_shade(idn.bag_colour, 0.6),
+                   width=max(1, int(0.008 * U)))
+        else:  # only the straps are visible from the front
+            for sx in (-0.07 * b, 0.07 * b):
+                d.polygon(_seg(P(sx, shoulder_y), P(sx * 0.9, 0.33), 0.022 * U, 0.022 * U), fill=bc)
+    if idn.bag == "shoulder":
+        bc = _shade(idn.bag_colour, 1.0)
+        sgn = 1 if view != "back" else -1
+        if side:
+            d.line([P(0.0, shoulder_y), P(0.0, 0.47)], fill=bc, width=max(1, int(0.015 * U)))
+            d.rectangle([P(-0.05, 0.45), P(0.05, 0.56)], fill=bc)
+        else:
+            d.polygon(_seg(P(-sgn * 0.09 * b, shoulder_y + 0.01), P(sgn * 0.11 * b, 0.47), 0.016 * U, 0.016 * U),
+                      fill=bc)
+            d.rectangle([P(sgn * 0.09 * b, 0.45) if sgn > 0 else P(sgn * 0.19 * b, 0.45),
+                         P(sgn * 0.19 * b, 0.57) if sgn > 0 else P(sgn * 0.09 * b, 0.57)], fill=bc)
+    # ---------------------------------------------------------------- arms in front of the torso
+    if side:
+        draw_arm(0.0, arm_ang, 1.0, 0.0, True)
+    else:
+        for k, sx in enumerate((-1, 1)):
+            swing = 0.03 * (sw if k == 0 else -sw)
+            wrist_here = (sx == idn.wrist_side) if view == "front" else (sx == -idn.wrist_side)
+            draw_arm(sx * (tw_top / 2 + arm_w / 2 - 0.004), sx * 0.06, 1.0, max(0.0, swing), wrist_here)
+    # ---------------------------------------------------------------- neck, head, hair, hat
+    d.rectangle([P(-0.018, 0.11), P(0.018, shoulder_y + 0.01)], fill=_shade(skin, 0.92))
+    hw = 0.046
+    head = [P(-hw, 0.0), P(hw, 0.13)]
+    hair = _shade(idn.hair, 1.0)
+    if view == "back":
+        d.ellipse(head, fill=hair)
+        if idn.long_hair:
+            d.rectangle([P(-hw, 0.06), P(hw, 0.2)], fill=hair)
+    else:
+        if idn.long_hair:
+            if side:
+                # hair falls on the back side of the head (left when facing right)
+                d.rectangle([P(0.0, 0.05), P(hw, 0.2)] if facing < 0 else [P(-hw, 0.05), P(0.0, 0.2)], fill=hair)
+            else:
+                d.rectangle([P(-hw * 1.05, 0.05), P(hw * 1.05, 0.19)], fill=hair)
+        d.ellipse(head, fill=_shade(skin, 1.0))
+        d.chord([P(-hw, 0.0), P(hw, 0.11)], 180, 360, fill=hair)
+        if side:  # hair covers the back half of the head
+            d.pieslice(head, 90 if facing > 0 else -90, 270 if facing > 0 else 90, fill=hair)
+        else:
+            r = 0.0055
+            for ex in (-0.018, 0.018):
+                d.ellipse([P(ex - r, 0.066 - r), P(ex + r, 0.066 + r)], fill=(30, 25, 25, 255))
+    if idn.hat is not None:
+        hc = _shade(idn.hat, 1.0)
+        d.chord([P(-hw * 1.05, -0.005), P(hw * 1.05, 0.1)], 180, 360, fill=hc)
+        if side:
+            bx0, bx1 = (0.0, hw * 1.9) if facing > 0 else (-hw * 1.9, 0.0)
+            d.rectangle([P(bx0, 0.043), P(bx1, 0.056)], fill=hc)
+        elif view == "front":
+            d.rectangle([P(-hw * 1.15, 0.043), P(hw * 1.15, 0.056)], fill=hc)
+    if ss > 1:
+        # area reduction with a triangle filter: a little optical blur, sub-pixel cues blend away
+        img = img.resize((W // ss, h), Image.BILINEAR)
+    return img

@@ -2,16 +2,21 @@
 
 The package is deliberately thin; every notebook in ``notebooks/`` calls into it.
 
-Modules (one idea of the paper each):
-    sisnet.data      dataset formats, synthetic generator, PK sampler, two-scale transforms
-    sisnet.model     the weight-shared siamese network on a timm backbone (BNNeck, classifier)
-    sisnet.cam       class activation maps
-    sisnet.losses    ID (label smoothing), batch-hard triplet, DRC
-    sisnet.metrics   CMC / mAP / mINP, k-reciprocal re-ranking
-    sisnet.config    dataclass configs and named profiles (smoke / cpu / paper)
-    sisnet.engine    fit / evaluate / extract features, checkpoints
-    sisnet.paper     the paper's published numbers, as data
-    sisnet.reproduce runs the notebooks in order with papermill
+Modules (one job each; README's "Layout" section has the full map):
+    sisnet.config      TrainConfig, the named profiles (smoke / cpu / paper) and their settings, the Table 2 grid
+    sisnet.data        dataset formats, synthetic generator, PK sampler, two-scale transforms, MOT conversion
+    sisnet.weights     what ``pretrained`` may be, and which ImageNet weights it resolves to
+    sisnet.model       the weight-shared siamese network on a timm backbone; the either / cascaded feature
+    sisnet.cam         class activation maps
+    sisnet.losses      ID (label smoothing), batch-hard triplet, DRC
+    sisnet.metrics     CMC / mAP / mINP, k-reciprocal re-ranking, distances, the reference evaluators
+    sisnet.evaluation  feature extraction and evaluation of a model (standard / cross-scale / re-ranking)
+    sisnet.runs        a run on disk: history, checkpoints, load_model
+    sisnet.engine      fit / train_step (training)
+    sisnet.report      the notebooks' logic by role (context, io, tables, runs, measure, figures)
+    sisnet.provenance  git commit, package versions, machine
+    sisnet.paper       the paper's published numbers, as data
+    sisnet.reproduce   runs the notebooks in order with papermill
 """
 
 __version__ = "0.1.0"

@@ -278,7 +278,7 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
             raise CheckpointMismatchError(
                 f"Checkpoint {str(ckpt_path)!r} was written by a different configuration (run_id "
                 f"{ckpt.get('run_id')!r}; this config has run_id {run_id!r}). Resume it with its own config "
-                f"(sisnet.engine.load_model shows it), use another run_dir, or pass resume=False to start over."
+                f"(sisnet.runs.load_model shows it), use another run_dir, or pass resume=False to start over."
             )
 
     torch.manual_seed(config.seed)

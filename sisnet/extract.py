@@ -6,7 +6,7 @@ CLI::
         [--mode either|cascaded] [--batch-size 128] [--device auto] [--recursive]
 
 The checkpoint carries its training config, so the input size, normalisation and mode definitions are the
-ones the model was trained and evaluated with (:func:`sisnet.engine.extract_features` does the work).
+ones the model was trained and evaluated with (:func:`sisnet.evaluation.extract_features` does the work).
 
 Folder rules: every file with an image extension (:data:`IMAGE_EXTENSIONS`) is used, in sorted path order.
 Other entries (``.DS_Store``, notes, sub-folders unless ``recursive``) are skipped with ONE warning that

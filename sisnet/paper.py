@@ -35,6 +35,7 @@ __all__ = [
     "table2_wide",
     "table3_wide",
     "published",
+    "CLAIMS",
 ]
 
 PAPER_TITLE = "Scale-Invariant Siamese Network for Person Re-Identification"
@@ -52,6 +53,18 @@ LOSS_TYPES: tuple[str, ...] = ("S.", "S.+T.")
 #: Metric names used in every table of this package (percent).
 METRICS: tuple[str, ...] = ("rank1", "mAP")
 _METRIC_LABELS = {"rank1": "R1", "mAP": "mAP"}
+
+#: The paper's Table 2 claims, each "a scores higher than b": ``(name, loss, a, b)`` with ``a``, ``b`` =
+#: ``(loss, method)`` cells of the grid. Table 2 shows each step (siamese, + DRC) raising both metrics under
+#: both losses, and adding the triplet loss raising every method.
+CLAIMS: tuple[tuple[str, str, tuple[str, str], tuple[str, str]], ...] = (
+    *((name, loss, (loss, a), (loss, b))
+      for loss in LOSS_TYPES
+      for name, a, b in (("SiSNet - Baseline", "SiSNet", "Baseline"),
+                         ("SiSNet+DRC - SiSNet", "SiSNet+DRC", "SiSNet"),
+                         ("SiSNet+DRC - Baseline", "SiSNet+DRC", "Baseline"))),
+    *((f"{m}: S.+T. - S.", "S.+T. - S.", ("S.+T.", m), ("S.", m)) for m in METHODS),
+)
 
 _NA = math.nan
 

@@ -19,7 +19,7 @@ from sisnet.runs import History
 __all__ = ["PROTOCOL_STANDARD", "PROTOCOL_RERANK", "protocol_cross_scale", "METRIC_LABELS", "evals_frame",
            "epochs_frame", "last_eval", "GridRun", "runs_frame", "summarize", "table2_wide", "table2_effects",
            "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
-           "table1_wide_with_provenance"]
+           "table1_wide_with_provenance", "table2_paired"]
 
 PROTOCOL_STANDARD = "standard"
 PROTOCOL_RERANK = "standard + re-ranking"
@@ -290,3 +290,14 @@ def table1_wide_with_provenance(long: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows).set_index(["method", "publication", "backbone"])
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["dataset", "metric"])
     return out
+
+
+def table2_paired(per_run: pd.DataFrame, metrics: Sequence[str] = ("rank1", "mAP")) -> pd.DataFrame:
+    """The paper's Table 2 claims (:data:`sisnet.paper.CLAIMS`) tested on ``per_run``, paired by seed.
+
+    One row per (claim, protocol, metric): mean paired difference (points), 95 % t-interval, number of seeds
+    and the verdict read off the interval (see :mod:`sisnet.stats`).
+    """
+    from sisnet.stats import Comparison, paired_table
+
+    return paired_table(per_run, [Comparison(*c) for c in paper.CLAIMS], metrics)

@@ -5,7 +5,8 @@ What it writes, into ``<results-dir>/<profile>/<dataset>/``:
 - ``NN_name.ipynb``: each executed notebook (written to a hidden temporary name, renamed when done);
 - ``tables/*.csv`` + ``tables/*.md`` and ``figures/*.png``: what the notebooks save (atomically);
 - ``manifest.json``: git commit, parameters, wall time per notebook, package versions, the list of
-  files -- written LAST, and removed at the start of a run, so a folder with a manifest is a
+  files. ``wall_seconds_total`` sums the notebooks of the whole set in the folder; ``last_run`` names the
+  notebooks this call ran and when (``--only 08`` updates 08's entry and keeps the others) -- written LAST, and removed at the start of a run, so a folder with a manifest is a
   complete run. A failed run leaves ``failed.json`` (which notebook, papermill's error) instead.
 
 Training runs are cached by config under ``<data-root>/runs/<run_id>/`` by :func:`sisnet.engine.fit`;
@@ -201,7 +202,8 @@ def reproduce(
             )
             log(f"FAILED: {path.name} (see {failed_path} and {out_path.stem}.FAILED.ipynb)")
             raise
-        notebooks[path.name] = {"wall_seconds": round(seconds, 2), "parameters": params, "commit": commit}
+        notebooks[path.name] = {"wall_seconds": round(seconds, 2), "parameters": params, "commit": commit,
+                                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         log(f"      done in {seconds:.1f} s")
 
     files = sorted(
@@ -217,15 +219,20 @@ def reproduce(
         "parameters": params_all,
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds_total": round(time.perf_counter() - t0, 2),
-        "notebooks": notebooks,
-        "only": list(only) if isinstance(only, (list, tuple)) else only,
+        # The totals describe the whole set of notebooks in this folder; ``last_run`` names what this call ran.
+        "wall_seconds_total": round(sum(float(e.get("wall_seconds", 0.0)) for e in notebooks.values()), 2),
+        "notebooks": {n: notebooks[n] for n in NOTEBOOKS if n in notebooks},
+        "last_run": {"notebooks": [p.name for p in paths], "only": list(only) if isinstance(only, (list, tuple)) else only,
+                     "started_at": started.isoformat(timespec="seconds"),
+                     "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "wall_seconds": round(time.perf_counter() - t0, 2)},
         "packages": package_versions(),
         "platform": machine(),
         "files": files,
     }
     atomic_write_json(manifest_path, manifest)
-    log(f"Wrote {manifest_path} ({manifest['wall_seconds_total']:.1f} s in all)")
+    log(f"Wrote {manifest_path} ({manifest['last_run']['wall_seconds']:.1f} s for {len(paths)} notebook(s); "
+        f"{manifest['wall_seconds_total']:.1f} s for the whole set)")
     return manifest
 
 

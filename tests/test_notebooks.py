@@ -20,11 +20,11 @@ from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
 EXPECTED_TABLES = (
     "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
     "table3_runs", "table3", "fig3_cam_consistency", "scale_robustness", "cam_consistency",
-    "init_runs", "init_comparison", "footage_dataset", "footage_eval",
+    "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary",
 )
 EXPECTED_FIGURES = (
     "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
-    "cam_consistency", "ranked_list", "footage_frame", "footage_search",
+    "cam_consistency", "ranked_list", "footage_frame", "footage_search", "protocol_query",
 )
 GRID = {(loss, method) for loss in paper.LOSS_TYPES for method in paper.METHODS}
 
@@ -95,6 +95,26 @@ def test_figures_are_valid_pngs_of_sensible_size(smoke_run):
             assert im.format == "PNG", name
             assert im.width > 200 and im.height > 200, (name, im.size)
             assert "profile smoke" in im.info.get("Source", ""), name
+
+
+def test_protocol_worked_query_equals_evaluate_rank(smoke_run):
+    """Notebook 01's AP, computed hit by hit from the labelled ranked list, is evaluate_rank's for that query."""
+    import numpy as np
+
+    from sisnet.metrics import evaluate_rank
+
+    ranked = _table(smoke_run, "protocol_query").sort_values("gallery_index")
+    summary = _table(smoke_run, "protocol_summary").iloc[0]
+    assert list(ranked["gallery_index"]) == list(range(len(ranked)))  # the whole gallery was saved
+    query = ranked[ranked["status"] == "true match"]
+    q_pid, q_cam = int(summary["query_pid"]), int(summary["query_camid"])
+    assert set(query["pid"]) == {q_pid} and q_cam not in set(query["camid"])
+    res = evaluate_rank(ranked["distance"].to_numpy()[None], [q_pid], ranked["pid"].to_numpy(), [q_cam],
+                        ranked["camid"].to_numpy(), max_rank=len(ranked))
+    assert summary["num_matches"] == len(query) >= 1
+    assert summary["AP"] == pytest.approx(res["mAP"], abs=1e-9)
+    assert summary["INP"] == pytest.approx(res["mINP"], abs=1e-9)
+    assert np.asarray(res["cmc"])[int(summary["first_hit_rank"]) - 1] == 1.0
 
 
 def test_dataset_and_training_tables(smoke_run):
@@ -220,6 +240,30 @@ def test_a_failing_notebook_stops_the_batch_and_leaves_no_manifest(tmp_path):
     assert (out / "01_data.ipynb").is_file()
     assert not (out / "02_training.ipynb").exists() and (out / "02_training.FAILED.ipynb").is_file()
     assert not (out / "03_ablation.ipynb").exists()
+
+
+def test_a_partial_rerun_updates_its_entry_and_keeps_the_whole_set(tmp_path):
+    src = Path(__file__).resolve().parent.parent / "notebooks"
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    for name in NOTEBOOKS:  # stand-ins: a parameters cell and one trivial cell each
+        nb = nbformat.read(src / name, as_version=4)
+        nb.cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        nb.cells.append(nbformat.v4.new_code_cell("print(profile)"))
+        nbformat.write(nb, nb_dir / name)
+    kw = dict(data_root=tmp_path / "data", results_dir=tmp_path / "results", notebook_dir=nb_dir, cwd=tmp_path,
+              progress=False, log=lambda *a: None)
+    full = reproduce("smoke", "synthetic", **kw)
+    again = reproduce("smoke", "synthetic", only="08", **kw)
+    assert list(again["notebooks"]) == list(NOTEBOOKS)
+    assert again["last_run"]["notebooks"] == ["08_your_images.ipynb"]
+    for name in NOTEBOOKS[:-1]:  # untouched entries are kept as they were
+        assert again["notebooks"][name] == full["notebooks"][name]
+    assert again["notebooks"][NOTEBOOKS[-1]]["finished_at"] >= full["notebooks"][NOTEBOOKS[-1]]["finished_at"]
+    total = sum(e["wall_seconds"] for e in again["notebooks"].values())
+    assert again["wall_seconds_total"] == pytest.approx(total, abs=0.02)
+    # the total covers all eight notebooks, not just the one re-run
+    assert again["wall_seconds_total"] > again["notebooks"][NOTEBOOKS[-1]]["wall_seconds"]
 
 
 def test_cli_rejects_bad_arguments(capsys):

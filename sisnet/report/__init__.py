@@ -13,6 +13,7 @@ The notebooks in ``notebooks/`` stay thin: each cell calls one function from her
   answered from the runs cache), :func:`load_models`.
 - :mod:`~sisnet.report.measure` -- protocols on trained models: :func:`measure_protocols` (standard,
   cross-scale, re-ranking), :func:`scale_robustness`, :func:`cam_consistency`.
+- :mod:`~sisnet.report.protocol` -- the evaluation protocol worked through on one query (notebook 01).
 - :mod:`~sisnet.report.figures` -- every figure, with one ranked-list drawer (:func:`draw_ranked_lists`).
 
 Metrics in histories are fractions in [0, 1]; every table and figure here shows percent.
@@ -36,6 +37,7 @@ from sisnet.report.figures import (
     plot_table2,
     plot_table3,
     plot_training,
+    plot_worked_query,
     ranked_list_figure,
 )
 from sisnet.report.io import format_mean_std, save_figure, save_table, to_markdown
@@ -47,6 +49,7 @@ from sisnet.report.measure import (
     pearson_rows,
     scale_robustness,
 )
+from sisnet.report.protocol import ProtocolExample, protocol_example, worked_query
 from sisnet.report.runs import TrainedModel, config_frame, grid_config, init_comparison, load_models, run_grid, train
 from sisnet.report.tables import (
     PROTOCOL_RERANK,
@@ -79,5 +82,6 @@ __all__ = [
     "cam_agreement", "cam_consistency",
     "RankedRow", "draw_ranked_lists", "plot_sample_grid", "plot_scale_distribution", "plot_training",
     "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
-    "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results",
+    "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results", "plot_worked_query",
+    "protocol_example", "ProtocolExample", "worked_query",
 ]

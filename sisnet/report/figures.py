@@ -20,7 +20,7 @@ from sisnet.report.measure import cam_agreement, cams, pick
 from sisnet.report.runs import TrainedModel
 from sisnet.report.tables import METRIC_LABELS, epochs_frame, evals_frame
 
-__all__ = ["RankedRow", "draw_ranked_lists", "plot_sample_grid", "plot_scale_distribution", "plot_training",
+__all__ = ["RankedRow", "draw_ranked_lists", "plot_worked_query", "plot_sample_grid", "plot_scale_distribution", "plot_training",
            "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
            "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results"]
 
@@ -268,7 +268,7 @@ class RankedRow:
     """One row of a ranked-list figure: a query and its top gallery items.
 
     ``label`` is written beside the query; ``titles`` above each item; ``colors`` frame each item (``None``:
-    no frame); ``captions`` (optional) under each item.
+    no frame); ``captions`` (optional) under each item; ``struck`` (optional) crosses items out.
     """
 
     query: np.ndarray
@@ -278,6 +278,7 @@ class RankedRow:
     colors: list[str | None]
     captions: list[str] = field(default_factory=list)
     query_color: str | None = None
+    struck: list[bool] = field(default_factory=list)
 
 
 def draw_ranked_lists(rows: Sequence[RankedRow], title: str | None = None):
@@ -311,10 +312,36 @@ def draw_ranked_lists(rows: Sequence[RankedRow], title: str | None = None):
                 for s in ax.spines.values():
                     s.set_edgecolor(row.colors[j])
                     s.set_linewidth(3)
+            if j < len(row.struck) and row.struck[j]:
+                h, w = row.images[j].shape[:2]
+                ax.plot([0, w - 1], [0, h - 1], color="black", lw=2)
+                ax.plot([0, w - 1], [h - 1, 0], color="black", lw=2)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_worked_query(ds, example: Any, n_show: int = 12, thumb_hw: tuple[int, int] = (128, 64)):
+    """The worked query of :func:`sisnet.report.protocol.protocol_example`: its first ``n_show`` gallery items.
+
+    Removed items (same identity, same camera) are crossed out and have no rank; true matches have a green
+    frame, other identities a red one, distractors (pid 0) an orange one.
+    """
+    from sisnet.report.protocol import STATUS_DISTRACTOR, STATUS_MATCH, STATUS_REMOVED
+
+    colors = {STATUS_MATCH: "limegreen", STATUS_DISTRACTOR: "orange", STATUS_REMOVED: None}
+    top = example.ranked.head(n_show)
+    q = example.query
+    row = RankedRow(
+        query=_open_rgb(q.path, thumb_hw), label=f"query: id {q.pid}, cam {q.camid + 1}",
+        images=[_open_rgb(ds.gallery[int(i)].path, thumb_hw) for i in top["gallery_index"]],
+        titles=[("removed" if st == STATUS_REMOVED else f"rank {int(r)}") for st, r in zip(top["status"], top["rank"])],
+        colors=[colors.get(st, "red") for st in top["status"]],
+        captions=[f"id {p}, cam {c + 1}" for p, c in zip(top["pid"], top["camid"])],
+        struck=[st == STATUS_REMOVED for st in top["status"]], query_color="black")
+    return draw_ranked_lists([row], "One query under the protocol (crossed out: same identity and camera, removed; "
+                                    "green: true match)")
 
 
 def ranked_list_figure(

@@ -216,16 +216,22 @@ def test_training_runs_are_shared_between_notebooks(smoke_run):
     assert len(runs) == 6
 
 
-def test_a_failing_notebook_stops_the_batch_and_leaves_no_manifest(tmp_path):
+def _stand_in_notebooks(tmp_path: Path, body=lambda name: "print(profile)") -> Path:
+    """The companion's notebooks reduced to their parameters cell and one cell ``body(name)``: fast stand-ins."""
     src = Path(__file__).resolve().parent.parent / "notebooks"
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
-    for name in NOTEBOOKS:  # stand-ins: a parameters cell and one trivial cell each
+    for name in NOTEBOOKS:
         nb = nbformat.read(src / name, as_version=4)
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        body = 'raise ValueError("boom in the second notebook")' if name.startswith("02") else "print(profile)"
-        nb.cells = params + [nbformat.v4.new_code_cell(body)]
+        nb.cells = params + [nbformat.v4.new_code_cell(body(name))]
         nbformat.write(nb, nb_dir / name)
+    return nb_dir
+
+
+def test_a_failing_notebook_stops_the_batch_and_leaves_no_manifest(tmp_path):
+    nb_dir = _stand_in_notebooks(tmp_path, lambda name: 'raise ValueError("boom in the second notebook")'
+                                 if name.startswith("02") else "print(profile)")
     out = tmp_path / "results" / "smoke" / "synthetic"
     out.mkdir(parents=True)
     (out / "manifest.json").write_text("{}")  # an older complete run
@@ -243,14 +249,7 @@ def test_a_failing_notebook_stops_the_batch_and_leaves_no_manifest(tmp_path):
 
 
 def test_a_partial_rerun_updates_its_entry_and_keeps_the_whole_set(tmp_path):
-    src = Path(__file__).resolve().parent.parent / "notebooks"
-    nb_dir = tmp_path / "notebooks"
-    nb_dir.mkdir()
-    for name in NOTEBOOKS:  # stand-ins: a parameters cell and one trivial cell each
-        nb = nbformat.read(src / name, as_version=4)
-        nb.cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        nb.cells.append(nbformat.v4.new_code_cell("print(profile)"))
-        nbformat.write(nb, nb_dir / name)
+    nb_dir = _stand_in_notebooks(tmp_path)
     kw = dict(data_root=tmp_path / "data", results_dir=tmp_path / "results", notebook_dir=nb_dir, cwd=tmp_path,
               progress=False, log=lambda *a: None)
     full = reproduce("smoke", "synthetic", **kw)

@@ -19,7 +19,7 @@ from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
 
 EXPECTED_TABLES = (
     "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
-    "table3_runs", "table3", "fig3_cam_consistency", "scale_robustness", "cam_consistency",
+    "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "scale_robustness", "cam_consistency",
     "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary",
 )
 EXPECTED_FIGURES = (
@@ -179,6 +179,17 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     assert cons["corr_mean"].between(-1, 1).all() and (cons["mse_mean"] >= 0).all()
     fig3 = _table(smoke_run, "fig3_cam_consistency")
     assert len(fig3) == 3 * 3 and set(fig3["method"]) == set(paper.METHODS)
+    # Fig. 3's input panels are the views the profile feeds, and its identities are test identities
+    from sisnet.config import get_config
+
+    cfg = get_config("smoke")
+    assert set(fig3["full_input_hw"]) == {f"{cfg.img_height}x{cfg.img_width}"}
+    assert set(fig3["small_input_hw"]) == {"{}x{}".format(*cfg.small_size)}
+    query_names = {p.name for p in (smoke_run["data_root"] / "synthetic-tiny" / "query").iterdir()}
+    assert set(fig3["path"]) <= query_names
+    agreement = _table(smoke_run, "fig3_cam_agreement").set_index("method")
+    assert list(agreement.index) == list(paper.METHODS) and (agreement["n_images"] == 3).all()
+    assert agreement.loc["SiSNet", "corr_mean"] == pytest.approx(fig3[fig3["method"] == "SiSNet"]["corr"].mean())
 
 
 def test_init_comparison_records_the_weights_each_run_started_from(smoke_run):

@@ -44,6 +44,7 @@ from sisnet.report.io import format_mean_std, save_figure, save_table, to_markdo
 from sisnet.report.measure import (
     QUERY_SCALES,
     cam_agreement,
+    cam_agreement_summary,
     cam_consistency,
     measure_protocols,
     pearson_rows,
@@ -79,7 +80,7 @@ __all__ = [
     "table1_wide_with_provenance", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
     "grid_config", "config_frame", "train", "run_grid", "init_comparison", "TrainedModel", "load_models",
     "QUERY_SCALES", "measure_protocols", "scale_robustness", "evaluate_query_scales", "pearson_rows",
-    "cam_agreement", "cam_consistency",
+    "cam_agreement", "cam_agreement_summary", "cam_consistency",
     "RankedRow", "draw_ranked_lists", "plot_sample_grid", "plot_scale_distribution", "plot_training",
     "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
     "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results", "plot_worked_query",

@@ -192,6 +192,24 @@ def plot_cam_consistency(df: pd.DataFrame):
     fig.tight_layout()
     return fig
 
+def _as_rgb(x: Any) -> np.ndarray:
+    """A normalised (3, h, w) input tensor as the uint8 (h, w, 3) image it encodes."""
+    from sisnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)[:, None, None]
+    std = np.asarray(IMAGENET_STD, dtype=np.float32)[:, None, None]
+    img = (x.detach().cpu().float().numpy() * std + mean).transpose(1, 2, 0)
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _view_label(cfg: Any, small: bool) -> str:
+    if not small:
+        return f"full view\n{cfg.img_height}x{cfg.img_width}"
+    h, w = cfg.small_size
+    how = "degraded" if cfg.small_view == "degrade" else "native"
+    return f"x{cfg.scale_factor:g} view ({how})\n{h}x{w}"
+
+
 def fig3_cam(
     models: Mapping[str, TrainedModel],
     ds,
@@ -200,21 +218,27 @@ def fig3_cam(
     seed: int = 0,
     alpha: float = 0.5,
 ) -> tuple[Any, pd.DataFrame]:
-    """The paper's Fig. 3: two scales of a few training identities with each model's CAM overlaid.
+    """The paper's Fig. 3 as the network sees it: the two input views of test identities and each model's CAMs.
 
-    For each identity one training image is shown at full scale and as the model's second-scale view
-    (the same crop resized by the model's ``scale_factor``, fed natively as in training); columns:
-    (a) the input, then one CAM overlay (ground-truth class) per model. Returns ``(figure, table)``
-    where the table has one row per (identity, method): ``pid``, ``path``, ``corr`` and ``mse``
-    between the two scales' normalised maps (see :func:`cam_agreement`).
+    For ``n_ids`` test identities (query images, never seen in training; the largest crop of each) the figure
+    shows, in two rows, the full-scale view and the second-scale view exactly as the network receives them
+    (the evaluation transform's tensors, drawn at their true pixel size on the same scale and labelled with it:
+    with ``small_view="degrade"`` the second view is a blurred full-size image, with ``"native"`` a smaller one).
+    Then, per model, the CAM overlaid on the view (bilinear, as usually shown) and the CAM at its native
+    feature-map resolution (nearest neighbour: what the DRC loss compares). A test identity is not a class of
+    the classifier, so the CAM is that of the class the model predicts for the full view (the same class for
+    both views). Returns ``(figure, table)``; the table has one row per (image, method): ``pid``, ``path``,
+    ``method``, ``class``, the input and map sizes of both views, and ``corr`` / ``mse`` between the two
+    views' normalised maps (see :func:`cam_agreement`).
     """
+    from sisnet.cam import overlay_cam
     from sisnet.data.transforms import EvalTransform, decode_image
 
     plt = _plt()
     if not models:
         raise ValueError("fig3_cam needs at least one model (see load_models).")
     by_pid: dict[int, list] = {}
-    for r in ds.train:
+    for r in ds.query:
         by_pid.setdefault(r.pid, []).append(r)
     heights = {}
     scales = ds.scales()
@@ -226,42 +250,52 @@ def fig3_cam(
 
     first = next(iter(models.values())).config
     H, W = first.img_height, first.img_width
-    sh, sw = first.native_small_size
-    cols = 1 + len(models)
-    fig, axes = plt.subplots(2 * len(chosen), cols, figsize=(1.55 * cols, 2.5 * len(chosen) * 1.0 + 0.6), squeeze=False)
+    cols = 1 + 2 * len(models)
+    fig, axes = plt.subplots(2 * len(chosen), cols, figsize=(1.3 * cols, 2.4 * len(chosen) + 0.7), squeeze=False)
     rows = []
     letters = "bcdefgh"
     for i, rec in enumerate(chosen):
-        full_rgb = _open_rgb(rec.path, (H, W))
-        small_rgb = _open_rgb(rec.path, (sh, sw))
-        for k, (img, label) in enumerate(((full_rgb, f"{H}x{W}"), (small_rgb, f"x{first.scale_factor:g}: {sh}x{sw}"))):
+        views = EvalTransform(first.view_spec(), 1.0)(decode_image(rec.path, (H, W)))
+        for k, x in enumerate(views):
             ax = axes[2 * i + k, 0]
-            ax.imshow(img)
+            h, w = x.shape[-2:]
+            ax.imshow(_as_rgb(x), extent=(0, w, h, 0), interpolation="nearest")
+            ax.set_xlim(0, W)
+            ax.set_ylim(H, 0)  # same pixel scale for both views: a native small view looks small
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_ylabel(f"id {rec.pid}\n{label}", fontsize=7)
-        for j, (method, tm) in enumerate(models.items(), start=1):
+            ax.set_ylabel(f"id {rec.pid}\n{_view_label(first, bool(k))}", fontsize=7)
+        for j, (method, tm) in enumerate(models.items()):
             cfg = tm.config
             x_full, x_small = EvalTransform(cfg.view_spec(), 1.0)(decode_image(rec.path, (cfg.img_height, cfg.img_width)))
-            cam_f, _ = cams(tm.model, x_full[None], int(rec.pid))
-            cam_s, _ = cams(tm.model, x_small[None], int(rec.pid))
+            cam_f, cls = cams(tm.model, x_full[None], None)
+            cam_s, _ = cams(tm.model, x_small[None], cls)
             corr, mse = cam_agreement(cam_f, cam_s)
             rows.append({"pid": int(rec.pid), "path": os.path.basename(rec.path), "method": method,
+                         "class": int(cls[0]), "full_input_hw": f"{x_full.shape[-2]}x{x_full.shape[-1]}",
+                         "small_input_hw": f"{x_small.shape[-2]}x{x_small.shape[-1]}",
+                         "full_map_hw": f"{cam_f.shape[-2]}x{cam_f.shape[-1]}",
+                         "small_map_hw": f"{cam_s.shape[-2]}x{cam_s.shape[-1]}",
                          "corr": float(corr[0]), "mse": float(mse[0])})
-            from sisnet.cam import overlay_cam
-
-            for k, (img, cam) in enumerate(((full_rgb, cam_f[0]), (small_rgb, cam_s[0]))):
-                ax = axes[2 * i + k, j]
-                ax.imshow(overlay_cam(img, cam.numpy(), alpha=alpha))
-                ax.axis("off")
-            axes[2 * i + 1, j].set_title(f"r={float(corr[0]):.2f}", fontsize=7, y=-0.16)
-    axes[0, 0].set_title("(a) input", fontsize=8)
-    for j, method in enumerate(models, start=1):
-        axes[0, j].set_title(f"({letters[j - 1]}) {method}", fontsize=8)
+            for k, (x, cam) in enumerate(((x_full, cam_f[0]), (x_small, cam_s[0]))):
+                ax_o, ax_m = axes[2 * i + k, 1 + 2 * j], axes[2 * i + k, 2 + 2 * j]
+                ax_o.imshow(overlay_cam(_as_rgb(x), cam.numpy(), alpha=alpha))
+                ax_o.axis("off")
+                ax_m.imshow(cam.numpy(), cmap="jet", interpolation="nearest")
+                ax_m.set_xticks([])
+                ax_m.set_yticks([])
+                ax_m.set_xlabel(f"{cam.shape[0]}x{cam.shape[1]} map", fontsize=6)
+            axes[2 * i + 1, 1 + 2 * j].set_title(f"r={float(corr[0]):.2f}", fontsize=7, y=-0.16)
+    axes[0, 0].set_title("(a) input as fed", fontsize=8)
+    for j, method in enumerate(models):
+        axes[0, 1 + 2 * j].set_title(f"({letters[j]}) {method}", fontsize=8)
+        axes[0, 2 + 2 * j].set_title("native map", fontsize=7)
     loss = next(iter(models.values())).loss
-    fig.suptitle(f"Fig. 3: ground-truth-class CAMs at two scales ({loss})", fontsize=9)
+    fig.suptitle(f"Fig. 3: CAMs of the predicted class at two scales, test identities ({loss}); r = correlation "
+                 f"of the two maps", fontsize=9)
     fig.tight_layout()
     return fig, pd.DataFrame(rows)
+
 
 @dataclass
 class RankedRow:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["QUERY_SCALES", "measure_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
-           "cam_consistency", "cams", "pick"]
+           "cam_consistency", "cam_agreement_summary", "cams", "pick"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
 QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
@@ -173,3 +173,16 @@ def cam_consistency(
                          "mse_mean": float(mse.mean()), "mse_std": float(mse.std(unbiased=False)),
                          "n_images": len(records)})
     return pd.DataFrame(rows)
+
+
+def cam_agreement_summary(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean and std of ``corr`` and ``mse`` over images (e.g. :func:`sisnet.report.fig3_cam`'s table),
+    and ``n_images``; models in the paper's order."""
+    from sisnet import paper
+
+    g = per_image.groupby("method", sort=False)
+    out = g[["corr", "mse"]].agg(["mean", "std"])
+    out.columns = [f"{m}_{stat}" for m, stat in out.columns]
+    out["n_images"] = g.size()
+    order = [m for m in paper.METHODS if m in out.index] + [m for m in out.index if m not in paper.METHODS]
+    return out.loc[order]

@@ -259,7 +259,7 @@ def _mean_abs(a: Image.Image | str, b: Image.Image | str) -> float:
 def test_video_gives_the_frame_folders_crops(rendered_seq, tmp_path, name, codec):
     video = _video_copy(rendered_seq, tmp_path / "SYN-V", name, codec)
     kw = dict(min_height_px=16, frame_stride=2, min_visibility=0.2, crop_size=None, seed=1)
-    ref = convert_mot(rendered_seq, tmp_path / "from_frames", **kw)
+    ref = convert_mot(rendered_seq / "img1", tmp_path / "from_frames", **kw)  # the frame folder itself
     # the sequence folder (its one video is found) and the video file itself are the same input
     outs = [convert_mot(tmp_path / "SYN-V", tmp_path / "from_folder", **kw),
             convert_mot(video, tmp_path / "from_video", **kw)]
@@ -275,7 +275,8 @@ def test_video_gives_the_frame_folders_crops(rendered_seq, tmp_path, name, codec
     from sisnet.data.mot import FrameSource
 
     src, folder = FrameSource(video), FrameSource(rendered_seq)
-    assert src.size == (176, 144) and src.fps == 10
+    assert src.size == (176, 144) and src.fps == 10 and src.seq_dir == video.parent
+    assert src.name == folder.name == "SYN-V" and FrameSource(rendered_seq / "img1").frames == folder.frames
     decoded = dict(src.iter_frames([7, 2, 12, 7]))
     assert sorted(decoded) == [2, 7, 12]
     for k, im in decoded.items():

@@ -14,6 +14,7 @@ Input: each *sequence* is either a MOTChallenge sequence folder or a video file.
   (:data:`VIDEO_EXTENSIONS`). Frames take precedence over a video in the same folder.
 * A video file (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``, ...) whose folder holds ``gt/gt.txt`` (and
   optionally ``seqinfo.ini``): use it when the folder holds several videos, or both frames and a video.
+* The frame folder itself (``MOT17-02-FRCNN/img1``): the same as its sequence folder.
 
 Videos are decoded sequentially with PyAV (``av``, a dependency; FFmpeg's decoders); frame ``k`` is the k-th
 decoded frame, 1-based, exactly as ``ffmpeg -i video -start_number 1 img1/%06d.jpg`` numbers the frames that
@@ -254,7 +255,7 @@ class FrameSource:
     """Frames of a sequence by 1-based frame number: an image folder, or a video decoded with PyAV.
 
     ``sequence`` is a MOTChallenge sequence folder (frames in ``img1/`` or the ``imDir`` of ``seqinfo.ini``, else
-    the folder's one video file) or a video file whose folder holds ``gt/gt.txt``.
+    the folder's one video file), its frame folder itself, or a video file whose folder holds ``gt/gt.txt``.
     """
 
     def __init__(self, sequence: Path) -> None:
@@ -265,11 +266,14 @@ class FrameSource:
                 f"{sequence} is a file but not a video ({', '.join(VIDEO_EXTENSIONS)}). Pass a MOTChallenge sequence "
                 f"folder (gt/gt.txt + img1/) or a video file inside one."
             )
-        self.seq_dir = sequence.parent if explicit_video else sequence
+        # the frame folder itself (e.g. MOT17-02/img1) stands for its sequence folder
+        frame_folder = (sequence.is_dir() and not (sequence / "gt").exists()
+                        and (sequence.parent / "gt" / "gt.txt").is_file())  # fmt: skip
+        self.seq_dir = sequence.parent if explicit_video or frame_folder else sequence
         info = _read_seqinfo(self.seq_dir)
         self.name = info.get("name", self.seq_dir.name)
         self.fps: float | None = _positive_float(info.get("framerate"))
-        img_dir = self.seq_dir / info.get("imdir", "img1")
+        img_dir = sequence if frame_folder else self.seq_dir / info.get("imdir", "img1")
         self.frames: dict[int, Path] | None = None
         self.video: Path | None = None
         self.size: tuple[int, int] | None = None

@@ -150,6 +150,20 @@ def extract_folder(
     return feats, [str(p) for p in paths]
 
 
+def extract_to_file(
+    checkpoint: str | os.PathLike, images_dir: str | os.PathLike, out: str | os.PathLike, mode: str = "either",
+    **options: Any,
+) -> Path:
+    """What ``python -m sisnet.extract`` does: :func:`extract_folder`, then :func:`save_features` to ``out``
+    with the checkpoint, mode and image folder recorded (``sisnet.search`` reads them back). ``options`` are
+    :func:`extract_folder`'s keywords (``batch_size``, ``device``, ``recursive``, ``progress``)."""
+    if Path(out).suffix.lower() not in (".safetensors", ".npz"):
+        raise ValueError(f"--out {str(out)!r} must end in .safetensors or .npz.")
+    feats, paths = extract_folder(checkpoint, images_dir, mode, **options)
+    meta = {"mode": mode, "checkpoint": str(Path(checkpoint).absolute()), "images_dir": str(Path(images_dir).absolute())}
+    return save_features(out, feats, paths, meta)
+
+
 # ------------------------------------------------------------------------------------------ file I/O
 def save_features(
     path: str | os.PathLike,
@@ -227,17 +241,13 @@ def _main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        if Path(args.out).suffix.lower() not in (".safetensors", ".npz"):
-            raise ValueError(f"--out {args.out!r} must end in .safetensors or .npz.")
-        feats, paths = extract_folder(args.checkpoint, args.images, args.mode, batch_size=args.batch_size,
-                                      device=args.device, recursive=args.recursive, progress=True)
-        meta = {"mode": args.mode, "checkpoint": str(Path(args.checkpoint).absolute()),
-                "images_dir": str(Path(args.images).absolute())}
-        save_features(args.out, feats, paths, meta)
+        extract_to_file(args.checkpoint, args.images, args.out, args.mode, batch_size=args.batch_size,
+                        device=args.device, recursive=args.recursive, progress=True)
+        fs = load_features(args.out)
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}: {feats.shape[0]} images x {feats.shape[1]} dims ({args.mode}) "
+    print(f"wrote {args.out}: {fs.features.shape[0]} images x {fs.features.shape[1]} dims ({args.mode}) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
 

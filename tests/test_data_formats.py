@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -20,8 +21,17 @@ from sisnet.data import (
     ReIDDataset,
     load_dataset,
 )
+from sisnet.data.formats import PUBLISHED_COUNTS as REAL_PUBLISHED_COUNTS
 
 _JPEG: bytes | None = None
+
+
+@pytest.fixture(autouse=True)
+def _no_published_counts(monkeypatch):
+    """The tiny fixture trees are not the published datasets: the size check is tested on its own below."""
+    from sisnet.data import formats
+
+    monkeypatch.setattr(formats, "PUBLISHED_COUNTS", {})
 
 
 def _jpeg_bytes() -> bytes:
@@ -166,13 +176,85 @@ def test_duke_names_loaded_as_market_hint_the_right_name(tmp_path):
         load_dataset("market1501", tmp_path)
 
 
-@pytest.mark.parametrize("junk", ["Thumbs.db", "readme.txt", ".DS_Store", "subfolder/"])
-def test_non_image_entries_in_image_folder_raise(tmp_path, junk):
+OS_METADATA = ["Thumbs.db", "desktop.ini", ".DS_Store", "._0002_c2s1_001101_01.jpg", "._.DS_Store", "THUMBS.DB"]
+
+
+def test_os_metadata_is_skipped_silently_other_entries_with_one_warning(tmp_path):
     folder = make_market(tmp_path)
-    target = folder / "bounding_box_test" / junk.rstrip("/")
-    target.mkdir() if junk.endswith("/") else target.write_bytes(b"x")
-    with pytest.raises(DatasetFormatError, match=re.escape(junk.rstrip("/")) + r".*(delete|move)"):
+    plain = load_dataset("market1501", tmp_path)
+    for split_dir in ("bounding_box_train", "query", "bounding_box_test"):
+        for name in OS_METADATA:  # AppleDouble ._*.jpg files end in .jpg but are not images
+            (folder / split_dir / name).write_bytes(b"\x00\x05\x16\x07")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # OS metadata: not even a warning
+        ds = load_dataset("market1501", tmp_path)
+    assert (ds.train, ds.query, ds.gallery) == (plain.train, plain.query, plain.gallery)
+    # anything else that is not an image: skipped, with ONE warning for the whole dataset that counts them
+    (folder / "bounding_box_test" / "readme.txt").write_text("x")
+    (folder / "query" / "notes.pdf").write_bytes(b"%PDF")
+    (folder / "bounding_box_train" / "extra").mkdir()
+    with pytest.warns(UserWarning) as record:
+        ds = load_dataset("market1501", tmp_path)
+    assert len(record) == 1
+    msg = str(record[0].message)
+    assert "skipped 3 entries" in msg and "bounding_box_test/readme.txt" in msg and "bounding_box_train/extra/" in msg
+    assert record[0].filename == __file__  # points at the caller
+    assert (ds.train, ds.query, ds.gallery) == (plain.train, plain.query, plain.gallery)
+    # upper-case extensions are images (torchreid-style globbing is case-sensitive; here it is not)
+    (folder / "query" / "0005_c4s3_002301_00.JPG").write_bytes(_jpeg_bytes())
+    with pytest.warns(UserWarning):
+        assert len(load_dataset("market1501", tmp_path).query) == len(plain.query) + 1
+
+
+def _fixture_counts(ds) -> dict[str, tuple[int, int]]:
+    return {s: (len({r.pid for r in ds.split(s)}), len(ds.split(s))) for s in ("train", "query", "gallery")}
+
+
+def test_published_counts_refuse_a_half_extracted_archive(tmp_path, monkeypatch):
+    from sisnet.data import formats
+
+    folder = make_market(tmp_path)
+    # the tiny fixture as the "published" size: it loads; one image less is refused, naming the split
+    counts = _fixture_counts(load_dataset("market1501", tmp_path, verify_counts=False))
+    assert counts == {"train": (3, 5), "query": (2, 2), "gallery": (3, 4)}
+    monkeypatch.setattr(formats, "PUBLISHED_COUNTS", {"market1501": counts})
+    assert len(load_dataset("market1501", tmp_path).train) == 5
+    (folder / "bounding_box_train" / "0005_c6s2_001251_01.jpg").unlink()  # pid 5's only training image
+    with pytest.raises(DatasetFormatError) as err:
         load_dataset("market1501", tmp_path)
+    msg = str(err.value)
+    assert "train (bounding_box_train/): found 4 images of 2 ids, expected 5 images of 3 ids" in msg
+    assert msg.count("expected") == 1  # only the split that differs
+    assert "Half-extracted" in msg and "verify_counts=False" in msg
+    assert len(load_dataset("market1501", tmp_path, verify_counts=False).train) == 4  # the explicit opt-out
+    # more images than published is refused too (another version, or files added)
+    _write_images(folder / "bounding_box_train", ["0005_c6s2_001251_01.jpg", "0005_c5s2_001252_01.jpg"])
+    with pytest.raises(DatasetFormatError, match=r"found 6 images of 3 ids, expected 5 images.*added"):
+        load_dataset("market1501", tmp_path)
+
+
+def test_published_counts_are_the_torchreid_numbers(tmp_path, monkeypatch):
+    from sisnet.data import formats
+
+    monkeypatch.setattr(formats, "PUBLISHED_COUNTS", REAL_PUBLISHED_COUNTS)
+    assert formats.PUBLISHED_COUNTS == {
+        "market1501": {"train": (751, 12936), "query": (750, 3368), "gallery": (751, 15913)},
+        "dukemtmcreid": {"train": (702, 16522), "query": (702, 2228), "gallery": (1110, 17661)},
+        "msmt17": {"train": (1041, 30248), "train+val": (1041, 32621), "query": (3060, 11659),
+                   "gallery": (3060, 82161)},
+    }
+    # with the real table, the tiny fixtures are "half-extracted" copies; synthetic sets are never checked
+    make_market(tmp_path / "m")
+    with pytest.raises(DatasetFormatError, match=r"expected 12,936 images of 751 ids"):
+        load_dataset("market1501", tmp_path / "m")
+    make_duke(tmp_path / "d")
+    with pytest.raises(DatasetFormatError, match=r"gallery \(bounding_box_test/\): found 2 images.*17,661"):
+        load_dataset("dukemtmcreid", tmp_path / "d")
+    make_msmt(tmp_path / "s")
+    with pytest.raises(DatasetFormatError, match=r"train \(its lists\).*expected 32,621 images of 1,041 ids"):
+        load_dataset("msmt17", tmp_path / "s", combine_val=True)
+    make_market(tmp_path / "y", "synthetic", SYN_TRAIN, SYN_QUERY, SYN_GALLERY)
+    assert len(load_dataset("synthetic", tmp_path / "y").train) == 3
 
 
 def test_empty_split_after_junk_rules(tmp_path):

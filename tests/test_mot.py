@@ -1,7 +1,8 @@
 """sisnet.data.mot: MOTChallenge -> Market-1501 layout conversion rules."""
 from __future__ import annotations
 
-import sys
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,9 @@ from sisnet.data import load_dataset
 from sisnet.data.mot import MotFormatError, convert_mot, read_mot_annotations
 
 W_PX, H_PX = 120, 100
+# Mean absolute pixel error (0-255) allowed between a crop cut from a video frame and the same crop cut from
+# the frame folder: codec loss on the noisy rendered frames plus a second JPEG encoding of the crop.
+CROP_ERROR_MAX = 6.0
 
 
 def _gradient_frame(frame_no: int = 0) -> Image.Image:
@@ -193,26 +197,134 @@ def test_split_cameras_and_loadability_on_rendered_sequences(tmp_path):
     assert set(idx2.loc[idx2["sequence"] == "SYN-01", "cam"]) <= {1, 2, 3}
 
 
-def test_gif_video_input_and_missing_video_backend(tmp_path, monkeypatch):
+def test_gif_video_input(tmp_path):
     gt = "\n".join(f"{f},{t},{10 + 30 * t},11,20,40,1,1,1" for f in range(1, 5) for t in (1, 2)) + "\n"
     seq = tmp_path / "vid"
     _write_seq(seq, gt, num_frames=4, video="clip.gif")
     out = convert_mot([seq], tmp_path / "out", min_height_px=20, frame_stride=1, crop_size=None)
     idx = pd.read_csv(out / "mot_index.csv")
     assert len(idx) == 8
-    row = idx.iloc[0]
-    with Image.open(out / row["split"] / row["name"]) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float64)
-    assert arr[..., 0].mean() / 2 == pytest.approx((row["x0"] + row["x1"] - 1) / 2, abs=1.0)
-    # an .mp4 with no decoder installed: clear error naming ffmpeg / the packages
-    seq2 = tmp_path / "vid2"
-    (seq2 / "gt").mkdir(parents=True)
-    (seq2 / "gt" / "gt.txt").write_text(gt)
-    (seq2 / "clip.mp4").write_bytes(b"\x00" * 64)
-    for mod in ("torchcodec", "torchcodec.decoders", "imageio", "imageio.v3", "cv2"):
-        monkeypatch.setitem(sys.modules, mod, None)  # makes `import mod` raise ImportError
-    with pytest.raises(MotFormatError, match="ffmpeg"):
-        convert_mot([seq2], tmp_path / "out2", min_height_px=20)
+    for row in idx.itertuples():
+        with Image.open(out / row.split / row.name) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.float64)
+        assert arr[..., 0].mean() / 2 == pytest.approx((row.x0 + row.x1 - 1) / 2, abs=1.0)
+        assert arr[..., 2].mean() == pytest.approx(40 * (row.frame - 1), abs=3.0)  # frame k is the k-th GIF frame
+
+
+# ------------------------------------------------------------------------------------------ video files
+def _encode_video(frames: list[Image.Image], path, codec: str, fps: int = 10) -> None:
+    """Encode RGB frames into a video file with PyAV, at high quality (the test bounds the codec loss)."""
+    import av
+
+    options = {"libx264": {"crf": "8"}, "libvpx": {"crf": "4", "b": "1M"}, "mpeg4": {"qmax": "2"}}[codec]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps, options=options)
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        if codec == "mpeg4":
+            stream.bit_rate = 20_000_000
+        for im in frames:
+            for packet in stream.encode(av.VideoFrame.from_image(im)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def rendered_seq(tmp_path_factory):
+    from sisnet.data.synthetic import render_mot_sequence
+
+    return render_mot_sequence(tmp_path_factory.mktemp("render") / "SYN-V", num_frames=12, num_people=4,
+                               frame_size=(144, 176), seed=5)
+
+
+def _video_copy(seq, dest, name: str, codec: str):
+    """The same sequence with a video instead of img1/: same gt.txt and seqinfo.ini."""
+    (dest / "gt").mkdir(parents=True)
+    shutil.copy(seq / "gt" / "gt.txt", dest / "gt" / "gt.txt")
+    shutil.copy(seq / "seqinfo.ini", dest / "seqinfo.ini")
+    frames = [Image.open(p).convert("RGB") for p in sorted((seq / "img1").glob("*.jpg"))]
+    _encode_video(frames, dest / name, codec)
+    return dest / name
+
+
+def _mean_abs(a: Image.Image | str, b: Image.Image | str) -> float:
+    arrays = [np.asarray(Image.open(x) if isinstance(x, (str, Path)) else x, dtype=np.float64) for x in (a, b)]
+    assert arrays[0].shape == arrays[1].shape
+    return float(np.abs(arrays[0] - arrays[1]).mean())
+
+
+@pytest.mark.parametrize("name,codec", [("clip.mp4", "libx264"), ("clip.avi", "mpeg4"), ("clip.mkv", "libx264"),
+                                        ("clip.webm", "libvpx"), ("clip.mov", "mpeg4")])
+def test_video_gives_the_frame_folders_crops(rendered_seq, tmp_path, name, codec):
+    video = _video_copy(rendered_seq, tmp_path / "SYN-V", name, codec)
+    kw = dict(min_height_px=16, frame_stride=2, min_visibility=0.2, crop_size=None, seed=1)
+    ref = convert_mot(rendered_seq / "img1", tmp_path / "from_frames", **kw)  # the frame folder itself
+    # the sequence folder (its one video is found) and the video file itself are the same input
+    outs = [convert_mot(tmp_path / "SYN-V", tmp_path / "from_folder", **kw),
+            convert_mot(video, tmp_path / "from_video", **kw)]
+    ref_idx = pd.read_csv(ref / "mot_index.csv")
+    assert set(ref_idx["frame"]) == {1, 3, 5, 7, 9, 11} and len(ref_idx) > 10
+    assert (ref_idx["fps"] == 10).all()  # from seqinfo.ini
+    for out in outs:
+        idx = pd.read_csv(out / "mot_index.csv")
+        pd.testing.assert_frame_equal(idx, ref_idx)  # same crops: boxes, ids, splits, names
+        errors = [_mean_abs(out / row.split / row.name, ref / row.split / row.name) for row in idx.itertuples()]
+        assert max(errors) < CROP_ERROR_MAX, (name, max(errors))  # codec loss only
+    # frame k of the video is frame k of the folder, not a neighbour (people move between frames)
+    from sisnet.data.mot import FrameSource
+
+    src, folder = FrameSource(video), FrameSource(rendered_seq)
+    assert src.size == (176, 144) and src.fps == 10 and src.seq_dir == video.parent
+    assert src.name == folder.name == "SYN-V" and FrameSource(rendered_seq / "img1").frames == folder.frames
+    decoded = dict(src.iter_frames([7, 2, 12, 7]))
+    assert sorted(decoded) == [2, 7, 12]
+    for k, im in decoded.items():
+        same = _mean_abs(im, folder.frames[k])
+        assert same < 3.0
+        for j in (k - 1, k + 1):
+            if j in folder.frames:
+                assert same < 0.7 * _mean_abs(im, folder.frames[j]), (k, j)
+
+
+def test_video_errors_name_the_file_and_the_reason(rendered_seq, tmp_path):
+    video = _video_copy(rendered_seq, tmp_path / "SYN-V", "clip.mp4", "libx264")
+    # gt.txt refers to frames past the video's end
+    gt = tmp_path / "SYN-V" / "gt" / "gt.txt"
+    gt.write_text(gt.read_text() + "40,1,11,11,30,60,1,1,1\n")
+    with pytest.raises(MotFormatError, match=r"clip\.mp4 has 12 frames.*\[40\]"):
+        convert_mot(video, tmp_path / "o1", min_height_px=16, frame_stride=1)
+    # a file that is no video: the message names it and FFmpeg's reason
+    bad = tmp_path / "BAD"
+    (bad / "gt").mkdir(parents=True)
+    shutil.copy(rendered_seq / "gt" / "gt.txt", bad / "gt" / "gt.txt")
+    (bad / "clip.mp4").write_bytes(b"\x00" * 64)
+    with pytest.raises(MotFormatError, match=r"Cannot open video .*BAD/clip\.mp4: \w+Error"):
+        convert_mot(bad, tmp_path / "o2", min_height_px=16)
+    # a video cut in the middle (an interrupted download)
+    cut = tmp_path / "CUT"
+    full = _video_copy(rendered_seq, cut, "clip.mp4", "libx264")
+    full.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(MotFormatError, match=r"CUT/clip\.mp4"):
+        convert_mot(cut, tmp_path / "o3", min_height_px=16, frame_stride=1)
+    # several videos in one folder: pass one of them
+    shutil.copy(video, tmp_path / "SYN-V" / "other.avi")
+    with pytest.raises(MotFormatError, match="pass the video file itself"):
+        convert_mot(tmp_path / "SYN-V", tmp_path / "o4", min_height_px=16)
+    # a file that is not a video at all
+    with pytest.raises(MotFormatError, match="not a video"):
+        convert_mot(gt, tmp_path / "o5", min_height_px=16)
+
+
+def test_cli_converts_a_video_file(rendered_seq, tmp_path, capsys):
+    from sisnet.data.mot import _main
+
+    video = _video_copy(rendered_seq, tmp_path / "SYN-V", "clip.mp4", "libx264")
+    assert _main([str(video), "--out", str(tmp_path / "reid"), "--min-height-px", "16", "--frame-stride", "3"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert len(load_dataset("synthetic", tmp_path / "reid").gallery) > 0
+    assert _main([str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "x")]) == 1
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_argument_and_folder_errors(mot17_seq, tmp_path):

@@ -209,6 +209,12 @@ def test_footage_notebook_converts_extracts_searches_and_evaluates(smoke_run):
     assert list(crops.index) == ["train", "query", "gallery"] and (crops["images"] > 0).all()
     ev = _table(smoke_run, "footage_eval")
     assert set(ev["method"]) == set(paper.METHODS)
+    # three protocols per model: pseudo-cameras, the same track with and without its crops within 2 s
+    from sisnet.footage import PROTOCOL_NO_EXCLUSION, PROTOCOL_PSEUDO_CAMERAS
+
+    assert ev.groupby("method")["protocol"].apply(list).map(tuple).unique().tolist() == [
+        (PROTOCOL_PSEUDO_CAMERAS, PROTOCOL_NO_EXCLUSION, "same track within 2 s excluded")]
+    assert (ev.loc[ev["protocol"] == "same track within 2 s excluded", "junk_per_query"] > 0).all()
     assert ev[["rank1", "mAP"]].stack().between(0, 100).all()
     assert (ev["num_valid_queries"] > 0).all() and (ev["gallery"] == crops.loc["gallery", "images"]).all()
     demo = smoke_run["data_root"] / "demo"

@@ -23,6 +23,7 @@ from sisnet.data.formats import (
     MARKET_SPLIT_DIRS,
     DatasetFormatError,
     Record,
+    check_published_counts,
     get_format,
     resolve_root,
 )
@@ -178,15 +179,22 @@ class ReIDDataset:
         return joined
 
 
-def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = False) -> ReIDDataset:
+def load_dataset(
+    name: str, root: str | os.PathLike, *, combine_val: bool = False, verify_counts: bool = True
+) -> ReIDDataset:
     """Load dataset ``name`` (one of :data:`DATASET_NAMES`) from ``root``.
 
     ``root`` may be the dataset folder itself (e.g. ``data/market1501/Market-1501-v15.09.15``) or its parent
     (``data/market1501``). ``combine_val=True`` (MSMT17 only) adds ``list_val.txt`` to the training split.
+    ``verify_counts`` (default on) compares the identities and images of each split with the published
+    numbers (:data:`sisnet.data.formats.PUBLISHED_COUNTS`; Market-1501, DukeMTMC-reID, MSMT17); pass
+    ``False`` to load a modified or partial copy on purpose. Non-image files in the image folders are
+    skipped (OS metadata silently, anything else with one warning).
 
     Raises ``ValueError`` for an unknown name, ``FileNotFoundError`` for a missing root, and
     :class:`DatasetFormatError` (a ``ValueError``) for a wrong layout, an unparsable file name, a camera
-    out of range, a non-image file in an image folder or an empty split; each message says how to fix it.
+    out of range, an empty split or a size that differs from the published one; each message says how to
+    fix it.
     """
     fmt = get_format(name)
     if combine_val and not fmt.supports_combine_val:
@@ -211,6 +219,8 @@ def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = Fals
                 f"The {split} split of {fmt.title} at {folder} is empty: {where}. Fix: restore the images of "
                 f"that split (re-extract the archive or regenerate the synthetic set)."
             )
+    if verify_counts:
+        check_published_counts(fmt, parsed, combine_val)
     return ReIDDataset(
         name=fmt.name,
         root=parsed.root,

@@ -17,11 +17,18 @@ Protocol (the one torchreid / fast-reid use):
   the camera is the third ``_`` field of the file name (``0000_000_01_0303morning_0015_0.jpg`` -> camera 1,
   camid 0). Train = list_train (+ list_val when ``combine_val=True``).
 
-Image folders must hold only images (``.jpg``/``.jpeg``/``.png``). Any other entry (``Thumbs.db``,
-``.DS_Store``, a ``.txt`` note, a sub-folder) raises an error naming it rather than being skipped silently.
-The official Market-1501 and DukeMTMC-reID image folders contain no such files, so the rule only fires on
-folders that were modified by hand or by an OS file browser. For MSMT17 the lists are the protocol: only the
-listed files are read (each must exist), and the image folders are not scanned.
+Image folders are read the way torchreid globs them: only files with an image extension
+(:data:`IMAGE_EXTENSIONS`, any case) are images. OS metadata that file browsers and archivers leave behind
+(``Thumbs.db``, ``desktop.ini``, ``.DS_Store``, AppleDouble ``._*`` files, any other hidden dot-file) is
+skipped silently -- redistributed copies of Market-1501 and DukeMTMC-reID often carry it. Any other entry (a
+``.txt`` note, a sub-folder) is skipped with ONE warning per load that counts them and names a few. For MSMT17
+the lists are the protocol: only the listed files are read (each must exist), and the image folders are not
+scanned.
+
+Published sizes: what was read is compared with :data:`PUBLISHED_COUNTS` (identities and images per split,
+the numbers torchreid prints), so a half-extracted or partly copied archive is refused with an error that
+says which split is short, instead of loading silently. ``load_dataset(..., verify_counts=False)`` loads a
+modified copy on purpose. ``synthetic`` (and any custom Market-layout set) has no published size.
 
 Camera ids are validated: 6 cameras for Market-1501, 8 for DukeMTMC-reID, 15 for MSMT17, any count for
 ``synthetic``. All stored paths are absolute.
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -42,6 +50,9 @@ __all__ = [
     "FORMATS",
     "IMAGE_EXTENSIONS",
     "MARKET_SPLIT_DIRS",
+    "PUBLISHED_COUNTS",
+    "check_published_counts",
+    "is_os_metadata",
     "get_format",
     "resolve_root",
 ]
@@ -50,6 +61,20 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # Market-layout folder of each split; also the `split` values used in the scales.csv sidecar.
 MARKET_SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 _MSMT_LISTS = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
+# File-browser and archiver metadata (lower-case names); hidden dot-files (.DS_Store, AppleDouble ._*) too.
+_OS_METADATA = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "icon\r"})
+
+#: Published split sizes ``{dataset: {split: (identities, images)}}`` after the junk rules above: the numbers
+#: torchreid prints for these datasets (Market-1501: Zheng et al. 2015, the gallery's 751 ids include the
+#: distractor id 0 and its 15,913 images exclude the 3,819 junk images; DukeMTMC-reID: Zheng et al. 2017, the
+#: gallery's 1,110 ids include 408 distractor ids; MSMT17: Wei et al. 2018, V1 and V2 have the same lists).
+#: ``train+val`` is MSMT17's training split with ``combine_val=True`` (list_train + list_val).
+PUBLISHED_COUNTS: dict[str, dict[str, tuple[int, int]]] = {
+    "market1501": {"train": (751, 12_936), "query": (750, 3_368), "gallery": (751, 15_913)},
+    "dukemtmcreid": {"train": (702, 16_522), "query": (702, 2_228), "gallery": (1_110, 17_661)},
+    "msmt17": {"train": (1_041, 30_248), "train+val": (1_041, 32_621), "query": (3_060, 11_659),
+               "gallery": (3_060, 82_161)},
+}
 
 
 class Record(NamedTuple):
@@ -214,37 +239,50 @@ def _camid(fmt: DatasetFormat, cam_1based: int, file_path: Path) -> int:
     return cam_1based - 1
 
 
-def _list_image_folder(folder: Path, fmt: DatasetFormat) -> list[str]:
-    """Sorted image file names in ``folder``; raise naming any entry that is not an image file."""
-    names, bad = [], []
+def is_os_metadata(name: str) -> bool:
+    """Whether a file name is OS / archiver metadata (``Thumbs.db``, ``desktop.ini``, ``.DS_Store``, ``._*``)."""
+    return name.startswith(".") or name.lower() in _OS_METADATA
+
+
+def _list_image_folder(folder: Path) -> tuple[list[str], list[str]]:
+    """``(sorted image file names, other entries)`` of ``folder``; OS metadata is in neither list."""
+    names, other = [], []
     with os.scandir(folder) as it:
         for entry in it:
-            is_image = (
-                entry.is_file()
-                and not entry.name.startswith(".")
-                and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
-            )
-            (names if is_image else bad).append(entry.name + ("/" if entry.is_dir() else ""))
-    if bad:
-        bad.sort()
-        shown = ", ".join(bad[:10]) + (f", ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
-        raise DatasetFormatError(
-            f"{folder} holds {len(bad)} entr{'y that is' if len(bad) == 1 else 'ies that are'} not images "
-            f"({'/'.join(IMAGE_EXTENSIONS)}): {shown}. {fmt.title} image folders must contain only images "
-            f"(the official archives ship no other files), so nothing is skipped silently. Fix: delete or "
-            f"move them out, e.g. rm {folder / bad[0].rstrip('/')!s}"
-        )
+            if is_os_metadata(entry.name):
+                continue
+            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                names.append(entry.name)
+            else:
+                other.append(entry.name + ("/" if entry.is_dir() else ""))
     names.sort()
-    return names
+    return names, other
+
+
+def _warn_skipped(fmt: DatasetFormat, folder: Path, skipped: list[str]) -> None:
+    """One warning for all entries of a dataset's image folders that are neither images nor OS metadata."""
+    if not skipped:
+        return
+    skipped = sorted(skipped)
+    shown = ", ".join(skipped[:5]) + (f", ... ({len(skipped) - 5} more)" if len(skipped) > 5 else "")
+    warnings.warn(
+        f"{fmt.title} at {folder}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of the image "
+        f"folders that {'is' if len(skipped) == 1 else 'are'} not images ({'/'.join(IMAGE_EXTENSIONS)}): {shown}.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _parse_market_layout(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool) -> ParsedSplits:
     regex = _NAME_PATTERNS[fmt.name][0]
     splits: dict[str, list[Record]] = {}
+    skipped: list[str] = []
     for split, dirname in MARKET_SPLIT_DIRS.items():
         split_dir = folder / dirname
         records = []
-        for name in _list_image_folder(split_dir, fmt):
+        names, other = _list_image_folder(split_dir)
+        skipped += [f"{dirname}/{name}" for name in other]
+        for name in names:
             file_path = split_dir / name
             match = regex.match(name)
             if match is None:
@@ -257,6 +295,7 @@ def _parse_market_layout(fmt: DatasetFormat, folder: Path, layout: str, combine_
                 continue
             records.append(Record(str(file_path), pid, camid))
         splits[split] = records
+    _warn_skipped(fmt, folder, skipped)
     return ParsedSplits(folder, splits["train"], splits["query"], splits["gallery"])
 
 
@@ -368,3 +407,33 @@ def get_format(name: str) -> DatasetFormat:
             f"(Market-1501 layout data of your own can be loaded as 'synthetic'.)"
         )
     return FORMATS[key]
+
+
+def check_published_counts(fmt: DatasetFormat, parsed: ParsedSplits, combine_val: bool = False) -> None:
+    """Raise :class:`DatasetFormatError` when the splits read differ from :data:`PUBLISHED_COUNTS`.
+
+    Identities (original pids) and images are compared per split; a format without published counts
+    (``synthetic``) passes. The message names every split that differs, found vs published.
+    """
+    published = PUBLISHED_COUNTS.get(fmt.name)
+    if not published:
+        return
+    problems, short = [], False
+    for split in ("train", "query", "gallery"):
+        key = "train+val" if split == "train" and combine_val else split
+        ids_expected, images_expected = published[key]
+        records = getattr(parsed, split)
+        images, ids = len(records), len({r.pid for r in records})
+        if (ids, images) != (ids_expected, images_expected):
+            where = "its lists" if fmt.name == "msmt17" else f"{MARKET_SPLIT_DIRS[split]}/"
+            problems.append(f"{split} ({where}): found {images:,} images of {ids:,} ids, expected "
+                            f"{images_expected:,} images of {ids_expected:,} ids")
+            short = short or images < images_expected
+    if problems:
+        cause = ("Half-extracted or partly copied archive? " if short else
+                 "Files added to it, or another version of the dataset? ")
+        raise DatasetFormatError(
+            f"{fmt.title} at {parsed.root} does not have its published size: {'; '.join(problems)}. {cause}"
+            f"Fix: re-extract the original archive into {parsed.root.parent}; to load a modified or partial copy "
+            f"on purpose, pass verify_counts=False to load_dataset."
+        )

@@ -7,11 +7,21 @@
 
 CLI: ``python -m sisnet.data.mot SEQ [SEQ ...] --out DIR [--min-height-px 40] [--frame-stride 5] ...``
 
-Input: each *sequence* is a MOTChallenge sequence folder holding ``gt/gt.txt`` and its frames, either in
-``img1/`` (or the ``imDir`` named in ``seqinfo.ini``; file stems are the 1-based frame numbers, e.g.
-``000001.jpg``) or as one video file in the folder (``.gif`` is read with PIL; ``.mp4``/``.avi``/... need
-``torchcodec``, ``imageio`` (with ffmpeg) or ``opencv-python`` -- otherwise a clear error says to extract the
-frames with ffmpeg first). Frames take precedence over a video.
+Input: each *sequence* is either a MOTChallenge sequence folder or a video file.
+
+* A folder holds ``gt/gt.txt`` and its frames, either in ``img1/`` (or the ``imDir`` named in ``seqinfo.ini``;
+  file stems are the 1-based frame numbers, e.g. ``000001.jpg``) or as one video file
+  (:data:`VIDEO_EXTENSIONS`). Frames take precedence over a video in the same folder.
+* A video file (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``, ...) whose folder holds ``gt/gt.txt`` (and
+  optionally ``seqinfo.ini``): use it when the folder holds several videos, or both frames and a video.
+* The frame folder itself (``MOT17-02-FRCNN/img1``): the same as its sequence folder.
+
+Videos are decoded sequentially with PyAV (``av``, a dependency; FFmpeg's decoders); frame ``k`` is the k-th
+decoded frame, 1-based, exactly as ``ffmpeg -i video -start_number 1 img1/%06d.jpg`` numbers the frames that
+MOTChallenge's ``gt.txt`` rows refer to. Only the annotated frames that are kept are converted to images, and
+decoding stops after the last one. A file that cannot be opened or decoded raises :class:`MotFormatError` naming
+it and FFmpeg's reason. The frame rate (``frameRate`` in ``seqinfo.ini``, else the video's average rate) is
+recorded in ``meta.json`` and ``mot_index.csv`` for the near-duplicate window of :mod:`sisnet.footage`.
 
 Annotation formats (``fmt="auto"`` detects them from the column count, or pass ``fmt``):
 
@@ -35,7 +45,7 @@ Output (written to a temporary folder beside ``out_dir`` and renamed into place,
 dataset): ``bounding_box_train/``, ``query/``, ``bounding_box_test/`` with Market names
 ``{pid:04d}_c{cam}s{seq}_{frame:06d}_01.jpg``; ``scales.csv`` (``split,name,height_px`` where ``height_px`` is
 the clipped crop's native height in pixels, before resizing to ``crop_size``); ``mot_index.csv`` (one row per
-crop: sequence, track id, frame, box, visibility, pid, camera, split); ``meta.json`` (parameters, counts).
+crop: sequence, track id, frame, box, visibility, pid, camera, split, fps); ``meta.json`` (parameters, counts).
 
 * Identities: every (sequence, track id) is one identity with a globally unique pid ``1..N`` (pid 0 and -1
   mean distractor / junk in Market naming, so they are never used), numbered by sequence then track id.
@@ -47,6 +57,10 @@ crop: sequence, track id, frame, box, visibility, pid, camera, split); ``meta.js
   each sequence also gets its own block of cameras (camera = seq_index * pseudo_cameras + k + 1).
 * Query / gallery: for each test identity, one crop per pseudo-camera (chosen with ``seed``) goes to query,
   provided the identity appears in at least two cameras; all other crops go to the gallery.
+
+The pseudo-cameras let Market-style tools run on the result, but the Market protocol then counts a query's
+neighbouring frames in the next segment as cross-camera matches, which inflates rank-1. Evaluate footage with
+:func:`sisnet.footage.evaluate_footage`, which ignores same-track crops closer in time than a window instead.
 """
 from __future__ import annotations
 
@@ -77,11 +91,12 @@ __all__ = [
     "MOT_FORMATS",
     "FRAME_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "FrameSource",
 ]
 
 MOT_FORMATS = ("mot15", "mot16", "mot17", "mot20")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".gif")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
 _COLS_16 = ["frame", "id", "bb_left", "bb_top", "width", "height", "conf", "cls", "visibility"]
 _COLS_15 = ["frame", "id", "bb_left", "bb_top", "width", "height", "conf", "x", "y", "z"]
 
@@ -232,19 +247,41 @@ def _read_seqinfo(seq_dir: Path) -> dict[str, str]:
     return {k.lower(): v for k, v in cp["Sequence"].items()} if cp.has_section("Sequence") else {}
 
 
-class _FrameSource:
-    """Frames of a sequence by 1-based frame number: an image folder, or a video read sequentially."""
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
 
-    def __init__(self, seq_dir: Path) -> None:
-        self.seq_dir = seq_dir
-        info = _read_seqinfo(seq_dir)
-        self.name = info.get("name", seq_dir.name)
-        img_dir = seq_dir / info.get("imdir", "img1")
+
+class FrameSource:
+    """Frames of a sequence by 1-based frame number: an image folder, or a video decoded with PyAV.
+
+    ``sequence`` is a MOTChallenge sequence folder (frames in ``img1/`` or the ``imDir`` of ``seqinfo.ini``, else
+    the folder's one video file), its frame folder itself, or a video file whose folder holds ``gt/gt.txt``.
+    """
+
+    def __init__(self, sequence: Path) -> None:
+        sequence = Path(sequence)
+        explicit_video = sequence.is_file()
+        if explicit_video and sequence.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise MotFormatError(
+                f"{sequence} is a file but not a video ({', '.join(VIDEO_EXTENSIONS)}). Pass a MOTChallenge sequence "
+                f"folder (gt/gt.txt + img1/) or a video file inside one."
+            )
+        # the frame folder itself (e.g. MOT17-02/img1) stands for its sequence folder
+        frame_folder = (sequence.is_dir() and not (sequence / "gt").exists()
+                        and (sequence.parent / "gt" / "gt.txt").is_file())  # fmt: skip
+        self.seq_dir = sequence.parent if explicit_video or frame_folder else sequence
+        info = _read_seqinfo(self.seq_dir)
+        self.name = info.get("name", self.seq_dir.name)
+        self.fps: float | None = _positive_float(info.get("framerate"))
+        img_dir = sequence if frame_folder else self.seq_dir / info.get("imdir", "img1")
         self.frames: dict[int, Path] | None = None
         self.video: Path | None = None
         self.size: tuple[int, int] | None = None
-        if img_dir.is_dir():
-            files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
+        if explicit_video:
+            self.video = sequence
+        elif img_dir.is_dir():
+            files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS
+                           and not p.name.startswith("."))  # fmt: skip
             if not files:
                 raise MotFormatError(f"{img_dir} holds no frames ({'/'.join(FRAME_EXTENSIONS)}).")
             stems = [p.stem for p in files]
@@ -253,30 +290,32 @@ class _FrameSource:
             else:  # names are not frame numbers: the sorted position is (1-based)
                 self.frames = {i + 1: p for i, p in enumerate(files)}
         else:
-            videos = sorted(p for p in seq_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            videos = sorted(p for p in self.seq_dir.iterdir() if _is_video(p))
             if not videos:
                 raise MotFormatError(
-                    f"{seq_dir} has neither a frame folder {img_dir.name}/ nor a video file "
+                    f"{self.seq_dir} has neither a frame folder {img_dir.name}/ nor a video file "
                     f"({', '.join(VIDEO_EXTENSIONS)}). A MOTChallenge sequence folder holds img1/000001.jpg ... "
-                    f"and gt/gt.txt."
+                    f"and gt/gt.txt; footage may instead be one video file in that folder."
                 )
             if len(videos) > 1:
-                raise MotFormatError(f"{seq_dir} holds several videos ({[v.name for v in videos]}); keep one.")
+                raise MotFormatError(
+                    f"{self.seq_dir} holds several videos ({[v.name for v in videos]}) and no frame folder: pass the "
+                    f"video file itself (gt/gt.txt beside it must belong to that video)."
+                )
             self.video = videos[0]
+        if self.video is not None:
+            self.size, video_fps = _probe_video(self.video)
+            self.fps = self.fps or video_fps
 
     def frame_size(self, frame_no: int) -> tuple[int, int]:
-        """``(W, H)`` of the sequence's frames, from one frame (only its header for image folders)."""
+        """``(W, H)`` of the sequence's frames (from one frame header, or the video stream)."""
         if self.size is None:
-            if self.frames is not None:
-                path = self.frames.get(frame_no) or next(iter(self.frames.values()))
-                try:
-                    with Image.open(path) as im:
-                        self.size = im.size
-                except OSError as exc:
-                    raise MotFormatError(f"Cannot read frame {path} ({exc}); re-extract or delete it.") from exc
-            else:
-                for _, im in _iter_video(self.video, [1]):
+            path = self.frames.get(frame_no) or next(iter(self.frames.values()))
+            try:
+                with Image.open(path) as im:
                     self.size = im.size
+            except OSError as exc:
+                raise MotFormatError(f"Cannot read frame {path} ({exc}); re-extract or delete it.") from exc
         return self.size
 
     def describe(self) -> str:
@@ -299,6 +338,14 @@ class _FrameSource:
         yield from _iter_video(self.video, wanted_sorted)
 
 
+def _positive_float(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value > 0 else None
+
+
 def _open_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as im:
@@ -307,67 +354,67 @@ def _open_rgb(path: Path) -> Image.Image:
         raise MotFormatError(f"Cannot read frame {path} ({exc}); re-extract or delete that file.") from exc
 
 
+def _open_video(video: Path):
+    """``av.open`` with the failure turned into an error that names the file, the reason and what to do."""
+    import av
+
+    try:
+        container = av.open(str(video))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise MotFormatError(
+            f"Cannot open video {video}: {type(exc).__name__}: {exc}. The file may be incomplete, corrupt or not "
+            f"a video; check that it plays (e.g. `ffprobe {video}`), or extract its frames with `ffmpeg -i {video} "
+            f"-start_number 1 {video.parent / 'img1'}/%06d.jpg` and remove the video from the folder."
+        ) from exc
+    if not container.streams.video:
+        container.close()
+        raise MotFormatError(f"{video} holds no video stream (only audio/subtitles?); pass the footage itself.")
+    return container
+
+
+def _probe_video(video: Path) -> tuple[tuple[int, int], float | None]:
+    """``((W, H), frames per second or None)`` of a video's first video stream, from its header."""
+    with _open_video(video) as container:
+        stream = container.streams.video[0]
+        size = (int(stream.codec_context.width), int(stream.codec_context.height))
+        rate = stream.average_rate or stream.base_rate
+    if min(size) < 1:
+        raise MotFormatError(f"{video}: the video stream reports no frame size; re-encode it (e.g. with ffmpeg).")
+    return size, (float(rate) if rate else None)
+
+
 def _iter_video(video: Path, wanted_sorted: list[int]) -> Iterator[tuple[int, Image.Image]]:
-    """Decode a video sequentially, yielding wanted 1-based frames. Backends: PIL (GIF), torchcodec,
-    imageio, OpenCV -- whichever is installed (none is a dependency of this project)."""
+    """Decode a video sequentially with PyAV and yield the wanted 1-based frames as RGB images.
+
+    Frame k is the k-th frame the decoder outputs (presentation order), as in MOTChallenge's ``img1/%06d.jpg``
+    extraction. Only the wanted frames are converted to images; decoding stops after the last one.
+    """
+    import av
+
     wanted = set(wanted_sorted)
-    last = max(wanted_sorted) if wanted_sorted else 0
-
-    def pick(frames_iter) -> Iterator[tuple[int, Image.Image]]:
-        for i, frame in enumerate(frames_iter, start=1):
-            if i in wanted:
-                yield i, frame
-                wanted.discard(i)
-            if i >= last:
-                break
-        if wanted:
-            raise MotFormatError(f"{video}: gt.txt refers to frame(s) {sorted(wanted)[:5]} beyond the video's end.")
-
-    if video.suffix.lower() == ".gif":
-        from PIL import ImageSequence
-
-        with Image.open(video) as im:
-            yield from pick(fr.convert("RGB") for fr in ImageSequence.Iterator(im))
+    if not wanted:
         return
-    try:
-        from torchcodec.decoders import VideoDecoder  # type: ignore[import-not-found]
-
-        dec = VideoDecoder(str(video))
-        yield from pick(Image.fromarray(dec[i].permute(1, 2, 0).numpy()) for i in range(len(dec)))
-        return
-    except ImportError:
-        pass
-    try:
-        import imageio.v3 as iio  # type: ignore[import-not-found]
-
-        yield from pick(Image.fromarray(fr).convert("RGB") for fr in iio.imiter(video))
-        return
-    except ImportError:
-        pass
-    try:
-        import cv2  # type: ignore[import-not-found]
-
-        cap = cv2.VideoCapture(str(video))
-
-        def frames():
-            while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    return
-                yield Image.fromarray(bgr[:, :, ::-1])
-
+    last = max(wanted)
+    count = 0
+    with _open_video(video) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
         try:
-            yield from pick(frames())
-        finally:
-            cap.release()
-        return
-    except ImportError:
-        pass
+            for frame in container.decode(stream):
+                count += 1
+                if count in wanted:
+                    wanted.discard(count)
+                    yield count, frame.to_image()
+                if count >= last:
+                    return
+        except av.FFmpegError as exc:
+            raise MotFormatError(
+                f"Decoding video {video} failed after frame {count} ({type(exc).__name__}: {exc}); the file is "
+                f"damaged. Re-encode or re-download it."
+            ) from exc
     raise MotFormatError(
-        f"Cannot decode video {video}: none of torchcodec, imageio, opencv-python is installed. Either extract "
-        f"the frames (`mkdir {video.parent / 'img1'} && ffmpeg -i {video} -start_number 1 "
-        f"{video.parent / 'img1'}/%06d.jpg`, which MOTChallenge uses) or `pip install torchcodec` / "
-        f"`pip install imageio[ffmpeg]`."
+        f"{video} has {count} frames, but gt.txt refers to frame(s) {sorted(wanted)[:5]} (up to {last}). Check that "
+        f"gt/gt.txt belongs to this video (MOT frame numbers are 1-based: frame 1 is the video's first frame)."
     )
 
 
@@ -395,7 +442,8 @@ def convert_mot(
     """Convert MOTChallenge sequences into one Market-1501-layout ReID dataset; returns ``out_dir``.
 
     Args:
-        sequences: sequence folders (each with ``gt/gt.txt`` and ``img1/`` or one video file).
+        sequences: sequence folders (each with ``gt/gt.txt`` and ``img1/`` or one video file), or video files in
+            folders that hold ``gt/gt.txt``.
         out_dir: output dataset folder; load it with ``load_dataset("synthetic", out_dir)`` (Market layout,
             any camera count). Must not exist or be empty unless ``overwrite=True``.
         min_height_px / min_width_px: minimum crop size after clipping to the image.
@@ -430,19 +478,19 @@ def convert_mot(
                 f"overwrite=True (--overwrite) to replace it."
             )
     for seq in seq_dirs:
-        if not seq.is_dir():
+        if not seq.exists():
             raise FileNotFoundError(
-                f"MOT sequence folder {str(seq)!r} does not exist (expected e.g. MOT17/train/MOT17-02-FRCNN with "
-                f"gt/gt.txt and img1/)."
+                f"MOT sequence {str(seq)!r} does not exist (expected a folder such as MOT17/train/MOT17-02-FRCNN with "
+                f"gt/gt.txt and img1/, or a video file in a folder with gt/gt.txt)."
             )
 
     # 1. annotations -> kept boxes per sequence
     tables, sources = [], []
     for seq_idx, seq in enumerate(seq_dirs, start=1):
-        src = _FrameSource(seq)
-        df, seq_fmt = read_mot_annotations(seq / "gt" / "gt.txt", params.fmt)
+        src = FrameSource(seq)
+        df, seq_fmt = read_mot_annotations(src.seq_dir / "gt" / "gt.txt", params.fmt)
         df = filter_annotations(df, seq_fmt, params)
-        df = df.assign(seq_index=seq_idx, sequence=src.name, fmt=seq_fmt)
+        df = df.assign(seq_index=seq_idx, sequence=src.name, fmt=seq_fmt, fps=src.fps if src.fps else np.nan)
         tables.append(df)
         sources.append(src)
     boxes = pd.concat(tables, ignore_index=True)
@@ -469,7 +517,7 @@ def convert_mot(
             "params": asdict(params),
             "sequences": [
                 {"path": str(s.absolute()), "name": src.name, "seq_index": i, "fmt": t["fmt"].iloc[0] if len(t) else None,
-                 "frames": src.describe(), "image_size_wh": list(src.size) if src.size else None}
+                 "frames": src.describe(), "image_size_wh": list(src.size) if src.size else None, "fps": src.fps}
                 for i, (s, src, t) in enumerate(zip(seq_dirs, sources, tables), start=1)
             ],  # fmt: skip
             "counts": {
@@ -517,7 +565,7 @@ def _check_params(**kw) -> _Params:
     return p
 
 
-def _clip_and_filter(boxes: pd.DataFrame, sources: list["_FrameSource"], params: _Params) -> pd.DataFrame:
+def _clip_and_filter(boxes: pd.DataFrame, sources: list["FrameSource"], params: _Params) -> pd.DataFrame:
     """Clip every kept box to its frame (vectorised) and drop crops below the minimum size.
 
     MOT boxes are 1-based: the crop is ``[round(bb_left) - 1, round(bb_left + width) - 1)`` (same for y),
@@ -539,6 +587,7 @@ def _clip_and_filter(boxes: pd.DataFrame, sources: list["_FrameSource"], params:
             "bb_width": b["width"].to_numpy(), "bb_height": b["height"].to_numpy(),
             "x0": x0, "y0": y0, "x1": x1, "y1": y1, "width_px": x1 - x0, "height_px": y1 - y0,
             "visibility": b["visibility"].to_numpy(), "image_width_px": width_px, "image_height_px": height_px,
+            "fps": b["fps"].to_numpy(),
         })  # fmt: skip
         keep = (part["width_px"] >= params.min_width_px) & (part["height_px"] >= params.min_height_px)
         parts.append(part[keep])
@@ -596,7 +645,7 @@ def _assign_ids_cameras_splits(crops: pd.DataFrame, params: _Params) -> pd.DataF
     return crops
 
 
-def _write_market(crops: pd.DataFrame, sources: list["_FrameSource"], root: Path, params: _Params,
+def _write_market(crops: pd.DataFrame, sources: list["FrameSource"], root: Path, params: _Params,
                   progress: bool) -> None:
     """Cut, resize and save every crop (each frame is decoded once), then the sidecars."""
     from tqdm.auto import tqdm
@@ -626,7 +675,7 @@ def _write_market(crops: pd.DataFrame, sources: list["_FrameSource"], root: Path
     crops[["split", "name", "height_px"]].to_csv(root / "scales.csv", index=False)
     index_cols = ["split", "name", "pid", "cam", "segment", "sequence", "seq_index", "track_id", "frame",
                   "bb_left", "bb_top", "bb_width", "bb_height", "x0", "y0", "x1", "y1", "height_px", "width_px",
-                  "visibility", "image_width_px", "image_height_px"]  # fmt: skip
+                  "visibility", "image_width_px", "image_height_px", "fps"]  # fmt: skip
     crops[index_cols].to_csv(root / "mot_index.csv", index=False)
 
 
@@ -634,10 +683,11 @@ def _write_market(crops: pd.DataFrame, sources: list["_FrameSource"], root: Path
 def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m sisnet.data.mot",
-        description="Convert MOTChallenge sequences (gt/gt.txt + img1/ or a video) into a Market-1501-layout "
+        description="Convert MOTChallenge sequences (gt/gt.txt + img1/ frames or a video file) into a Market-1501-layout "
         "ReID dataset (load it with sisnet.data.load_dataset('synthetic', OUT)).",
     )
-    ap.add_argument("sequences", nargs="+", help="MOT sequence folders")
+    ap.add_argument("sequences", nargs="+",
+                    help="MOT sequence folders (gt/gt.txt + img1/ or one video), or video files beside gt/gt.txt")
     ap.add_argument("--out", required=True, help="output dataset folder")
     ap.add_argument("--min-height-px", type=int, default=40)
     ap.add_argument("--min-width-px", type=int, default=8)

@@ -426,26 +426,20 @@ def ranked_list_figure(
     return draw_ranked_lists(rows, f"Ranked lists (queries at x{query_scale:g} resolution; green = same identity)")
 
 
-def plot_mot_frame(seq_dir: str | os.PathLike, frame: int | None = None, fmt: str = "auto"):
-    """One frame of a MOTChallenge sequence with its ground-truth boxes and track ids.
+def plot_mot_frame(sequence: str | os.PathLike, frame: int | None = None, fmt: str = "auto"):
+    """One frame of a MOTChallenge sequence (frame folder or video) with its ground-truth boxes and track ids.
 
-    ``frame`` (1-based) defaults to the annotated frame with the most boxes. Reads ``img1/<frame>.jpg``
-    (MOTChallenge's 6-digit names); boxes follow MOT's 1-based top-left convention.
+    ``sequence`` is what :func:`sisnet.data.mot.convert_mot` takes: a sequence folder or a video file beside
+    ``gt/gt.txt``. ``frame`` (1-based) defaults to the annotated frame with the most boxes. Labels sit inside
+    the top of each box, on a dark background, so neighbouring labels stay legible.
     """
-    from PIL import Image
+    from sisnet.data.mot import FrameSource, read_mot_annotations
 
-    from sisnet.data.mot import read_mot_annotations
-
-    seq_dir = Path(seq_dir)
-    gt, _ = read_mot_annotations(seq_dir / "gt" / "gt.txt", fmt)
-    if frame is None:
-        frame = int(gt["frame"].value_counts().idxmax())
-    img_path = seq_dir / "img1" / f"{int(frame):06d}.jpg"
-    if not img_path.is_file():
-        raise FileNotFoundError(f"{img_path} not found: plot_mot_frame reads sequences stored as img1/ frame folders.")
     plt = _plt()
-    with Image.open(img_path) as im:
-        rgb = np.asarray(im.convert("RGB"))
+    src = FrameSource(Path(sequence))
+    gt, _ = read_mot_annotations(src.seq_dir / "gt" / "gt.txt", fmt)
+    frame = int(gt["frame"].value_counts().idxmax()) if frame is None else int(frame)
+    rgb = np.asarray(next(src.iter_frames([frame]))[1])
     fig, ax = plt.subplots(figsize=(6.4, 6.4 * rgb.shape[0] / rgb.shape[1]))
     ax.imshow(rgb)
     palette = plt.get_cmap("tab10")
@@ -453,12 +447,13 @@ def plot_mot_frame(seq_dir: str | os.PathLike, frame: int | None = None, fmt: st
         color = palette(int(row.id) % 10)
         ax.add_patch(plt.Rectangle((row.bb_left - 1, row.bb_top - 1), row.width, row.height, fill=False,
                                    edgecolor=color, linewidth=1.5))
-        ax.text(row.bb_left - 1, row.bb_top - 3, f"id {int(row.id)} · {int(round(row.height))} px", color=color,
-                fontsize=7, va="bottom")
+        ax.text(row.bb_left, row.bb_top, f"{int(row.id)}", color="white", fontsize=6, va="top", ha="left",
+                bbox=dict(boxstyle="square,pad=0.1", facecolor=color, edgecolor="none", alpha=0.85))
     ax.set_axis_off()
-    ax.set_title(f"{seq_dir.name}, frame {frame}: ground-truth boxes (id · box height)", fontsize=9)
+    ax.set_title(f"{src.name}, frame {frame}: ground-truth boxes (track id)", fontsize=9)
     fig.tight_layout()
     return fig
+
 
 def market_pid(path: str | os.PathLike) -> int:
     """The identity in a Market-1501-style file name (``0012_c3s1_000123_00.jpg`` -> 12; ``-1`` for junk)."""

@@ -84,20 +84,28 @@ def _declared_parameters(path: Path) -> set[str]:
 def _execute(path: Path, out_path: Path, parameters: dict[str, Any], cwd: Path, kernel_name: str | None,
              progress: bool) -> float:
     """Execute one notebook into ``out_path`` (via a temporary name); returns wall seconds."""
+    import tempfile
+
     import papermill as pm
+    from traitlets.config import Config
 
     tmp = out_path.parent / f".{out_path.stem}.partial.ipynb"
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(path),
-            str(tmp),
-            parameters=parameters,
-            cwd=str(cwd),
-            kernel_name=kernel_name,
-            progress_bar=progress,
-            log_output=False,
-        )
+        # The kernel talks to us over local IPC sockets in a private temporary folder, not unencrypted TCP
+        # (ipykernel warns about TCP in every run, and on a shared machine anyone could connect to it).
+        with tempfile.TemporaryDirectory(prefix="sisnet-kernel-") as sockets:
+            ipc = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+            pm.execute_notebook(
+                str(path),
+                str(tmp),
+                parameters=parameters,
+                cwd=str(cwd),
+                kernel_name=kernel_name,
+                progress_bar=progress,
+                log_output=False,
+                config=ipc,
+            )
     except BaseException as exc:
         # Keep the partially executed notebook for debugging, under a name that never looks complete.
         if tmp.exists():

@@ -265,7 +265,7 @@ def test_a_failing_notebook_stops_the_batch_and_leaves_no_manifest(tmp_path):
     assert not (out / "03_ablation.ipynb").exists()
 
 
-def test_a_partial_rerun_updates_its_entry_and_keeps_the_whole_set(tmp_path):
+def test_a_partial_rerun_updates_its_entry_and_keeps_the_whole_set(tmp_path, capfd):
     nb_dir = _stand_in_notebooks(tmp_path)
     kw = dict(data_root=tmp_path / "data", results_dir=tmp_path / "results", notebook_dir=nb_dir, cwd=tmp_path,
               progress=False, log=lambda *a: None)
@@ -280,6 +280,8 @@ def test_a_partial_rerun_updates_its_entry_and_keeps_the_whole_set(tmp_path):
     assert again["wall_seconds_total"] == pytest.approx(total, abs=0.02)
     # the total covers all eight notebooks, not just the one re-run
     assert again["wall_seconds_total"] > again["notebooks"][NOTEBOOKS[-1]]["wall_seconds"]
+    # the kernels run over IPC sockets: no "running over TCP without encryption" warning from any of them
+    assert "without encryption" not in capfd.readouterr().err
 
 
 def test_cli_rejects_bad_arguments(capsys):

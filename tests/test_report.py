@@ -177,7 +177,7 @@ def test_save_table_and_figure_write_complete_files(tmp_path):
     back = pd.read_csv(csv)
     assert list(back.columns) == ["method", "rank1", "query_scale"] and back["rank1"].isna().iloc[1]
     text = md.read_text()
-    assert text.startswith("# T\n") and "| Baseline | 50.00 | 0.375 |" in text and "SiSNet\\|x" in text
+    assert text.startswith("# T\n") and "| Baseline | 50.0 | 0.375 |" in text and "SiSNet\\|x" in text
     assert "| - |" in text and text.rstrip().endswith("note")
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 1], [0, 1])
@@ -229,3 +229,14 @@ def test_git_commit_ignores_results_but_not_code(tmp_path):
     assert report.git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert report.git_commit(tmp_path) == clean + "-dirty"
+
+
+def test_numbers_in_tables_are_readable():
+    from sisnet.config import get_config
+    from sisnet.report.io import format_number
+
+    assert [format_number(v) for v in (61.04, 100.0, 0.0, 0.99123, 0.0015, 3.5e-4, -7.25)] == \
+        ["61.0", "100.0", "0.0", "0.991", "0.0015", "0.00035", "-7.2"]
+    frame = report.config_frame(get_config("cpu"))
+    assert frame.shape[1] == 1 and {"small_view", "drc_weight", "backbone"} <= set(frame.index)
+    assert frame.loc["small_view", "value"] == "degrade" and len(frame) < 25

@@ -171,6 +171,11 @@ def _style() -> None:
         warnings.simplefilter("ignore")
         import tqdm.auto  # noqa: F401
 
+    import pandas as pd
+
+    from sisnet.report.io import format_number
+
+    pd.set_option("display.float_format", format_number)  # tables shown in notebooks: as in the .md files
     matplotlib.rcParams["figure.dpi"] = FIG_DPI
     matplotlib.rcParams["savefig.dpi"] = FIG_DPI
     try:

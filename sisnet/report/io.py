@@ -20,7 +20,7 @@ from sisnet.utils import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
 
-__all__ = ["to_markdown", "save_table", "save_figure", "format_mean_std", "FIG_DPI", "plt"]
+__all__ = ["to_markdown", "save_table", "save_figure", "format_mean_std", "format_number", "FIG_DPI", "plt"]
 
 FIG_DPI = 100
 # Column-specific formats for Markdown tables (everything else: floats with two decimals).
@@ -43,20 +43,33 @@ def _folder(sink: Any, attr: str) -> Path:
     return Path(getattr(sink, attr)) if hasattr(sink, attr) else Path(sink)
 
 
+def format_number(value: float) -> str:
+    """The one rule for printing a float in tables: one decimal from 1 up (percentages, seconds), three
+    significant digits below 1 (correlations, losses near 0, learning rates)."""
+    v = float(value)
+    if math.isnan(v):
+        return "-"
+    if v == 0 or abs(v) >= 1:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
 def _fmt_cell(value: Any, column: str | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, (float, np.floating, int, np.integer)) and not isinstance(value, bool) and column in _COLUMN_FORMATS:
         return _COLUMN_FORMATS[column].format(value)
     if isinstance(value, (float, np.floating)):
-        return f"{value:.2f}"
+        return format_number(value)
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 
 def to_markdown(df: pd.DataFrame, *, index: bool = True) -> str:
     """A GitHub-flavoured Markdown table of ``df`` (MultiIndex columns joined with " ").
 
     Hand-written because pandas' ``to_markdown`` needs the optional ``tabulate`` package, which
-    is not worth a dependency for twenty lines. Floats get two decimals; NaN prints as "-".
+    is not worth a dependency for twenty lines. Floats follow :func:`format_number`; NaN prints as "-".
     """
     frame = df.copy()
     if isinstance(frame.columns, pd.MultiIndex):

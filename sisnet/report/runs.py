@@ -34,11 +34,20 @@ def grid_config(ctx: NotebookContext, method: str, loss: str, seed: int | None =
     """The :class:`~sisnet.config.TrainConfig` of one Table 2 cell (profile + method/loss switches)."""
     return ctx.config(seed, **{**_grid_entry(method, loss)["overrides"], **overrides})
 
-def config_frame(config: Any) -> pd.DataFrame:
-    """A config's fields as a one-column table (index = parameter), for display in a notebook."""
+#: The parameters a reader needs to know what a run is (the rest keep the paper / Bag-of-Tricks defaults).
+KEY_PARAMETERS = ("backbone", "pretrained", "img_height", "img_width", "scale_factor", "small_view", "siamese", "drc",
+                  "drc_weight", "triplet", "triplet_margin", "P", "K", "epochs", "steps_per_epoch", "lr",
+                  "milestones", "seed", "amp", "channels_last")
+
+
+def config_frame(config: Any, parameters: Sequence[str] | None = KEY_PARAMETERS) -> pd.DataFrame:
+    """A short vertical table (index = parameter, one ``value`` column) of a config, for a notebook.
+
+    ``parameters``: the fields shown, in order (default :data:`KEY_PARAMETERS`); ``None`` shows every field.
+    """
     d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    frame = pd.DataFrame({"value": [str(v) for v in d.values()]}, index=pd.Index(list(d), name="parameter"))
-    return frame
+    names = [p for p in parameters if p in d] if parameters is not None else list(d)
+    return pd.DataFrame({"value": [str(d[p]) for p in names]}, index=pd.Index(names, name="parameter"))
 
 def _must_retrain(run_dir: Path, force: bool | float | int | None) -> bool:
     """``force``: False -> use the cache; True -> retrain; a UNIX time -> retrain runs whose history is older.

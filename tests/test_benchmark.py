@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 
 from sisnet import benchmark
+from sisnet.metrics import reference
 from sisnet.metrics import evaluate_rank
 
 
 def test_literal_reference_agrees_with_evaluate_rank():
-    p = benchmark.make_eval_problem(80, 400, 30, 4, dim=16, seed=2)
+    p = reference.make_eval_problem(80, 400, 30, 4, dim=16, seed=2)
     args = (p["distmat"], p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"])
-    ref = benchmark.reference_evaluate_rank(*args, max_rank=10)
+    ref = reference.reference_evaluate_rank(*args, max_rank=10)
     got = evaluate_rank(*args, max_rank=10)
     np.testing.assert_allclose(got["cmc"], ref["cmc"], atol=1e-12)
     assert got["mAP"] == pytest.approx(ref["mAP"], abs=1e-12)
@@ -27,8 +28,8 @@ def test_literal_reference_agrees_with_evaluate_rank():
 def test_dense_rerank_reference_agrees_with_sparse():
     from sisnet.metrics import re_ranking
 
-    f = benchmark.make_features(30, 120, 10, 3, dim=16, seed=4)
-    np.testing.assert_allclose(re_ranking(f["qf"], f["gf"]), benchmark.reference_re_ranking(f["qf"], f["gf"]), atol=1e-5)
+    f = reference.make_features(30, 120, 10, 3, dim=16, seed=4)
+    np.testing.assert_allclose(re_ranking(f["qf"], f["gf"]), reference.reference_re_ranking(f["qf"], f["gf"]), atol=1e-5)
 
 
 def test_benchmark_cli_tiny(tmp_path, tiny_synthetic_root, capsys):

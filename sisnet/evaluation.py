@@ -14,7 +14,7 @@ and back up), the gallery stays at full resolution: the cross-scale protocol. Me
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from sisnet.data.transforms import EvalTransform, TwoScaleDataset, decode_images
 from sisnet.model import EVAL_MODES, retrieval_features
 from sisnet.utils import autocast_dtype
 
-__all__ = ["extract_features", "extract_modes", "rank_metrics", "evaluate", "evaluate_query_scales",
+__all__ = ["extract_features", "extract_modes", "rank_metrics", "feature_metrics", "summarize_rank", "evaluate", "evaluate_query_scales",
            "evaluate_scales", "EVAL_MODES", "MAX_RANK"]
 
 #: CMC curves are computed up to this rank (or the gallery size, when smaller).
@@ -92,15 +92,9 @@ def extract_features(
     return feats[mode], pids, camids
 
 
-def rank_metrics(distmat: Any, q_pids, g_pids, q_camids, g_camids) -> dict[str, float]:
-    """rank-1/5/10, mAP, mINP (fractions) and ``num_valid_queries`` of a (Q, G) distance matrix.
-
-    The one summary of :func:`sisnet.metrics.evaluate_rank` that every table uses (CMC up to
-    ``min(MAX_RANK, G)``; rank-k beyond the gallery size reads the last CMC value).
-    """
-    from sisnet.metrics import evaluate_rank
-
-    res = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max(1, min(MAX_RANK, len(g_pids))))
+def summarize_rank(res: Mapping[str, Any], num_queries: int) -> dict[str, float]:
+    """rank-1/5/10, mAP, mINP (fractions) and ``num_valid_queries`` of an :func:`~sisnet.metrics.evaluate_rank`
+    result: the one summary every table uses (rank-k beyond the CMC's length reads its last value)."""
     cmc = np.asarray(res["cmc"])
 
     def rank(k: int) -> float:
@@ -109,18 +103,34 @@ def rank_metrics(distmat: Any, q_pids, g_pids, q_camids, g_camids) -> dict[str, 
     return {
         "rank1": rank(1), "rank5": rank(5), "rank10": rank(10),
         "mAP": float(res["mAP"]), "mINP": float(res["mINP"]),
-        "num_valid_queries": int(res.get("num_valid_queries", len(q_pids))),
+        "num_valid_queries": int(res.get("num_valid_queries", num_queries)),
     }
 
 
-def _distances(qf: torch.Tensor, gf: torch.Tensor, metric: str, rerank: bool):
-    from sisnet.metrics import compute_distance
+def _max_rank(num_gallery: int) -> int:
+    return max(1, min(MAX_RANK, num_gallery))
+
+
+def rank_metrics(distmat: Any, q_pids, g_pids, q_camids, g_camids) -> dict[str, float]:
+    """:func:`summarize_rank` of a (Q, G) distance matrix (CMC up to ``min(MAX_RANK, G)``)."""
+    from sisnet.metrics import evaluate_rank
+
+    res = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=_max_rank(len(g_pids)))
+    return summarize_rank(res, len(q_pids))
+
+
+def feature_metrics(qf: torch.Tensor, gf: torch.Tensor, q_pids, g_pids, q_camids, g_camids, *, metric: str,
+                    rerank: bool = False, device: torch.device | None = None) -> dict[str, float]:
+    """:func:`summarize_rank` of query / gallery features: k-reciprocal re-ranking, or ``metric`` distances
+    computed and ranked on ``device`` (on CUDA chunk by chunk, only per-query results come back to the host;
+    on the CPU exactly :func:`rank_metrics` of :func:`~sisnet.metrics.compute_distance`)."""
+    from sisnet.metrics import evaluate_features, re_ranking
 
     if rerank:
-        from sisnet.metrics import re_ranking
-
-        return re_ranking(qf, gf)
-    return compute_distance(qf, gf, metric=metric)
+        return rank_metrics(re_ranking(qf, gf), q_pids, g_pids, q_camids, g_camids)
+    res = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric, _max_rank(len(g_pids)),
+                            device=device if device is not None else torch.device("cpu"))
+    return summarize_rank(res, len(q_pids))
 
 
 def evaluate_scales(
@@ -137,6 +147,7 @@ def evaluate_scales(
     if bad:
         raise ValueError(f"query scale(s) {bad} must lie in (0, 1] (1 = full resolution).")
     rerank = config.rerank if rerank is None else rerank
+    device = next(model.parameters()).device
     cache = image_cache if image_cache is not None else {}
     if config.cache_images:  # else each image is decoded when it is read (datasets larger than RAM)
         size = (config.img_height, config.img_width)
@@ -149,8 +160,8 @@ def evaluate_scales(
     for s in scales:
         qf, q_pids, q_camids = extract_modes(model, dataset.query, config, modes, s, cache.get("query"), progress,
                                              "query features")
-        out[s] = {m: rank_metrics(_distances(qf[m], gf[m], config.metric, rerank), q_pids, g_pids, q_camids, g_camids)
-                  for m in modes}
+        out[s] = {m: feature_metrics(qf[m], gf[m], q_pids, g_pids, q_camids, g_camids, metric=config.metric,
+                                     rerank=rerank, device=device) for m in modes}
     return out
 
 

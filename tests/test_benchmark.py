@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 
 from sisnet import benchmark
+from sisnet.metrics import reference
 from sisnet.metrics import evaluate_rank
 
 
 def test_literal_reference_agrees_with_evaluate_rank():
-    p = benchmark.make_eval_problem(80, 400, 30, 4, dim=16, seed=2)
+    p = reference.make_eval_problem(80, 400, 30, 4, dim=16, seed=2)
     args = (p["distmat"], p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"])
-    ref = benchmark.reference_evaluate_rank(*args, max_rank=10)
+    ref = reference.reference_evaluate_rank(*args, max_rank=10)
     got = evaluate_rank(*args, max_rank=10)
     np.testing.assert_allclose(got["cmc"], ref["cmc"], atol=1e-12)
     assert got["mAP"] == pytest.approx(ref["mAP"], abs=1e-12)
@@ -27,8 +28,8 @@ def test_literal_reference_agrees_with_evaluate_rank():
 def test_dense_rerank_reference_agrees_with_sparse():
     from sisnet.metrics import re_ranking
 
-    f = benchmark.make_features(30, 120, 10, 3, dim=16, seed=4)
-    np.testing.assert_allclose(re_ranking(f["qf"], f["gf"]), benchmark.reference_re_ranking(f["qf"], f["gf"]), atol=1e-5)
+    f = reference.make_features(30, 120, 10, 3, dim=16, seed=4)
+    np.testing.assert_allclose(re_ranking(f["qf"], f["gf"]), reference.reference_re_ranking(f["qf"], f["gf"]), atol=1e-5)
 
 
 def test_benchmark_cli_tiny(tmp_path, tiny_synthetic_root, capsys):
@@ -79,3 +80,18 @@ def test_conv_macs_counts_real_taps():
     assert net.training  # the mode is restored
     assert not any(m._forward_hooks for m in net)  # hooks are removed
     assert torch.is_grad_enabled()
+
+
+def test_write_table_keeps_sections_not_run(tmp_path):
+    row = lambda section, case: benchmark._row(section, case, "1 s", "2 s", 2.0, "reported", None)  # noqa: E731
+    benchmark.write_table([row("eval", "old eval"), row("rerank", "old rerank"), row("train", "old train")], str(tmp_path))
+    first_note = [ln for ln in (tmp_path / "benchmarks.md").read_text().splitlines() if ln.startswith("_sections")]
+    assert len(first_note) == 1 and first_note[0].startswith("_sections eval, rerank, train, extract: ")
+    benchmark.write_table([row("eval", "new eval")], str(tmp_path), sections=("eval",))
+    df = pd.read_csv(tmp_path / "benchmarks.csv")
+    assert list(df["case"]) == ["new eval", "old rerank", "old train"]  # section order kept
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "old eval" not in md and "| rerank | old rerank |" in md
+    notes = [ln for ln in md.splitlines() if ln.startswith("_sections")]
+    assert notes[0].startswith("_sections eval: ") and notes[1].startswith("_sections rerank, train: ")
+    assert notes[1].split(": ", 1)[1] == first_note[0].split(": ", 1)[1]  # the earlier run's note, unchanged

@@ -96,7 +96,7 @@ def test_negative_zero_equals_zero():
 
 
 def test_larger_problem_and_torch_inputs():
-    from sisnet.benchmark import make_eval_problem, reference_evaluate_rank
+    from sisnet.metrics.reference import make_eval_problem, reference_evaluate_rank
 
     p = make_eval_problem(num_query=150, num_gallery=900, num_ids=60, num_cams=4, seed=3)
     args = (p["distmat"], p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"])

@@ -80,7 +80,7 @@ def test_lambda_one_keeps_original_ordering():
 
 def test_rerank_improves_clustered_retrieval():
     """On clustered data with a shared camera-like nuisance shift, re-ranking should help mAP."""
-    from sisnet.benchmark import make_features
+    from sisnet.metrics.reference import make_features
     from sisnet.metrics import evaluate_rank
 
     p = make_features(120, 600, 40, 4, dim=32, seed=1, noise=1.1, cam_shift=0.8)

@@ -19,7 +19,7 @@ from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
 
 EXPECTED_TABLES = (
     "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
-    "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "scale_robustness", "cam_consistency",
+    "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "cam_on_person", "scale_robustness", "cam_consistency",
     "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary",
 )
 EXPECTED_FIGURES = (
@@ -190,6 +190,9 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     agreement = _table(smoke_run, "fig3_cam_agreement").set_index("method")
     assert list(agreement.index) == list(paper.METHODS) and (agreement["n_images"] == 3).all()
     assert agreement.loc["SiSNet", "corr_mean"] == pytest.approx(fig3[fig3["method"] == "SiSNet"]["corr"].mean())
+    on_person = _table(smoke_run, "cam_on_person")
+    assert list(on_person["method"]) == list(paper.METHODS)
+    assert on_person["person_share_mean"].between(0, 1).all() and on_person["mask_area_mean"].between(0.05, 0.6).all()
 
 
 def test_init_comparison_records_the_weights_each_run_started_from(smoke_run):

@@ -240,3 +240,31 @@ def test_numbers_in_tables_are_readable():
     frame = report.config_frame(get_config("cpu"))
     assert frame.shape[1] == 1 and {"small_view", "drc_weight", "backbone"} <= set(frame.index)
     assert frame.loc["small_view", "value"] == "degrade" and len(frame) < 25
+
+
+def test_cam_mass_on_mask_hand_cases():
+    import torch
+
+    mask = torch.zeros(3, 4, 2, dtype=torch.bool)
+    mask[:, :2, :] = True  # the top half is "the person"
+    cam = torch.zeros(3, 4, 2)
+    cam[0, :2, :] = 1.0  # all of the map on the person
+    cam[1, 2:, :] = 1.0  # all of it on the background
+    cam[2] = 5.0  # uniform: scores the person's area fraction
+    share = report.cam_mass_on_mask(cam, mask)
+    assert share.tolist() == pytest.approx([1.0, 0.0, 0.5])
+    # min-max normalisation: a constant offset does not move mass onto the background
+    assert report.cam_mass_on_mask(cam[:1] + 3.0, mask[:1]).item() == pytest.approx(1.0)
+
+
+def test_synthetic_person_masks_cover_the_person(tiny_synthetic_root):
+    from sisnet.data import load_dataset
+
+    ds = load_dataset("synthetic", tiny_synthetic_root)
+    masks = ds.person_masks(ds.query)
+    assert masks.shape == (len(ds.query), 128, 64) and masks.dtype == bool
+    area = masks.mean(axis=(1, 2))
+    assert (area > 0.05).all() and (area < 0.6).all()  # a person, not the whole crop
+    # the person is darker or brighter than the background locally: the mask is not a fixed template
+    assert masks.std(axis=0).max() > 0.3
+    assert ds.person_masks(ds.query[:2], (64, 32)).shape == (2, 64, 32)

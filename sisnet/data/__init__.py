@@ -29,6 +29,7 @@ from sisnet.data.formats import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -38,12 +39,15 @@ __all__ = [
     "relabel",
     "DATASET_NAMES",
     "SCALE_SIDECAR",
+    "PERSON_MASK_DIR",
     "SPLITS",
     "DatasetFormatError",
 ]
 
 DATASET_NAMES: tuple[str, ...] = tuple(FORMATS)
 SCALE_SIDECAR = "scales.csv"
+#: Folder of per-image person masks (``<folder>/<split>/<image stem>.png``, white = person), when a dataset has them.
+PERSON_MASK_DIR = "person_masks"
 SPLITS = ("train", "query", "gallery")
 _SIDECAR_COLUMNS = ("split", "name", "height_px")
 
@@ -115,6 +119,31 @@ class ReIDDataset:
             table["min_height_px"] = grouped.min().reindex(table.index)
             table["max_height_px"] = grouped.max().reindex(table.index)
         return table
+
+    def person_masks(self, records: list[Record], size_hw: tuple[int, int] | None = None) -> "np.ndarray | None":
+        """Person masks of ``records`` as a bool array ``(N, H, W)`` (resized to ``size_hw`` when given), or
+        ``None`` when the dataset has no ``person_masks/`` folder (the public datasets have none; the synthetic
+        generator writes one)."""
+        import numpy as np
+        from PIL import Image
+
+        folder = Path(self.root) / PERSON_MASK_DIR
+        if not folder.is_dir():
+            return None
+        out = []
+        for r in records:
+            path = folder / Path(r.path).parent.name / (Path(r.path).stem + ".png")
+            if not path.is_file():
+                raise DatasetFormatError(
+                    f"{path} is missing: the person masks and the images of {self.root} are out of sync. Fix: "
+                    f"regenerate the dataset, or delete {folder} to use it without masks."
+                )
+            with Image.open(path) as im:
+                im = im.convert("L")
+                if size_hw is not None and (im.height, im.width) != tuple(size_hw):
+                    im = im.resize((size_hw[1], size_hw[0]), Image.NEAREST)
+                out.append(np.asarray(im) >= 128)
+        return np.stack(out) if out else np.zeros((0, *(size_hw or (0, 0))), dtype=bool)
 
     def scales(self) -> "pd.DataFrame | None":
         """The ``scales.csv`` sidecar joined to the records, or ``None`` when the folder has no sidecar.

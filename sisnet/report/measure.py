@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["QUERY_SCALES", "measure_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
-           "cam_consistency", "cam_agreement_summary", "cams", "pick"]
+           "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
 QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
@@ -186,3 +186,56 @@ def cam_agreement_summary(per_image: pd.DataFrame) -> pd.DataFrame:
     out["n_images"] = g.size()
     order = [m for m in paper.METHODS if m in out.index] + [m for m in out.index if m not in paper.METHODS]
     return out.loc[order]
+
+
+def cam_mass_on_mask(cam: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor":
+    """Share of each CAM's mass that falls inside ``mask``: ``cam`` (N, h, w), ``mask`` (N, H, W) bool -> (N,).
+
+    The map is resized to the mask's size (bilinear) and min-max normalised, as the DRC loss treats it, so the
+    share is that of the map's *relative* activation; a uniform map scores the mask's area fraction.
+    """
+    import torch
+
+    from sisnet.cam import normalize_cam, resize_to_common
+
+    m = mask.to(torch.float32)
+    c, _ = resize_to_common(cam.float(), m, size=tuple(m.shape[-2:]))
+    c = normalize_cam(c, "minmax").flatten(1)
+    total = c.sum(1)
+    share = (c * m.flatten(1)).sum(1) / total.clamp_min(1e-12)
+    return torch.where(total > 0, share, m.flatten(1).mean(1))
+
+
+def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64, seed: int = 0) -> pd.DataFrame:
+    """How much of each model's CAM lies on the person, on query images (test identities).
+
+    For ``n_images`` query images (the same for every model) the CAM of the class the model predicts is
+    compared with the image's person mask (``ds.person_masks``; the synthetic generator writes them). Columns:
+    ``method``, ``loss``, ``seed``, ``person_share_mean`` / ``_std`` (see :func:`cam_mass_on_mask`),
+    ``mask_area_mean`` (what a uniform map would score: the person's share of the image) and ``n_images``.
+    Raises ``ValueError`` when the dataset has no person masks.
+    """
+    import torch
+
+    from sisnet.data.transforms import EvalTransform, decode_images
+
+    if n_images < 1:
+        raise ValueError(f"n_images={n_images} must be >= 1.")
+    records = pick(ds.query, n_images, seed)
+    rows = []
+    for method, tm in models.items():
+        cfg = tm.config
+        masks = ds.person_masks(records, (cfg.img_height, cfg.img_width))
+        if masks is None:
+            raise ValueError(f"{ds.name} at {ds.root} has no person masks ({ds.root}/person_masks/); CAM mass on the "
+                             "person can only be measured on data that records them, such as the synthetic set "
+                             "(regenerate it with the current sisnet.data.synthetic if it predates the masks).")
+        imgs = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width))
+        views = torch.stack([EvalTransform(cfg.view_spec(), 1.0)(im)[0] for im in imgs])
+        cam, _ = cams(tm.model, views, None)
+        m = torch.from_numpy(masks)
+        share = cam_mass_on_mask(cam, m).numpy()
+        rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "person_share_mean": float(share.mean()),
+                     "person_share_std": float(share.std()), "mask_area_mean": float(m.float().mean()),
+                     "n_images": len(records)})
+    return pd.DataFrame(rows)

@@ -125,7 +125,10 @@ def render_capture(identity: Identity, camera: _Camera, rng: np.random.Generator
     The person is drawn at a native height (drawn from the camera's distribution unless ``height_px`` is
     given) on a background crop of the matching native size; the crop gets the camera's optical blur,
     illumination, colour cast and noise, and is then resized to ``image_size``.
-    Returns ``(image, info)`` with ``info = {height_px, crop_height_px, view}`` (native pixel sizes).
+    Returns ``(image, info)`` with ``info = {height_px, crop_height_px, view, mask}`` (native pixel sizes;
+    ``mask`` is the person's silhouette in the returned image, a uint8 ``image_size`` array of 0 / 255: the
+    person's alpha pasted at the same place, resized like the image and thresholded at half coverage; it
+    draws no random numbers, so the image is the same with or without it).
     ``junk=True`` gives a bad crop (part of a body, or mostly background) like Market's ``-1`` images.
     """
     h_draw = int(round(math.exp(rng.uniform(*camera.log_h))))
@@ -155,10 +158,13 @@ def render_capture(identity: Identity, camera: _Camera, rng: np.random.Generator
             px = int(rng.integers(0, max(1, cw - person.width)))
             py = int(rng.integers(0, max(1, ch - person.height)))
     crop.paste(person, (px, py), person)
+    silhouette = Image.new("L", crop.size, 0)
+    silhouette.paste(person.getchannel("A"), (px, py))
+    mask = np.asarray(silhouette.resize((image_size[1], image_size[0]), Image.BILINEAR)) >= 128
     crop = crop.filter(ImageFilter.GaussianBlur(camera.blur_px))
     arr = np.asarray(crop, dtype=np.float32)
     arr = arr * (camera.gain * np.asarray(camera.cast, np.float32)) + camera.offset
     arr += rng.standard_normal(arr.shape, dtype=np.float32) * camera.noise_sigma
     out = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
     out = out.resize((image_size[1], image_size[0]), Image.BILINEAR)
-    return out, {"height_px": h, "crop_height_px": ch, "view": view}
+    return out, {"height_px": h, "crop_height_px": ch, "view": view, "mask": mask.astype(np.uint8) * 255}

@@ -18,14 +18,16 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sisnet.data import PERSON_MASK_DIR as MASK_DIR
+from sisnet.data import SCALE_SIDECAR
+
 from .cameras import camera_model, render_capture
 from .people import make_identity
 from .streams import _DISTRACTOR_KEY0, _JUNK_KEY0, _S_IMAGE, _S_PLAN
 
 #: Bumped whenever the drawing code changes the bytes written for a given config; part of meta.json.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: person masks beside the images (the images are those of version 1)
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
-SCALE_SIDECAR = "scales.csv"  # same value as sisnet.data.SCALE_SIDECAR (not imported: keeps this module light)
 META_FILE = "meta.json"
 MARKET_NAME_RE = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 
@@ -179,23 +181,28 @@ def _plan(cfg: SyntheticConfig) -> list[_Spec]:
     return [s for s in specs if s is not None]
 
 
-def _render_spec(cfg: SyntheticConfig, spec: _Spec) -> tuple[bytes, dict]:
+def _render_spec(cfg: SyntheticConfig, spec: _Spec) -> tuple[bytes, bytes, dict]:
+    """One image as JPEG bytes, its person mask as PNG bytes, and its info."""
     cam = camera_model(cfg.seed, spec.cam, cfg)
     rng = np.random.default_rng([cfg.seed, _S_IMAGE, spec.key, spec.cam, spec.index])
     img, info = render_capture(make_identity(cfg.seed, spec.key), cam, rng, image_size=tuple(cfg.image_size),
                                junk=spec.kind == "junk")
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=cfg.jpeg_quality)
-    return buf.getvalue(), info
+    mask = io.BytesIO()
+    Image.fromarray(info.pop("mask")).convert("1").save(mask, format="PNG", optimize=True)
+    return buf.getvalue(), mask.getvalue(), info
 
 
 def _render_chunk(args: tuple[SyntheticConfig, list[_Spec], str]) -> list[dict]:
     cfg, specs, tmp = args
     rows = []
     for sp in specs:
-        data, info = _render_spec(cfg, sp)
+        data, mask, info = _render_spec(cfg, sp)
         with open(os.path.join(tmp, sp.split, sp.name), "wb") as fh:
             fh.write(data)
+        with open(os.path.join(tmp, MASK_DIR, sp.split, Path(sp.name).stem + ".png"), "wb") as fh:
+            fh.write(mask)
         rows.append({"split": sp.split, "name": sp.name, "height_px": info["height_px"],
                      "crop_height_px": info["crop_height_px"], "view": info["view"], "kind": sp.kind})
     return rows
@@ -295,6 +302,7 @@ def generate(out_dir: str | Path, *, size: str = "default", seed: int = 0, worke
     try:
         for split in SPLITS:
             (tmp / split).mkdir(parents=True)
+            (tmp / MASK_DIR / split).mkdir(parents=True)
         specs = _plan(cfg)
         workers = max(1, int(workers))
         if workers == 1:

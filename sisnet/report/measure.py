@@ -135,6 +135,23 @@ def cam_agreement(cam_a: "torch.Tensor", cam_b: "torch.Tensor", normalization: s
     a, b = normalize_cam(a, normalization), normalize_cam(b, normalization)
     return pearson_rows(a, b), (a - b).pow(2).flatten(1).mean(1)
 
+def _sample_queries(ds, n_images: int, seed: int) -> list:
+    """``n_images`` query images (test identities), the same for every model (seeded)."""
+    if n_images < 1:
+        raise ValueError(f"n_images={n_images} must be >= 1.")
+    return pick(ds.query, n_images, seed)
+
+
+def _views(records, cfg, scale: float = 1.0) -> "torch.Tensor":
+    """The full-scale input views of ``records`` as the evaluation feeds them (queries degraded by ``scale``)."""
+    import torch
+
+    from sisnet.data.transforms import EvalTransform, decode_images
+
+    imgs = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width))
+    return torch.stack([EvalTransform(cfg.view_spec(), float(scale))(im)[0] for im in imgs])
+
+
 def cam_consistency(
     models: Mapping[str, TrainedModel],
     ds,
@@ -151,22 +168,12 @@ def cam_consistency(
     correlation and MSE. Columns: ``method``, ``loss``, ``seed``, ``query_scale``, ``corr_mean``,
     ``corr_std``, ``mse_mean``, ``mse_std``, ``n_images``.
     """
-    import torch
-
-    from sisnet.data.transforms import EvalTransform, decode_images
-
-    if n_images < 1:
-        raise ValueError(f"n_images={n_images} must be >= 1.")
-    records = pick(ds.query, n_images, seed)
+    records = _sample_queries(ds, n_images, seed)
     rows = []
     for method, tm in models.items():
-        cfg = tm.config
-        imgs = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width))
-        full = torch.stack([EvalTransform(cfg.view_spec(), 1.0)(im)[0] for im in imgs])
-        cam_full, cls = cams(tm.model, full, None)
+        cam_full, cls = cams(tm.model, _views(records, tm.config), None)
         for s in query_scales:
-            view = torch.stack([EvalTransform(cfg.view_spec(), float(s))(im)[0] for im in imgs])
-            cam_s, _ = cams(tm.model, view, cls)
+            cam_s, _ = cams(tm.model, _views(records, tm.config, s), cls)
             corr, mse = cam_agreement(cam_full, cam_s)
             rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "query_scale": float(s),
                          "corr_mean": float(np.nanmean(corr.numpy())), "corr_std": float(np.nanstd(corr.numpy())),
@@ -217,11 +224,7 @@ def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64,
     """
     import torch
 
-    from sisnet.data.transforms import EvalTransform, decode_images
-
-    if n_images < 1:
-        raise ValueError(f"n_images={n_images} must be >= 1.")
-    records = pick(ds.query, n_images, seed)
+    records = _sample_queries(ds, n_images, seed)
     rows = []
     for method, tm in models.items():
         cfg = tm.config
@@ -230,9 +233,7 @@ def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64,
             raise ValueError(f"{ds.name} at {ds.root} has no person masks ({ds.root}/person_masks/); CAM mass on the "
                              "person can only be measured on data that records them, such as the synthetic set "
                              "(regenerate it with the current sisnet.data.synthetic if it predates the masks).")
-        imgs = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width))
-        views = torch.stack([EvalTransform(cfg.view_spec(), 1.0)(im)[0] for im in imgs])
-        cam, _ = cams(tm.model, views, None)
+        cam, _ = cams(tm.model, _views(records, cfg), None)
         m = torch.from_numpy(masks)
         share = cam_mass_on_mask(cam, m).numpy()
         rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "person_share_mean": float(share.mean()),

@@ -14,6 +14,7 @@ The notebooks in ``notebooks/`` stay thin: each cell calls one function from her
 - :mod:`~sisnet.report.measure` -- protocols on trained models: :func:`measure_protocols` (standard,
   cross-scale, re-ranking), :func:`scale_robustness`, :func:`cam_consistency`.
 - :mod:`~sisnet.report.protocol` -- the evaluation protocol worked through on one query (notebook 01).
+- :mod:`~sisnet.report.discussion` -- each results notebook's closing discussion, generated from its tables.
 - :mod:`~sisnet.report.figures` -- every figure, with one ranked-list drawer (:func:`draw_ranked_lists`).
 
 Metrics in histories are fractions in [0, 1]; every table and figure here shows percent.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from sisnet.evaluation import evaluate_query_scales
 from sisnet.provenance import git_commit
 from sisnet.report.context import NotebookContext, dataset_dir, default_seeds, load, prepare_dataset, setup, synthetic_size
+from sisnet.report.discussion import discuss_cams, discuss_scale_robustness, discuss_table2, discuss_table3
 from sisnet.report.figures import (
     RankedRow,
     draw_ranked_lists,
@@ -87,4 +89,5 @@ __all__ = [
     "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
     "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results", "plot_worked_query",
     "protocol_example", "ProtocolExample", "worked_query",
+    "discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness",
 ]

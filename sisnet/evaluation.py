@@ -26,7 +26,7 @@ from sisnet.model import EVAL_MODES, retrieval_features
 from sisnet.utils import autocast_dtype
 
 __all__ = ["extract_features", "extract_modes", "rank_metrics", "feature_metrics", "summarize_rank", "evaluate", "evaluate_query_scales",
-           "evaluate_scales", "EVAL_MODES", "MAX_RANK"]
+           "evaluate_scales", "evaluate_subsets", "EVAL_MODES", "MAX_RANK"]
 
 #: CMC curves are computed up to this rank (or the gallery size, when smaller).
 MAX_RANK = 50
@@ -133,6 +133,18 @@ def feature_metrics(qf: torch.Tensor, gf: torch.Tensor, q_pids, g_pids, q_camids
     return summarize_rank(res, len(q_pids))
 
 
+def _decoded_splits(dataset, config: Any, image_cache: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """``image_cache`` (or a new dict) holding the decoded query / gallery images when ``config.cache_images``;
+    otherwise each image is decoded when it is read (datasets larger than RAM)."""
+    cache = image_cache if image_cache is not None else {}
+    if config.cache_images:
+        size = (config.img_height, config.img_width)
+        for split in ("query", "gallery"):
+            if split not in cache:
+                cache[split] = decode_images_cached([r.path for r in getattr(dataset, split)], size, f"decode {split}")
+    return cache
+
+
 def evaluate_scales(
     model, dataset, config: Any, query_scales: Sequence[float] = (1.0,), modes: Sequence[str] = ("either",), *,
     rerank: bool | None = None, progress: bool = False, image_cache: dict[str, torch.Tensor] | None = None,
@@ -148,12 +160,7 @@ def evaluate_scales(
         raise ValueError(f"query scale(s) {bad} must lie in (0, 1] (1 = full resolution).")
     rerank = config.rerank if rerank is None else rerank
     device = next(model.parameters()).device
-    cache = image_cache if image_cache is not None else {}
-    if config.cache_images:  # else each image is decoded when it is read (datasets larger than RAM)
-        size = (config.img_height, config.img_width)
-        for split in ("query", "gallery"):
-            if split not in cache:
-                cache[split] = decode_images_cached([r.path for r in getattr(dataset, split)], size, f"decode {split}")
+    cache = _decoded_splits(dataset, config, image_cache)
     gf, g_pids, g_camids = extract_modes(model, dataset.gallery, config, modes, 1.0, cache.get("gallery"), progress,
                                          "gallery features")
     out: dict[float, dict[str, dict[str, float]]] = {}
@@ -162,6 +169,34 @@ def evaluate_scales(
                                              "query features")
         out[s] = {m: feature_metrics(qf[m], gf[m], q_pids, g_pids, q_camids, g_camids, metric=config.metric,
                                      rerank=rerank, device=device) for m in modes}
+    return out
+
+
+def evaluate_subsets(
+    model, dataset, config: Any, subsets: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
+    image_cache: dict[str, torch.Tensor] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Either-scale metrics of query / gallery subsets: ``{name: metrics}`` for ``subsets = {name: (query mask,
+    gallery mask)}`` (boolean arrays over ``dataset.query`` / ``dataset.gallery``). Features are extracted once;
+    each subset is ranked and scored like the full problem (``config.metric`` distances)."""
+    device = next(model.parameters()).device
+    cache = _decoded_splits(dataset, config, image_cache)
+    qf, q_pids, q_camids = extract_modes(model, dataset.query, config, ("either",), 1.0, cache.get("query"))
+    gf, g_pids, g_camids = extract_modes(model, dataset.gallery, config, ("either",), 1.0, cache.get("gallery"))
+    out = {}
+    for name, (qm, gm) in subsets.items():
+        qm, gm = np.asarray(qm, dtype=bool), np.asarray(gm, dtype=bool)
+        if len(qm) != len(q_pids) or len(gm) != len(g_pids):
+            raise ValueError(f"subset {name!r}: masks of length {len(qm)}/{len(gm)} for {len(q_pids)} queries and "
+                             f"{len(g_pids)} gallery images.")
+        qp, qc, gp, gc = q_pids[qm], q_camids[qm], g_pids[gm], g_camids[gm]
+        valid = ((qp[:, None] == gp[None, :]) & (qc[:, None] != gc[None, :])).any(axis=1)
+        if not valid.any():  # no query of the subset has a true match in the gallery subset
+            out[name] = {"rank1": float("nan"), "rank5": float("nan"), "rank10": float("nan"), "mAP": float("nan"),
+                         "mINP": float("nan"), "num_valid_queries": 0}
+            continue
+        out[name] = feature_metrics(qf["either"][qm], gf["either"][gm], qp, gp, qc, gc, metric=config.metric,
+                                    device=device)
     return out
 
 

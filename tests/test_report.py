@@ -268,3 +268,31 @@ def test_synthetic_person_masks_cover_the_person(tiny_synthetic_root):
     # the person is darker or brighter than the background locally: the mask is not a fixed template
     assert masks.std(axis=0).max() > 0.3
     assert ds.person_masks(ds.query[:2], (64, 32)).shape == (2, 64, 32)
+
+
+def test_native_height_protocols_partition_the_queries_and_match_the_full_evaluation(tiny_synthetic_root):
+    import numpy as np
+    import torch
+
+    from sisnet.config import get_config
+    from sisnet.data import load_dataset
+    from sisnet.engine import build_model
+    from sisnet.evaluation import evaluate, evaluate_subsets
+    from sisnet.report.measure import native_height_protocols
+
+    ds = load_dataset("synthetic", tiny_synthetic_root)
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root))
+    torch.manual_seed(0)
+    model = build_model(cfg, ds.num_train_pids).eval()
+    protocols = native_height_protocols(ds, (48, 96))
+    bins = [name for name in protocols if name.startswith("query height")]
+    assert len(bins) == 3
+    assert (sum(protocols[b][0].astype(int) for b in bins) == 1).all()  # every query in exactly one bin
+    heights = ds.scales().query("subset == 'gallery'")["height_px"].to_numpy()
+    cross = next(v for k, v in protocols.items() if k.startswith("native cross-scale"))
+    assert (heights[cross[1]] >= 96).all() and (heights[~cross[1]] < 96).all()
+    everything = {"all": (np.ones(len(ds.query), bool), np.ones(len(ds.gallery), bool))}
+    res = evaluate_subsets(model, ds, cfg, {**protocols, **everything})
+    full = evaluate(model, ds, cfg, modes=("either",))["either"]
+    assert res["all"] == full  # the same evaluation, not a re-implementation
+    assert sum(res[b]["num_valid_queries"] for b in bins) == full["num_valid_queries"]

@@ -18,7 +18,7 @@ from sisnet.report.tables import PROTOCOL_RERANK, GridRun, protocol_cross_scale,
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["QUERY_SCALES", "measure_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
+__all__ = ["QUERY_SCALES", "measure_protocols", "native_height_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
            "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
@@ -28,19 +28,47 @@ QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
 def _percent(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(metrics[k]) * 100.0 for k in ("rank1", "rank5", "rank10", "mAP", "mINP") if k in metrics}
 
+def native_height_protocols(ds, edges: Sequence[float] = (48, 96)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Protocols on *native* capture heights (``scales.csv``), which do not reuse the training's down-scaling.
+
+    For ``edges = (lo, hi)``: queries in each height bin (< lo, lo-hi, >= hi px) against the whole gallery, and
+    a native cross-scale protocol: queries captured below ``lo`` px against the gallery images captured at ``hi``
+    px or more. Returns ``{protocol: (query mask, gallery mask)}``; ``{}`` when the dataset has no scale sidecar.
+    """
+    scales = ds.scales()
+    if scales is None:
+        return {}
+    lo, hi = (float(e) for e in edges)
+    if not 0 < lo < hi:
+        raise ValueError(f"height edges {edges!r} must be two increasing positive pixel heights, e.g. (48, 96).")
+    qh = scales.loc[scales["subset"] == "query", "height_px"].to_numpy()
+    gh = scales.loc[scales["subset"] == "gallery", "height_px"].to_numpy()
+    everything = np.ones(len(gh), dtype=bool)
+    return {
+        f"query height < {lo:g} px": (qh < lo, everything),
+        f"query height {lo:g}-{hi:g} px": ((qh >= lo) & (qh < hi), everything),
+        f"query height >= {hi:g} px": (qh >= hi, everything),
+        f"native cross-scale (query < {lo:g} px, gallery >= {hi:g} px)": (qh < lo, gh >= hi),
+    }
+
+
 def measure_protocols(
     ctx: NotebookContext,
     runs: Sequence[GridRun],
     *,
     cross_scale: float | None = 0.5,
     rerank: bool = False,
+    height_edges: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Per-run results under the standard protocol (from the history: last evaluation, either-scale),
-    the cross-scale protocol (queries degraded by ``cross_scale``; ``None`` skips it) and, with
-    ``rerank``, the standard protocol with k-reciprocal re-ranking.
+    the cross-scale protocol (queries degraded by ``cross_scale``; ``None`` skips it), with ``rerank`` the
+    standard protocol with k-reciprocal re-ranking, and with ``height_edges`` the native-height protocols
+    (:func:`native_height_protocols`).
 
-    Columns as :func:`runs_frame` (percent); one row per (run, protocol).
+    Columns as :func:`runs_frame` (percent) plus ``num_valid_queries``; one row per (run, protocol).
     """
+    from sisnet.evaluation import evaluate_subsets
+
     from sisnet.runs import load_model
 
     frames = [runs_frame(runs)]
@@ -51,21 +79,25 @@ def measure_protocols(
         extra.append((protocol_cross_scale(float(cross_scale)), float(cross_scale), False))
     if rerank:
         extra.append((PROTOCOL_RERANK, 1.0, True))
-    if extra:
+    subsets = native_height_protocols(load(ctx), height_edges) if height_edges is not None else {}
+    if extra or subsets:
         ds = load(ctx)
         caches: dict[tuple[int, int], dict] = {}
         rows = []
         for run in runs:
             model, config = load_model(run.run_dir)
             cache = caches.setdefault((config.img_height, config.img_width), {})
+            base = {"loss": run.loss, "method": run.method, "seed": run.seed, "mode": "either"}
             for use_rerank in sorted({rr for _, _, rr in extra}):
                 scales = [qs for _, qs, rr in extra if rr == use_rerank]
                 res = evaluate_query_scales(model, ds, config, scales, rerank=use_rerank, image_cache=cache)
                 for protocol, qs, rr in extra:
                     if rr == use_rerank:
-                        rows.append({"loss": run.loss, "method": run.method, "seed": run.seed, "protocol": protocol,
-                                     "mode": "either", **_percent(res[qs]), "epoch": int(config.epochs),
-                                     "run_id": run.run_id})
+                        rows.append({**base, "protocol": protocol, **_percent(res[qs]), "epoch": int(config.epochs),
+                                     "run_id": run.run_id, "num_valid_queries": res[qs]["num_valid_queries"]})
+            for protocol, res in evaluate_subsets(model, ds, config, subsets, image_cache=cache).items():
+                rows.append({**base, "protocol": protocol, **_percent(res), "epoch": int(config.epochs),
+                             "run_id": run.run_id, "num_valid_queries": res["num_valid_queries"]})
         frames.append(pd.DataFrame(rows))
     return pd.concat(frames, ignore_index=True)
 

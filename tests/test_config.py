@@ -22,7 +22,8 @@ def test_profiles_exist_and_validate():
 
 def test_paper_profile_matches_the_bag_of_tricks_schedule():
     cfg = get_config("paper")
-    assert cfg.backbone == "resnet50" and cfg.last_stride == 1
+    assert cfg.backbone == "resnet50.tv_in1k" and cfg.last_stride == 1  # torchvision's ImageNet weights
+    assert cfg.pretrained == "auto"
     assert (cfg.img_height, cfg.img_width) == (256, 128)
     assert (cfg.P, cfg.K, cfg.epochs) == (16, 4, 120)
     assert cfg.lr == pytest.approx(3.5e-4) and cfg.weight_decay == pytest.approx(5e-4)

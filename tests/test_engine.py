@@ -137,7 +137,7 @@ def test_paper_profile_two_iterations_resnet50_256x128(tiny_synthetic_root):
     """
     cfg = get_config("paper", dataset_dir=str(tiny_synthetic_root), pretrained=False, P=4, K=2, drc=True,
                      num_workers=0, channels_last=False)
-    assert (cfg.img_height, cfg.img_width, cfg.backbone) == (256, 128, "resnet50")
+    assert (cfg.img_height, cfg.img_width, cfg.backbone) == (256, 128, "resnet50.tv_in1k")
     ds = load_dataset("synthetic", tiny_synthetic_root)
     torch.manual_seed(0)
     model = build_model(cfg, ds.num_train_pids)

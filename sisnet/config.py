@@ -67,8 +67,9 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 _RENAMED = {"data_root": "dataset_dir"}
 
 # Fields that do not change what a run computes: left out of ``run_id`` so that, e.g., the same run
-# with more data-loader workers or another runs folder hits the runs cache.
-_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "cache_images"})
+# with more data-loader workers or another runs folder hits the runs cache. ``device`` and ``amp`` are
+# replaced in the key by what they decide together: the effective precision (fp32 / bf16 / fp16).
+_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "amp", "cache_images"})
 
 
 @dataclass
@@ -143,7 +144,7 @@ class TrainConfig:
     num_workers: int = 0
     cache_images: bool = True
     device: str = "auto"
-    amp: str = "auto"  # "auto" = bf16 (or fp16 + GradScaler) on CUDA, off on CPU
+    amp: str = "auto"  # "auto" = bf16 (or fp16 + GradScaler) on CUDA, fp32 on CPU; "bf16"/"fp16" on either
     channels_last: bool = False
     runs_dir: str = "data/runs"
 
@@ -277,14 +278,25 @@ class TrainConfig:
         d["milestones"] = list(self.milestones)
         return d
 
-    def run_id(self) -> str:
-        """Stable 12-hex-digit hash of every field that changes a run's result.
+    def run_id(self, *, precision: str, data_fingerprint: str) -> str:
+        """The runs-cache key: 12 hex digits of sha256 over what changes a run's result.
 
-        Leaves out fields that only change how fast or where it runs (profile name, num_workers,
-        runs_dir, device, cache_images). Stable across processes and Python versions (sha256 of
-        sorted JSON).
+        That is every field except those that only change how fast or where it runs (profile name,
+        num_workers, runs_dir, cache_images), with ``device`` and ``amp`` replaced by the effective
+        ``precision`` they give (``"fp32"``, ``"bf16"`` or ``"fp16"``, see :func:`sisnet.utils.precision_name`),
+        plus ``data_fingerprint`` (:meth:`sisnet.data.ReIDDataset.fingerprint`), so that a CPU (fp32) run never
+        answers a GPU (bf16) request and replaced data is never answered from the cache. Stable across
+        processes and Python versions (sha256 of sorted JSON). Use :func:`sisnet.runs.run_key`, which derives
+        both from the config, the device and the dataset; this method only hashes.
         """
+        from sisnet.utils import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} is not valid; choose one of {list(PRECISIONS)}.")
+        if not isinstance(data_fingerprint, str) or not data_fingerprint:
+            raise ValueError("data_fingerprint must be a non-empty string (sisnet.data.ReIDDataset.fingerprint()).")
         d = {k: v for k, v in self.to_dict().items() if k not in _NON_RESULT_FIELDS}
+        d["precision"], d["data_fingerprint"] = precision, data_fingerprint
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 

@@ -38,7 +38,9 @@ Profiles
     (``https://download.pytorch.org/models/resnet50-0676ba61.pth``), the initialisation Bag of Tricks'
     94.5 R1 / 85.9 mAP on Market-1501 were obtained from. timm's untagged ``resnet50`` means its default
     ``resnet50.a1_in1k`` (another training recipe), so the tag is part of the name. Missing ImageNet weights
-    are an error that says how to supply a file.
+    are an error that says how to supply a file. The ImageNet-vs-random comparison of notebook 02 is off
+    (:attr:`ProfileSettings.init_comparison`): 120 epochs of a second, random-init ResNet-50 answer a question
+    the ``cpu`` profile already answers.
 
 Table 2 is :data:`TABLE2_GRID`: Baseline / SiSNet / SiSNet+DRC under softmax ("S.") and softmax +
 triplet ("S.+T.") losses.
@@ -365,7 +367,9 @@ class ProfileSettings:
     (``tiny`` keeps smoke runs in seconds); ``num_threads``: torch CPU threads (``None`` = torch's default;
     ``smoke`` uses 1: its tensors are tiny, and on a busy 2-core machine one thread measured 3-10x faster than
     two, which wait on each other); ``footage_frames`` / ``footage_people``: the rendered street sequence of
-    notebook 08.
+    notebook 08; ``init_comparison``: whether notebook 02 trains the ImageNet-vs-random comparison (a second,
+    random-init run per seed; on for ``cpu`` and ``smoke``, off for ``paper``, where it would be 120 more
+    ResNet-50 epochs per seed; the notebook's ``init_comparison`` parameter overrides it).
     """
 
     seeds: tuple[int, ...]
@@ -373,6 +377,7 @@ class ProfileSettings:
     num_threads: int | None
     footage_frames: int
     footage_people: int
+    init_comparison: bool = True
 
 
 PROFILE_SETTINGS: dict[str, ProfileSettings] = {
@@ -380,7 +385,7 @@ PROFILE_SETTINGS: dict[str, ProfileSettings] = {
     "cpu": ProfileSettings(seeds=(0, 1, 2), synthetic_size="default", num_threads=None, footage_frames=200,
                            footage_people=30),
     "paper": ProfileSettings(seeds=(0,), synthetic_size="default", num_threads=None, footage_frames=200,
-                             footage_people=30),
+                             footage_people=30, init_comparison=False),
 }
 
 

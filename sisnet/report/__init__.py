@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from sisnet.evaluation import evaluate_query_scales
 from sisnet.provenance import git_commit
-from sisnet.report.context import NotebookContext, dataset_dir, default_seeds, load, prepare_dataset, setup, synthetic_size
+from sisnet.report.context import (NotebookContext, dataset_dir, default_seeds, init_comparison_enabled, load,
+                                   prepare_dataset, setup, synthetic_size)
 from sisnet.report.figures import (
     RankedRow,
     draw_ranked_lists,
@@ -69,7 +70,8 @@ from sisnet.report.tables import (
 )
 
 __all__ = [
-    "NotebookContext", "setup", "default_seeds", "dataset_dir", "synthetic_size", "load", "prepare_dataset",
+    "NotebookContext", "setup", "default_seeds", "init_comparison_enabled", "dataset_dir", "synthetic_size", "load",
+    "prepare_dataset",
     "git_commit", "save_table", "save_figure", "to_markdown", "format_mean_std",
     "evals_frame", "epochs_frame", "last_eval", "GridRun", "runs_frame", "summarize", "table2_wide",
     "table2_effects", "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",

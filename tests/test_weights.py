@@ -433,3 +433,34 @@ def test_paper_profile_asks_for_torchvisions_resnet50():
     with torch.device("meta"):  # a torchvision state dict is a valid file for it (shapes only, no memory)
         report = W.check_state_dict(torchvision.models.resnet50().state_dict(), cfg.backbone)
     assert report["missing"] == [] and report["unexpected"] == []
+
+
+def test_auto_offline_uses_timms_hub_cache_and_timm_loads_that_file(empty_caches, monkeypatch, tmp_path, no_network):
+    """HF_HUB_OFFLINE=1 with the weights in the Hugging Face cache: resolved and loaded without any network."""
+    import huggingface_hub.constants
+    from safetensors.torch import save
+
+    from sisnet.config import get_config
+    from sisnet.engine import build_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    torch.manual_seed(3)
+    ref = timm.create_model("resnet18", pretrained=False).state_dict()
+    blob = save({k: v.contiguous() for k, v in ref.items()})
+    # the cache layout huggingface_hub writes: models--<org>--<name>/{refs/main, snapshots/<commit>/<file>}
+    repo = tmp_path / "hf-cache" / "models--timm--resnet18.tv_in1k"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "model.safetensors").write_bytes(blob)
+    cached = W.hub_cached_file("resnet18.tv_in1k")
+    assert cached == str(repo / "snapshots" / commit / "model.safetensors")
+    assert W.hub_cached_file("resnet18") is None  # the default tag (a1_in1k) is not cached
+    pre, info = W.resolve_pretrained("auto", "resnet18.tv_in1k", allow_fetch=False)
+    assert pre is True and info.source == "timm-hub:resnet18.tv_in1k" and info.file == cached
+    model = build_model(get_config("smoke", backbone="resnet18.tv_in1k", pretrained="auto"), num_classes=3)
+    assert model.weights_info["sha256"] == hashlib.sha256(blob).hexdigest()
+    sd = model.backbone.state_dict()
+    assert all(torch.equal(sd[k], ref[k]) for k in sd)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from urllib.parse import urlparse
 
 __all__ = ["hub_offline", "hub_cached_file", "hub_reachable", "hub_download", "hub_weights_name",
            "HUB_PROBE_TIMEOUT_SECONDS"]
@@ -44,10 +45,12 @@ def hub_weights_name(backbone: str) -> str:
 
 
 def hub_cached_file(backbone: str) -> str | None:
-    """Path of timm's weights for ``backbone`` in the local Hugging Face or torch.hub cache, or None.
+    """Path of timm's weights for ``backbone`` in the cache timm's loader reads, or None.
 
-    Never touches the network. The one place that probes timm's caches (the model and ``resolve_pretrained``
-    both ask here).
+    That is the Hugging Face cache for weights with an ``hf_hub_id`` (timm reads the torch.hub cache for those
+    only with ``TIMM_USE_OLD_CACHE=1``), else the torch.hub cache of the weights' URL (checked against the hash
+    prefix in its file name, as timm does). Never touches the network. The one place that probes timm's caches
+    (the model and ``resolve_pretrained`` both ask here).
     """
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -58,19 +61,18 @@ def hub_cached_file(backbone: str) -> str | None:
         return None
     hub_id = getattr(cfg, "hf_hub_id", None)
     if hub_id:
-        names = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else []
-        names += ["model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"]
+        repo_id, _, revision = hub_id.partition("@")
+        names = ["model.safetensors", getattr(cfg, "hf_hub_filename", None) or "pytorch_model.bin"]
         for fname in names:
-            hit = try_to_load_from_cache(hub_id, fname)
+            hit = try_to_load_from_cache(repo_id, fname, revision=revision or None)
             if isinstance(hit, str) and os.path.isfile(hit):
                 return hit
     url = getattr(cfg, "url", None)
-    if url:
-        from timm.models._hub import check_cached_file
+    from timm.models import _builder
+    from timm.models._hub import check_cached_file, get_cache_dir
 
-        hit = check_cached_file(url)
-        if hit and os.path.isfile(hit):
-            return str(hit)
+    if url and (not hub_id or getattr(_builder, "_USE_OLD_CACHE", False)) and check_cached_file(url):
+        return os.path.join(get_cache_dir(), os.path.basename(urlparse(url).path))
     return None
 
 

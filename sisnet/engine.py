@@ -1,7 +1,7 @@
 """Training engine: fit one configuration, evaluate it, checkpoint it, resume it.
 
 >>> from sisnet.config import get_config
->>> history = fit(get_config("smoke", data_root="data/synthetic"))
+>>> history = fit(get_config("smoke", dataset_dir="data/synthetic-tiny"))
 >>> history.evals_frame()            # one row per (epoch, mode): rank1, rank5, rank10, mAP, mINP (fractions)
 
 Runs cache and files

@@ -10,8 +10,9 @@ Profiles
     Seconds per run, for tests and notebook smoke runs: resnet18 (random weights), 64x32 input,
     P x K = 4 x 2, 2 epochs of 3 steps, evaluated after both.
 ``cpu``
-    The default companion run on a 2-core CPU: mobilenetv2_100 with ImageNet weights from the offline
-    source when it can be obtained (``pretrained="auto"``, see :mod:`sisnet.weights`), 96x48 input
+    The default companion run on a 2-core CPU: mobilenetv2_100 with ImageNet weights (``pretrained="auto"``:
+    a file in the weights cache, the offline source, or timm's hub; an error saying how to supply a file when
+    none can be had, never random weights; see :mod:`sisnet.weights`), 96x48 input
     (second scale: the crop down-sampled x0.5 to 48x24 and up-sampled back, ``small_view="degrade"``),
     P x K = 8 x 4, 5 epochs of 35 steps, Adam 1e-3 (a short schedule needs a
     larger step than the paper's 3.5e-4 over 120 epochs) with 1 warm-up epoch and x0.1 for the last
@@ -33,6 +34,13 @@ Profiles
     The paper / Bag-of-Tricks schedule: resnet50, 256x128, Adam 3.5e-4 (weight decay 5e-4), linear
     warm-up over 10 epochs from 3.5e-5, steps at 40 and 70 (x0.1), 120 epochs, 16 x 4 batches, last
     stride 1, label smoothing 0.1, triplet margin 0.3, random erasing 0.5, flip, pad 10, second scale 0.5.
+    Weights: ``backbone="resnet50.tv_in1k"``, torchvision's ImageNet ResNet-50 as timm publishes it
+    (``https://download.pytorch.org/models/resnet50-0676ba61.pth``), the initialisation Bag of Tricks'
+    94.5 R1 / 85.9 mAP on Market-1501 were obtained from. timm's untagged ``resnet50`` means its default
+    ``resnet50.a1_in1k`` (another training recipe), so the tag is part of the name. Missing ImageNet weights
+    are an error that says how to supply a file. The ImageNet-vs-random comparison of notebook 02 is off
+    (:attr:`ProfileSettings.init_comparison`): 120 epochs of a second, random-init ResNet-50 answer a question
+    the ``cpu`` profile already answers.
 
 Table 2 is :data:`TABLE2_GRID`: Baseline / SiSNet / SiSNet+DRC under softmax ("S.") and softmax +
 triplet ("S.+T.") losses.
@@ -61,8 +69,9 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 _RENAMED = {"data_root": "dataset_dir"}
 
 # Fields that do not change what a run computes: left out of ``run_id`` so that, e.g., the same run
-# with more data-loader workers or another runs folder hits the runs cache.
-_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "cache_images"})
+# with more data-loader workers or another runs folder hits the runs cache. ``device`` and ``amp`` are
+# replaced in the key by what they decide together: the effective precision (fp32 / bf16 / fp16).
+_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "amp", "cache_images"})
 
 
 @dataclass
@@ -137,7 +146,7 @@ class TrainConfig:
     num_workers: int = 0
     cache_images: bool = True
     device: str = "auto"
-    amp: str = "auto"  # "auto" = bf16 (or fp16 + GradScaler) on CUDA, off on CPU
+    amp: str = "auto"  # "auto" = bf16 (or fp16 + GradScaler) on CUDA, fp32 on CPU; "bf16"/"fp16" on either
     channels_last: bool = False
     runs_dir: str = "data/runs"
 
@@ -271,14 +280,25 @@ class TrainConfig:
         d["milestones"] = list(self.milestones)
         return d
 
-    def run_id(self) -> str:
-        """Stable 12-hex-digit hash of every field that changes a run's result.
+    def run_id(self, *, precision: str, data_fingerprint: str) -> str:
+        """The runs-cache key: 12 hex digits of sha256 over what changes a run's result.
 
-        Leaves out fields that only change how fast or where it runs (profile name, num_workers,
-        runs_dir, device, cache_images). Stable across processes and Python versions (sha256 of
-        sorted JSON).
+        That is every field except those that only change how fast or where it runs (profile name,
+        num_workers, runs_dir, cache_images), with ``device`` and ``amp`` replaced by the effective
+        ``precision`` they give (``"fp32"``, ``"bf16"`` or ``"fp16"``, see :func:`sisnet.utils.precision_name`),
+        plus ``data_fingerprint`` (:meth:`sisnet.data.ReIDDataset.fingerprint`), so that a CPU (fp32) run never
+        answers a GPU (bf16) request and replaced data is never answered from the cache. Stable across
+        processes and Python versions (sha256 of sorted JSON). Use :func:`sisnet.runs.run_key`, which derives
+        both from the config, the device and the dataset; this method only hashes.
         """
+        from sisnet.utils import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} is not valid; choose one of {list(PRECISIONS)}.")
+        if not isinstance(data_fingerprint, str) or not data_fingerprint:
+            raise ValueError("data_fingerprint must be a non-empty string (sisnet.data.ReIDDataset.fingerprint()).")
         d = {k: v for k, v in self.to_dict().items() if k not in _NON_RESULT_FIELDS}
+        d["precision"], d["data_fingerprint"] = precision, data_fingerprint
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
@@ -327,7 +347,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         num_workers=0, cache_images=True, channels_last=True,
     ),
     "paper": dict(
-        backbone="resnet50", pretrained="auto", last_stride=1,
+        backbone="resnet50.tv_in1k", pretrained="auto", last_stride=1,
         img_height=256, img_width=128, scale_factor=0.5, P=16, K=4,
         epochs=120, lr=3.5e-4, weight_decay=5e-4, warmup_epochs=10, warmup_factor=0.1,
         milestones=(40, 70), gamma=0.1, label_smoothing=0.1, triplet_margin=0.3,
@@ -347,7 +367,9 @@ class ProfileSettings:
     (``tiny`` keeps smoke runs in seconds); ``num_threads``: torch CPU threads (``None`` = torch's default;
     ``smoke`` uses 1: its tensors are tiny, and on a busy 2-core machine one thread measured 3-10x faster than
     two, which wait on each other); ``footage_frames`` / ``footage_people``: the rendered street sequence of
-    notebook 08.
+    notebook 08; ``init_comparison``: whether notebook 02 trains the ImageNet-vs-random comparison (a second,
+    random-init run per seed; on for ``cpu`` and ``smoke``, off for ``paper``, where it would be 120 more
+    ResNet-50 epochs per seed; the notebook's ``init_comparison`` parameter overrides it).
     """
 
     seeds: tuple[int, ...]
@@ -355,6 +377,7 @@ class ProfileSettings:
     num_threads: int | None
     footage_frames: int
     footage_people: int
+    init_comparison: bool = True
 
 
 PROFILE_SETTINGS: dict[str, ProfileSettings] = {
@@ -362,7 +385,7 @@ PROFILE_SETTINGS: dict[str, ProfileSettings] = {
     "cpu": ProfileSettings(seeds=(0, 1, 2), synthetic_size="default", num_threads=None, footage_frames=200,
                            footage_people=30),
     "paper": ProfileSettings(seeds=(0,), synthetic_size="default", num_threads=None, footage_frames=200,
-                             footage_people=30),
+                             footage_people=30, init_comparison=False),
 }
 
 

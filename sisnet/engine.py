@@ -1,15 +1,25 @@
 """Training engine: fit one configuration, evaluate it, checkpoint it, resume it.
 
 >>> from sisnet.config import get_config
->>> history = fit(get_config("smoke", data_root="data/synthetic"))
+>>> history = fit(get_config("smoke", dataset_dir="data/synthetic-tiny"))
 >>> history.evals_frame()            # one row per (epoch, mode): rank1, rank5, rank10, mAP, mINP (fractions)
 
 Runs cache and files
 --------------------
-A run lives in ``<runs_dir>/<run_id>/`` (``run_id`` = :meth:`TrainConfig.run_id`): ``last.pt`` (checkpoint,
-written atomically after every epoch) and ``history.json`` (written atomically after every epoch;
-``"complete": true`` only once the last epoch is done). ``fit`` on a folder holding a complete history of
-the same ``run_id`` returns it without training; an incomplete one is resumed from ``last.pt``.
+A run lives in ``<runs_dir>/<run_id>/`` (``run_id`` = :func:`sisnet.runs.run_key`: the config's result fields,
+the effective precision and the dataset's fingerprint): ``last.pt`` (checkpoint, written atomically after
+every epoch) and ``history.json`` (written atomically after every epoch; ``"complete": true`` only once the
+last epoch is done). ``fit`` on a folder holding a complete history of the same ``run_id`` returns it without
+training; an incomplete one is resumed from ``last.pt``.
+
+Devices and precision
+---------------------
+A checkpoint resumes on another device (CPU <-> CUDA): tensors are read onto the CPU and copied into the
+model, and the optimizer state follows the parameters' device. It never resumes in another precision: the
+precision is part of the run id, and a checkpoint or history of another precision (or other data) in an
+explicit ``run_dir`` is refused with :class:`CheckpointMismatchError` saying which, before anything is loaded
+(an fp16 GradScaler fed the empty state of an fp32 run used to crash). The history lists the devices a run
+trained on.
 
 Exact resume
 ------------
@@ -47,10 +57,11 @@ from sisnet.runs import (
     load_checkpoint,
     load_history,
     load_model,
+    run_key,
     save_checkpoint,
     set_rng_state,
 )
-from sisnet.utils import atomic_write_json, autocast_dtype, ensure_writable_dir, select_device
+from sisnet.utils import atomic_write_json, autocast_dtype, ensure_writable_dir, precision_name, select_device
 
 __all__ = [
     "History",
@@ -218,13 +229,47 @@ def _reseed(seed: int, epoch: int) -> None:
     torch.manual_seed(s)  # also seeds CUDA
 
 
-def _history_matches(history: dict, run_id: str, run_dir: Path) -> None:
-    if history.get("run_id") != run_id:
+def _check_same_run(record: dict, run_id: str, precision: str, fingerprint: str, what: str) -> None:
+    """Refuse a history or checkpoint (``record``) of another run, naming what differs.
+
+    Precision and data are checked first (their messages say how to resume); records written before they were
+    stored fall through to the run-id check, which refuses them too.
+    """
+    theirs = record.get("precision")
+    if theirs is not None and theirs != precision:
+        devices = record.get("devices") or ["?"]
         raise CheckpointMismatchError(
-            f"{str(run_dir)!r} holds a run of a different configuration (run_id {history.get('run_id')!r}, this "
-            f"config has run_id {run_id!r}). Use another run_dir (the default <runs_dir>/<run_id> never clashes) "
-            "or delete that folder."
+            f"{what} was trained in {theirs} (on {devices[-1]}), but this run would train in {precision}: resuming "
+            f"would mix precisions (and an fp16 GradScaler cannot take the state of another precision). Resume it "
+            f"with an amp that gives {theirs} on this device (amp='off' is fp32 everywhere, amp='bf16' is bf16 on "
+            f"CPU and CUDA), use another run_dir (the default <runs_dir>/<run_id> never clashes: the precision is "
+            f"part of the run id), or delete that folder to start over."
         )
+    data = record.get("data_fingerprint")
+    if data is not None and data != fingerprint:
+        raise CheckpointMismatchError(
+            f"{what} was trained on other data (dataset fingerprint {data}; the dataset now has {fingerprint}: "
+            f"files were added, removed or replaced). Use another run_dir (the default <runs_dir>/<run_id> never "
+            f"clashes: the fingerprint is part of the run id) or delete that folder to start over."
+        )
+    if record.get("run_id") != run_id:
+        raise CheckpointMismatchError(
+            f"{what} belongs to a different configuration (run_id {record.get('run_id')!r}; this config has run_id "
+            f"{run_id!r}). Resume it with its own config (sisnet.engine.load_model shows it), use another run_dir "
+            f"(the default <runs_dir>/<run_id> never clashes), or delete that folder to start over."
+        )
+
+
+def _restore_scaler(scaler, state: dict, ckpt_path: Path) -> None:
+    """Load the GradScaler state of a checkpoint of the same precision (a no-op unless fp16)."""
+    if not scaler.is_enabled():
+        return
+    if not state:  # an fp32/bf16 checkpoint; _check_same_run refuses those first, this is the last guard
+        raise CheckpointMismatchError(
+            f"Checkpoint {str(ckpt_path)!r} holds no fp16 GradScaler state (it was not trained in fp16); it cannot "
+            f"resume an fp16 run. Use another run_dir or delete it to start over."
+        )
+    scaler.load_state_dict(state)
 
 
 def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
@@ -233,14 +278,16 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
 
     Args:
         config: a :class:`~sisnet.config.TrainConfig` (``get_config(...)``).
-        run_dir: where ``last.pt`` and ``history.json`` go; default ``<config.runs_dir>/<config.run_id()>``.
+        run_dir: where ``last.pt`` and ``history.json`` go; default ``<config.runs_dir>/<run_id>`` with
+            ``run_id`` = :func:`sisnet.runs.run_key` (config, effective precision, dataset fingerprint).
         resume: continue from ``run_dir/last.pt`` when present (otherwise start over, replacing it).
         progress: tqdm bars for epochs and feature extraction.
         dataset: an already-loaded :class:`sisnet.data.ReIDDataset` (default: ``load_dataset(config.dataset,
             config.dataset_dir)``).
 
     Raises:
-        CheckpointMismatchError: ``run_dir`` holds a checkpoint/history of another configuration.
+        CheckpointMismatchError: ``run_dir`` holds a checkpoint/history of another configuration, precision or
+            dataset (the message says which).
         NonFiniteLossError: the loss became NaN/inf (message names epoch and step).
         PermissionError: ``run_dir`` is not writable (checked before any work).
         sisnet.data.transforms.BadImageError: corrupt / truncated / non-image files (all listed).
@@ -248,7 +295,15 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
     if not isinstance(config, TrainConfig):
         raise TypeError(f"fit() needs a TrainConfig (sisnet.config.get_config(...)), got {type(config).__name__}.")
     config.validate()
-    run_id = config.run_id()
+    ensure_writable_dir(run_dir if run_dir is not None else config.runs_dir, "runs folder")  # before any work
+    t_start = time.perf_counter()
+    from sisnet.data import load_dataset
+
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
+    device = select_device(config.device)
+    precision, fingerprint = precision_name(config.amp, device), dataset.fingerprint()
+    run_id = run_key(config, dataset, device)
     run_dir = Path(run_dir) if run_dir is not None else Path(config.runs_dir) / run_id
     ensure_writable_dir(run_dir, "runs folder")
     history_path, ckpt_path = run_dir / HISTORY_NAME, run_dir / CHECKPOINT_NAME
@@ -259,27 +314,15 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         except ValueError:
             cached = None  # unreadable history: the checkpoint (if any) is the authority
         if cached is not None:
-            _history_matches(cached, run_id, run_dir)
+            _check_same_run(cached, run_id, precision, fingerprint, f"The history in {str(run_dir)!r}")
             if cached.complete and resume:
                 return cached
 
-    t_start = time.perf_counter()
-    from sisnet.data import load_dataset
-
-    if dataset is None:
-        dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
     num_classes = dataset.num_train_pids
-    device = select_device(config.device)
-
     ckpt = None
     if resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("run_id") != run_id:
-            raise CheckpointMismatchError(
-                f"Checkpoint {str(ckpt_path)!r} was written by a different configuration (run_id "
-                f"{ckpt.get('run_id')!r}; this config has run_id {run_id!r}). Resume it with its own config "
-                f"(sisnet.runs.load_model shows it), use another run_dir, or pass resume=False to start over."
-            )
+        _check_same_run(ckpt, run_id, precision, fingerprint, f"Checkpoint {str(ckpt_path)!r}")
 
     torch.manual_seed(config.seed)
     if ckpt is not None:
@@ -292,19 +335,25 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = build_optimizer(config, model)
-    amp_dtype = autocast_dtype(config.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(config.amp, device) == torch.float16)
 
-    history = History(run_id=run_id, config=config.to_dict(), weights=weights_info, epochs=[], evals=[],
-                      complete=False, wall_seconds=0.0)
+    history = History(run_id=run_id, config=config.to_dict(), weights=weights_info, precision=precision,
+                      devices=[device.type], data_fingerprint=fingerprint, epochs=[], evals=[], complete=False,
+                      wall_seconds=0.0)
     start_epoch = 1
     if ckpt is not None:
+        # Tensors were read onto the CPU: load_state_dict copies them to the model's device, and the optimizer
+        # moves its state to its parameters' device, so a checkpoint resumes on another device.
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        _restore_scaler(scaler, ckpt["scaler"], ckpt_path)
         set_rng_state(ckpt["rng"])
         history = History(json.loads(ckpt["history"]))
+        history.setdefault("precision", precision)
+        history.setdefault("data_fingerprint", fingerprint)
+        devices = list(history.get("devices") or [])
+        history["devices"] = devices + [device.type] if devices[-1:] != [device.type] else devices
         start_epoch = int(ckpt["epoch"]) + 1
 
     train_images = _train_images(config, dataset)

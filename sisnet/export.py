@@ -174,15 +174,16 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch comparison")
     args = ap.parse_args(argv)
     try:
-        from sisnet.runs import CHECKPOINT_NAME, load_model
+        from sisnet.runs import CHECKPOINT_NAME, load_checkpoint, load_model
 
         if Path(args.out).suffix.lower() != ".onnx":
             raise ValueError(f"--out {args.out!r} must end in .onnx.")
         model, config = load_model(args.checkpoint, device="cpu")
         ckpt = Path(args.checkpoint)
         ckpt = ckpt / CHECKPOINT_NAME if ckpt.is_dir() else ckpt
+        run_id = load_checkpoint(ckpt).get("run_id")  # the runs-cache key the checkpoint was written under
         out = export_onnx(model, config, args.out, opset=args.opset, check=not args.no_check,
-                          checkpoint=str(ckpt.absolute()), run_id=config.run_id())
+                          checkpoint=str(ckpt.absolute()), run_id=run_id)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,9 @@
-"""A run on disk: its history, its checkpoint (save / load, RNG state) and the trained model it holds.
+"""A run on disk: its key, its history, its checkpoint (save / load, RNG state) and the trained model it holds.
 
-A run lives in ``<runs_dir>/<run_id>/``: ``last.pt`` (checkpoint, written atomically after every epoch) and
-``history.json`` (written atomically after every epoch; ``"complete": true`` only once the last epoch is
-done). :func:`sisnet.engine.fit` writes both; everything that reads them is here.
+A run lives in ``<runs_dir>/<run_id>/`` with ``run_id`` = :func:`run_key` (the config's result fields, the
+effective precision and the dataset's fingerprint): ``last.pt`` (checkpoint, written atomically after every
+epoch) and ``history.json`` (written atomically after every epoch; ``"complete": true`` only once the last
+epoch is done). :func:`sisnet.engine.fit` writes both; everything that reads them is here.
 
 Checkpoints are read with ``torch.load(weights_only=True)``: only tensors and plain containers; a
 checkpoint carrying pickled code is refused. The config is stored as a plain dict.
@@ -18,15 +19,32 @@ import numpy as np
 import torch
 
 from sisnet.config import config_from_dict
-from sisnet.utils import atomic_torch_save, atomic_write_json, select_device
+from sisnet.utils import atomic_torch_save, atomic_write_json, precision_name, select_device
 
 __all__ = ["History", "NoEvaluationError", "load_history", "load_model", "load_checkpoint", "save_checkpoint",
-           "CHECKPOINT_NAME", "HISTORY_NAME", "CHECKPOINT_VERSION"]
+           "run_key", "CHECKPOINT_NAME", "HISTORY_NAME", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_NAME = "last.pt"
 HISTORY_NAME = "history.json"
 CHECKPOINT_VERSION = 1
 _METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+
+
+def run_key(config, dataset=None, device: str | torch.device | None = None) -> str:
+    """The runs-cache key of training ``config`` on ``dataset`` on ``device``: the one function that names a run.
+
+    :meth:`sisnet.config.TrainConfig.run_id` of the config with the effective precision of ``config.amp`` on the
+    device (:func:`sisnet.utils.precision_name`: fp32 on CPU for ``amp="auto"``, bf16 or fp16 on CUDA) and the
+    dataset's :meth:`~sisnet.data.ReIDDataset.fingerprint`. ``device`` defaults to ``config.device`` (``"auto"`` =
+    CUDA when available); ``dataset`` to ``load_dataset(config.dataset, config.dataset_dir)``. :func:`sisnet.engine.fit`
+    writes a run to ``<config.runs_dir>/<run_key>/`` and the notebooks look it up there.
+    """
+    if dataset is None:
+        from sisnet.data import load_dataset
+
+        dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
+    dev = select_device(config.device if device is None else device)
+    return config.run_id(precision=precision_name(config.amp, dev), data_fingerprint=dataset.fingerprint())
 
 
 class NoEvaluationError(KeyError, ValueError):
@@ -39,9 +57,11 @@ class NoEvaluationError(KeyError, ValueError):
 class History(dict):
     """A run's record: a plain JSON-able ``dict`` with the one set of readers every table uses.
 
-    Keys: ``run_id``, ``config`` (dict), ``weights`` ({source, file, sha256}), ``epochs`` (list of
-    {epoch, loss_total, loss_id, loss_triplet, loss_drc, lr, seconds}), ``evals`` (list of {epoch, mode,
-    rank1, rank5, rank10, mAP, mINP}; fractions in [0, 1]), ``complete`` (bool), ``wall_seconds``.
+    Keys: ``run_id`` (:func:`run_key`), ``config`` (dict), ``weights`` ({source, file, sha256}: the initial
+    weights), ``precision`` (fp32 / bf16 / fp16), ``devices`` (the device types it trained on, in order: a run
+    resumed on another machine lists both), ``data_fingerprint``, ``epochs`` (list of {epoch, loss_total,
+    loss_id, loss_triplet, loss_drc, lr, seconds}), ``evals`` (list of {epoch, mode, rank1, rank5, rank10, mAP,
+    mINP}; fractions in [0, 1]), ``complete`` (bool), ``wall_seconds``.
     """
 
     @classmethod
@@ -211,6 +231,9 @@ def save_checkpoint(ckpt_path, history_path, model, optimizer, scheduler, scaler
         "scaler": scaler.state_dict(),
         "rng": rng_state(),
         "weights": history.get("weights"),
+        "precision": history.get("precision"),
+        "devices": list(history.get("devices") or []),
+        "data_fingerprint": history.get("data_fingerprint"),
         "history": json.dumps(history),
     }
     atomic_torch_save(state, ckpt_path)

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file writes, device selection, seeding.
+"""Small shared helpers: atomic file writes, device selection, the AMP precision, seeding.
 
 Kept here (not in the modules that use them) so there is one implementation of each.
 """
@@ -22,8 +22,13 @@ __all__ = [
     "ensure_writable_dir",
     "select_device",
     "autocast_dtype",
+    "precision_name",
+    "PRECISIONS",
     "seed_everything",
 ]
+
+#: The arithmetic precisions a run may train in: no autocast, bf16 autocast, fp16 autocast + GradScaler.
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @contextlib.contextmanager
@@ -98,15 +103,25 @@ def select_device(device: str | torch.device | None = "auto") -> torch.device:
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of an ``amp`` mode (``auto`` | ``off`` | ``bf16`` | ``fp16``) on ``device``; None = fp32.
 
-    ``auto`` = bf16 on CUDA when supported (else fp16 with a GradScaler), fp32 on CPU.
+    The one decision of the precision a run trains and evaluates in. ``auto`` = bf16 on CUDA when supported
+    (else fp16 with a GradScaler), fp32 elsewhere. ``bf16`` and ``fp16`` are honoured on CUDA and on CPU
+    (CPU autocast; fp16 there is slow and meant for tests of the GradScaler path); on other devices (e.g.
+    ``mps``) every mode is fp32.
     """
-    if device.type != "cuda" or amp == "off":
+    if amp == "off" or device.type not in ("cuda", "cpu"):
         return None
     if amp == "fp16":
         return torch.float16
-    if amp == "bf16" or torch.cuda.is_bf16_supported():
+    if amp == "bf16":
         return torch.bfloat16
-    return torch.float16
+    if device.type != "cuda":  # "auto" on CPU
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def precision_name(amp: str, device: torch.device) -> str:
+    """The effective precision of ``amp`` on ``device``, one of :data:`PRECISIONS` (part of a run's key)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(amp, device)]
 
 
 def seed_everything(seed: int) -> None:

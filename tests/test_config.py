@@ -22,7 +22,8 @@ def test_profiles_exist_and_validate():
 
 def test_paper_profile_matches_the_bag_of_tricks_schedule():
     cfg = get_config("paper")
-    assert cfg.backbone == "resnet50" and cfg.last_stride == 1
+    assert cfg.backbone == "resnet50.tv_in1k" and cfg.last_stride == 1  # torchvision's ImageNet weights
+    assert cfg.pretrained == "auto"
     assert (cfg.img_height, cfg.img_width) == (256, 128)
     assert (cfg.P, cfg.K, cfg.epochs) == (16, 4, 120)
     assert cfg.lr == pytest.approx(3.5e-4) and cfg.weight_decay == pytest.approx(5e-4)
@@ -84,29 +85,38 @@ def test_bad_profile_parameter_or_value_names_valid_options(profile, overrides, 
         assert w in msg, (w, msg)
 
 
+KEY = dict(precision="fp32", data_fingerprint="0123456789abcdef")
+
+
 def test_run_id_ignores_speed_and_location_fields_only():
     base = get_config("smoke")
-    assert base.run_id() == get_config("smoke").run_id()
-    assert len(base.run_id()) == 12
-    same = get_config("smoke", num_workers=2, runs_dir="elsewhere", device="cpu", cache_images=False)
-    assert same.run_id() == base.run_id()
+    assert base.run_id(**KEY) == get_config("smoke").run_id(**KEY)
+    assert len(base.run_id(**KEY)) == 12
+    # device and amp are in the key only through the precision they give (sisnet.runs.run_key)
+    same = get_config("smoke", num_workers=2, runs_dir="elsewhere", device="cpu", cache_images=False, amp="bf16")
+    assert same.run_id(**KEY) == base.run_id(**KEY)
     for change in ({"seed": 1}, {"lr": 1e-3}, {"drc": True}, {"small_view": "degrade"}, {"img_height": 96},
                    {"backbone": "resnet34"}, {"dataset_dir": "data/other"}):
-        assert get_config("smoke", **change).run_id() != base.run_id(), change
+        assert get_config("smoke", **change).run_id(**KEY) != base.run_id(**KEY), change
+    assert base.run_id(precision="bf16", data_fingerprint=KEY["data_fingerprint"]) != base.run_id(**KEY)
+    assert base.run_id(precision="fp32", data_fingerprint="fedcba9876543210") != base.run_id(**KEY)
+    with pytest.raises(ValueError, match="fp32"):
+        base.run_id(precision="fp64", data_fingerprint="x")
 
 
 def test_run_id_is_stable_across_processes():
-    code = "from sisnet.config import get_config; print(get_config('cpu', seed=3).run_id())"
+    code = ("from sisnet.config import get_config; "
+            f"print(get_config('cpu', seed=3).run_id(precision='bf16', data_fingerprint='abc'))")
     env = {**os.environ, "PYTHONHASHSEED": "123"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == get_config("cpu", seed=3).run_id()
+    assert out.stdout.strip() == get_config("cpu", seed=3).run_id(precision="bf16", data_fingerprint="abc")
 
 
 def test_config_round_trips_through_a_json_dict():
     cfg = get_config("cpu", milestones=(3, 5), drc=True)
     d = json.loads(json.dumps(cfg.to_dict()))
     back = config_from_dict(d)
-    assert isinstance(back, TrainConfig) and back == cfg and back.run_id() == cfg.run_id()
+    assert isinstance(back, TrainConfig) and back == cfg and back.run_id(**KEY) == cfg.run_id(**KEY)
     with pytest.raises(ValueError, match="unknown parameter"):
         config_from_dict({**d, "bogus": 1})
 
@@ -121,7 +131,7 @@ def test_table2_grid_is_the_papers_six_configurations():
         assert cfg.triplet == (g["loss"] == "S.+T.")
         assert cfg.siamese == (g["name"] != "Baseline")
         assert cfg.drc == (g["name"] == "SiSNet+DRC")
-        run_ids.add(cfg.run_id())
+        run_ids.add(cfg.run_id(**KEY))
     assert len(run_ids) == 6
 
 

@@ -9,6 +9,7 @@ import torch
 
 from sisnet.config import TABLE2_GRID, get_config
 from sisnet.data import load_dataset
+from sisnet.runs import run_key
 from sisnet.engine import (
     EVAL_MODES,
     NonFiniteLossError,
@@ -40,7 +41,7 @@ def grid_runs(tiny_synthetic_root, tmp_path_factory):
 def test_every_table2_configuration_trains_and_evaluates(grid_runs):
     assert len(grid_runs) == 6
     for (name, loss), (cfg, h) in grid_runs.items():
-        assert h["complete"] is True and h["run_id"] == cfg.run_id()
+        assert h["complete"] is True and h["run_id"] == run_key(cfg)
         assert h["config"]["siamese"] == (name != "Baseline")
         assert [e["epoch"] for e in h["epochs"]] == list(range(1, cfg.epochs + 1))
         for e in h["epochs"]:
@@ -62,7 +63,8 @@ def test_every_table2_configuration_trains_and_evaluates(grid_runs):
         assert all(m == set(EVAL_MODES) for m in modes_by_epoch.values())
         assert h["weights"]["source"] == "random"
         # the history file on disk is the returned history
-        assert load_history(f"{cfg.runs_dir}/{cfg.run_id()}") == json.loads(json.dumps(h))
+        assert h["precision"] == "fp32" and h["devices"] == ["cpu"] and len(h["data_fingerprint"]) == 16
+        assert load_history(f"{cfg.runs_dir}/{run_key(cfg)}") == json.loads(json.dumps(h))
 
 
 def test_runs_cache_returns_without_training(grid_runs, monkeypatch):
@@ -82,8 +84,8 @@ def test_runs_cache_returns_without_training(grid_runs, monkeypatch):
 
 def test_load_model_extract_and_evaluate(grid_runs, tiny_synthetic_root):
     cfg, h = grid_runs[("SiSNet+DRC", "S.")]
-    model, cfg2 = load_model(f"{cfg.runs_dir}/{cfg.run_id()}/last.pt")
-    assert cfg2.run_id() == cfg.run_id() and not model.training
+    model, cfg2 = load_model(f"{cfg.runs_dir}/{run_key(cfg)}/last.pt")
+    assert cfg2 == cfg and not model.training
     ds = load_dataset("synthetic", tiny_synthetic_root)
     res = evaluate(model, ds, cfg2)
     assert set(res) == set(EVAL_MODES)
@@ -126,7 +128,7 @@ def test_non_finite_loss_names_epoch_and_step(tiny_synthetic_root, tmp_path, mon
     cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(tmp_path), epochs=3)
     with pytest.raises(NonFiniteLossError, match=r"epoch 2 step 2"):
         fit(cfg, progress=False)
-    h = load_history(tmp_path / cfg.run_id())  # epoch 1 survives, the run is not marked complete
+    h = load_history(tmp_path / run_key(cfg))  # epoch 1 survives, the run is not marked complete
     assert h["complete"] is False and [e["epoch"] for e in h["epochs"]] == [1]
 
 
@@ -137,7 +139,7 @@ def test_paper_profile_two_iterations_resnet50_256x128(tiny_synthetic_root):
     """
     cfg = get_config("paper", dataset_dir=str(tiny_synthetic_root), pretrained=False, P=4, K=2, drc=True,
                      num_workers=0, channels_last=False)
-    assert (cfg.img_height, cfg.img_width, cfg.backbone) == (256, 128, "resnet50")
+    assert (cfg.img_height, cfg.img_width, cfg.backbone) == (256, 128, "resnet50.tv_in1k")
     ds = load_dataset("synthetic", tiny_synthetic_root)
     torch.manual_seed(0)
     model = build_model(cfg, ds.num_train_pids)

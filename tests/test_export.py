@@ -15,6 +15,9 @@ from sisnet.engine import CHECKPOINT_NAME, build_model
 from sisnet.export import FeatureExtractor, _main
 
 
+RUN_ID = "0123456789ab"  # the runs-cache key a checkpoint records (sisnet.runs.run_key)
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A checkpoint as load_model reads it: mobilenetv2 with last stride 1 (dilated depthwise convs), random
@@ -25,9 +28,10 @@ def run_dir(tmp_path_factory):
     with torch.no_grad():
         model.bottleneck.running_mean.normal_()
         model.bottleneck.running_var.uniform_(0.5, 2.0)
-    run = tmp_path_factory.mktemp("runs") / config.run_id()
+    run = tmp_path_factory.mktemp("runs") / RUN_ID
     run.mkdir()
-    torch.save({"config": config.to_dict(), "num_classes": 7, "model": model.state_dict()}, run / CHECKPOINT_NAME)
+    torch.save({"config": config.to_dict(), "num_classes": 7, "model": model.state_dict(), "run_id": RUN_ID},
+               run / CHECKPOINT_NAME)
     return run
 
 
@@ -42,7 +46,7 @@ def test_cli_export_matches_pytorch_and_the_library_extraction(run_dir, tmp_path
     proto = onnx.load(str(out))
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["input_size_hw"]) == [64, 32] and meta["feature_dim"] == str(model.feature_dim)
-    assert meta["run_id"] == config.run_id() and meta["checkpoint"].endswith(CHECKPOINT_NAME)
+    assert meta["run_id"] == RUN_ID and meta["checkpoint"].endswith(CHECKPOINT_NAME)
     assert not list(tmp_path.glob("*.data"))  # one self-contained file
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[1:] == [3, 64, 32]

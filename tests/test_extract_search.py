@@ -25,7 +25,7 @@ def checkpoint(tmp_path_factory):
     model = engine.build_model(config, num_classes=4)
     optimizer, scheduler = engine.build_optimizer(config, model)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    history = engine.History(run_id=config.run_id(), config=config.to_dict(), weights=model.weights_info,
+    history = engine.History(run_id=config.run_id(precision="fp32", data_fingerprint="none"), config=config.to_dict(), weights=model.weights_info,
                              epochs=[], evals=[], complete=True)
     ckpt = d / engine.CHECKPOINT_NAME
     runs.save_checkpoint(ckpt, d / "history.json", model, optimizer, scheduler, scaler, 1, history, config, 4)

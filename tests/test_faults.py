@@ -17,6 +17,7 @@ import torch
 
 from sisnet.config import get_config
 from sisnet.engine import CheckpointMismatchError, evaluate, fit, load_history, load_model
+from sisnet.runs import run_key
 from sisnet.data.transforms import BadImageError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,9 +83,9 @@ class _Payload:
 def test_pickled_payload_in_a_checkpoint_is_refused(tiny_synthetic_root, tmp_path):
     marker = tmp_path / "pwned"
     cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(tmp_path / "runs"))
-    run_dir = tmp_path / "runs" / cfg.run_id()
+    run_dir = tmp_path / "runs" / run_key(cfg)
     run_dir.mkdir(parents=True)
-    torch.save({"run_id": cfg.run_id(), "model": _Payload(marker)}, run_dir / "last.pt")
+    torch.save({"run_id": run_key(cfg), "model": _Payload(marker)}, run_dir / "last.pt")
     # the payload really is live: a plain (unsafe) pickle load would run it
     with pytest.raises(ValueError, match="weights_only=True"):
         load_model(run_dir / "last.pt")
@@ -100,14 +101,14 @@ def test_checkpoint_from_a_different_config_is_refused(tiny_synthetic_root, tmp_
     other = cfg.replace(lr=1e-3)
     with pytest.raises(CheckpointMismatchError) as err:
         fit(other, run_dir=run_dir, progress=False)
-    assert cfg.run_id() in str(err.value) and other.run_id() in str(err.value)
+    assert run_key(cfg) in str(err.value) and run_key(other) in str(err.value)
     (run_dir / "history.json").unlink()  # only the checkpoint left: still refused, naming both run ids
     with pytest.raises(CheckpointMismatchError, match="different configuration") as err:
         fit(other, run_dir=run_dir, progress=False)
-    assert cfg.run_id() in str(err.value) and other.run_id() in str(err.value)
+    assert run_key(cfg) in str(err.value) and run_key(other) in str(err.value)
     # the original checkpoint is untouched and still loads
     model, cfg2 = load_model(run_dir / "last.pt")
-    assert cfg2.run_id() == cfg.run_id()
+    assert cfg2 == cfg
 
 
 def test_unwritable_runs_folder_fails_before_training(tiny_synthetic_root, tmp_path, monkeypatch):
@@ -148,7 +149,7 @@ def test_corrupt_truncated_and_non_image_files_are_listed(tiny_synthetic_root, t
     msg = str(err.value)
     assert str(truncated) in msg and str(not_image) in msg and "2 of" in msg
     assert {p for p, _ in err.value.files} == {str(truncated), str(not_image)}
-    assert not (tmp_path / "runs" / cfg.run_id() / "last.pt").exists()  # refused before training
+    assert not (tmp_path / "runs" / run_key(cfg) / "last.pt").exists()  # refused before training
 
 
 def test_bad_query_image_is_named_at_evaluation(tiny_synthetic_root, tmp_path):

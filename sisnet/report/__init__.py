@@ -9,8 +9,8 @@ The notebooks in ``notebooks/`` stay thin: each cell calls one function from her
   into ``<results_dir>/<profile>/<dataset>/{tables,figures}/``, stamped with what made them.
 - :mod:`~sisnet.report.tables` -- histories -> tables (pure pandas): :func:`runs_frame`, :func:`summarize`
   (mean +- std over seeds), :func:`cascade_gap` (Table 3), :func:`table1_with_measured` (Table 1).
-- :mod:`~sisnet.report.runs` -- the Table 2 grid as runs: :func:`train`, :func:`run_grid` (trained or
-  answered from the runs cache), :func:`load_models`.
+- :mod:`~sisnet.report.runs` -- the Table 2 grid as runs: :func:`run_folder`, :func:`train`, :func:`run_grid`
+  (trained or answered from the runs cache), :func:`load_models`.
 - :mod:`~sisnet.report.measure` -- protocols on trained models: :func:`measure_protocols` (standard,
   cross-scale, re-ranking), :func:`scale_robustness`, :func:`cam_consistency`.
 - :mod:`~sisnet.report.protocol` -- the evaluation protocol worked through on one query (notebook 01).
@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from sisnet.evaluation import evaluate_query_scales
 from sisnet.provenance import git_commit
-from sisnet.report.context import NotebookContext, dataset_dir, default_seeds, load, prepare_dataset, setup, synthetic_size
+from sisnet.report.context import (NotebookContext, dataset_dir, default_seeds, init_comparison_enabled, load,
+                                   prepare_dataset, setup, synthetic_size)
 from sisnet.report.discussion import discuss_cams, discuss_scale_robustness, discuss_table2, discuss_table3
 from sisnet.report.figures import (
     RankedRow,
@@ -55,7 +56,8 @@ from sisnet.report.measure import (
     scale_robustness,
 )
 from sisnet.report.protocol import ProtocolExample, protocol_example, worked_query
-from sisnet.report.runs import TrainedModel, config_frame, grid_config, init_comparison, load_models, run_grid, train
+from sisnet.report.runs import (TrainedModel, config_frame, grid_config, init_comparison, load_models, run_folder,
+                                run_grid, train)
 from sisnet.report.tables import (
     PROTOCOL_RERANK,
     PROTOCOL_STANDARD,
@@ -77,12 +79,13 @@ from sisnet.report.tables import (
 )
 
 __all__ = [
-    "NotebookContext", "setup", "default_seeds", "dataset_dir", "synthetic_size", "load", "prepare_dataset",
+    "NotebookContext", "setup", "default_seeds", "init_comparison_enabled", "dataset_dir", "synthetic_size", "load",
+    "prepare_dataset",
     "git_commit", "save_table", "save_figure", "to_markdown", "format_mean_std",
     "evals_frame", "epochs_frame", "last_eval", "GridRun", "runs_frame", "summarize", "table2_wide",
     "table2_effects", "table2_paired", "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
     "table1_wide_with_provenance", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
-    "grid_config", "config_frame", "train", "run_grid", "init_comparison", "TrainedModel", "load_models",
+    "grid_config", "config_frame", "run_folder", "train", "run_grid", "init_comparison", "TrainedModel", "load_models",
     "QUERY_SCALES", "measure_protocols", "scale_robustness", "evaluate_query_scales", "pearson_rows",
     "cam_agreement", "cam_agreement_summary", "cam_consistency", "cam_mass_on_mask", "cam_on_person",
     "RankedRow", "draw_ranked_lists", "plot_sample_grid", "plot_scale_distribution", "plot_training",

@@ -19,12 +19,19 @@ from sisnet.provenance import git_commit, project_root
 from sisnet.report.io import FIG_DPI
 from sisnet.utils import ensure_writable_dir
 
-__all__ = ["NotebookContext", "setup", "default_seeds", "synthetic_size", "dataset_dir", "load", "prepare_dataset"]
+__all__ = ["NotebookContext", "setup", "default_seeds", "init_comparison_enabled", "synthetic_size", "dataset_dir",
+           "load", "prepare_dataset"]
 
 
 def default_seeds(profile: str) -> list[int]:
     """Seeds of the ablation for a profile (:attr:`sisnet.config.ProfileSettings.seeds`)."""
     return list(profile_settings(profile).seeds)
+
+
+def init_comparison_enabled(profile: str, override: bool | None = None) -> bool:
+    """Whether notebook 02 trains the ImageNet-vs-random comparison: ``override`` when given, else the profile's
+    :attr:`sisnet.config.ProfileSettings.init_comparison` (on for ``cpu`` / ``smoke``, off for ``paper``)."""
+    return profile_settings(profile).init_comparison if override is None else bool(override)
 
 
 def synthetic_size(profile: str) -> str:

@@ -16,7 +16,8 @@ from sisnet import paper
 from sisnet.report.context import NotebookContext, load
 from sisnet.report.tables import GridRun, last_eval, summarize
 
-__all__ = ["grid_config", "config_frame", "train", "run_grid", "init_comparison", "TrainedModel", "load_models"]
+__all__ = ["grid_config", "config_frame", "run_folder", "train", "run_grid", "init_comparison", "TrainedModel",
+           "load_models"]
 
 
 def _grid_entry(method: str, loss: str) -> dict[str, Any]:
@@ -49,6 +50,13 @@ def config_frame(config: Any, parameters: Sequence[str] | None = KEY_PARAMETERS)
     names = [p for p in parameters if p in d] if parameters is not None else list(d)
     return pd.DataFrame({"value": [str(d[p]) for p in names]}, index=pd.Index(names, name="parameter"))
 
+def run_folder(ctx: NotebookContext, config: Any) -> Path:
+    """Where :func:`sisnet.engine.fit` keeps ``config``'s run on this notebook's dataset and device:
+    ``<runs_dir>/<run_key>`` (:func:`sisnet.runs.run_key`: config, effective precision, dataset fingerprint)."""
+    from sisnet.runs import run_key
+
+    return Path(config.runs_dir) / run_key(config, load(ctx))
+
 def _must_retrain(run_dir: Path, force: bool | float | int | None) -> bool:
     """``force``: False -> use the cache; True -> retrain; a UNIX time -> retrain runs whose history is older.
 
@@ -76,14 +84,15 @@ def train(
 ) -> GridRun:
     """Train one Table 2 configuration with :func:`sisnet.engine.fit`, or load it from the runs cache.
 
-    The run lives in ``<data_root>/runs/<run_id>/``; ``force`` retrains it (see :func:`_must_retrain`).
+    The run lives in :func:`run_folder` (``<data_root>/runs/<run_id>/``); ``force`` retrains it (see
+    :func:`_must_retrain`).
     ``overrides`` change config fields of the cell (e.g. ``pretrained=False``); they are part of the run id.
     """
     from sisnet.engine import fit
 
     seed = ctx.seed if seed is None else int(seed)
     config = grid_config(ctx, method, loss, seed, **overrides)
-    run_dir = Path(config.runs_dir) / config.run_id()
+    run_dir = run_folder(ctx, config)
     history = fit(config, run_dir, resume=not _must_retrain(run_dir, force), progress=progress, dataset=load(ctx))
     return GridRun(method=method, loss=loss, seed=seed, history=dict(history), run_dir=run_dir, config=config.to_dict())
 

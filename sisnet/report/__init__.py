@@ -25,7 +25,8 @@ from sisnet.evaluation import evaluate_query_scales
 from sisnet.provenance import git_commit
 from sisnet.report.context import (NotebookContext, dataset_dir, default_seeds, init_comparison_enabled, load,
                                    prepare_dataset, setup, synthetic_size)
-from sisnet.report.discussion import discuss_cams, discuss_scale_robustness, discuss_table2, discuss_table3
+from sisnet.report.discussion import (discuss_cams, discuss_footage, discuss_scale_robustness, discuss_table1,
+                                     discuss_table2, discuss_table3, discuss_training)
 from sisnet.report.figures import (
     RankedRow,
     draw_ranked_lists,
@@ -92,5 +93,6 @@ __all__ = [
     "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
     "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results", "plot_worked_query",
     "protocol_example", "ProtocolExample", "worked_query",
-    "discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness",
+    "discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "discuss_training",
+    "discuss_table1", "discuss_footage",
 ]

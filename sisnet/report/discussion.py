@@ -14,10 +14,13 @@ import pandas as pd
 from sisnet import paper
 from sisnet.stats import paired_difference
 
-__all__ = ["discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "GOAL_HALF_WIDTH"]
+__all__ = ["discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "discuss_training",
+           "discuss_table1", "discuss_footage", "GOAL_HALF_WIDTH", "FLAT_POINTS"]
 
 #: The interval half-width (points) below which a comparison counts as measured precisely enough.
 GOAL_HALF_WIDTH = 3.0
+#: A run counts as flattened when its either-scale rank-1 moves by at most this much between its last two evaluations.
+FLAT_POINTS = 1.5
 _LABEL = {"rank1": "R1", "mAP": "mAP"}
 
 
@@ -160,3 +163,73 @@ def _drop_directions(drops: dict[str, float]) -> str:
     parts = [f"{m}: {'less' if d < drops['Baseline'] else 'not less'} than the Baseline" for m, d in drops.items()
              if m != "Baseline"]
     return "; ".join(parts) + "; one seed, so no interval"
+
+
+def discuss_training(evals: pd.DataFrame, init_runs: pd.DataFrame | None = None) -> str:
+    """Markdown: whether the run shown has flattened (its last two either-scale evaluations), and, when the
+    initialisation comparison ran, the ImageNet-minus-random difference paired by seed.
+
+    ``evals``: :func:`sisnet.report.evals_frame` (percent); ``init_runs``: :func:`sisnet.report.init_comparison`'s
+    per-run table.
+    """
+    either = evals[evals["mode"] == "either"].sort_values("epoch")
+    lines = ["**What this run shows:**", ""]
+    if len(either) >= 2:
+        (e0, r0), (e1, r1) = either[["epoch", "rank1"]].iloc[-2], either[["epoch", "rank1"]].iloc[-1]
+        moved = float(r1 - r0)
+        state = (f"it has flattened (|change| <= {FLAT_POINTS:g} points)" if abs(moved) <= FLAT_POINTS else
+                 "it is still moving: the tables compare runs that have not converged, i.e. partly learning speed")
+        lines.append(f"- Either-scale rank-1 went from {r0:.1f} (epoch {int(e0)}) to {r1:.1f} (epoch {int(e1)}), "
+                     f"{_signed(moved)} points: {state}.")
+    elif len(either):
+        lines.append(f"- One evaluation only (rank-1 {either['rank1'].iloc[-1]:.1f}): convergence cannot be judged.")
+    if init_runs is not None and len(init_runs):
+        arms = list(dict.fromkeys(init_runs["init"]))
+        if len(arms) == 2:
+            a, b = (dict(zip(g["seed"], g["rank1"])) for _, g in init_runs.groupby("init", sort=False))
+            res = paired_difference(a, b)
+            lines.append(f"- {arms[0]} minus {arms[1]}: rank-1 {_signed(res.mean_diff)} points "
+                         f"{_interval(res.ci_low, res.ci_high)}, n = {res.n_seeds}: **{res.verdict}**.")
+    return "\n".join(lines)
+
+
+def discuss_table1(long: pd.DataFrame, dataset: str) -> str:
+    """Markdown: what the measured rows of Table 1 can and cannot be compared with.
+
+    ``long``: :func:`sisnet.report.table1_with_measured`'s table.
+    """
+    measured = long[long["provenance"] == "measured"]
+    ours = long[(long["provenance"] == "published") & (long["method"] == "Ours") & (long["dataset"] == dataset)]
+    lines = ["**How to read Table 1:**", ""]
+    if not len(ours):
+        lines.append(f"- The measured rows are on *{dataset}*; every published number is on other data "
+                     f"({', '.join(paper.DATASET_LABELS[d] for d in paper.PAPER_DATASETS)}), so the table shows the "
+                     f"layout and provenance, not a comparison: absolute numbers on different data mean nothing side "
+                     f"by side.")
+    else:
+        for _, r in measured[measured["method"].str.startswith("SiSNet+DRC")].iterrows():
+            pub = ours[ours["metric"] == r["metric"]]["value"]
+            if len(pub):
+                lines.append(f"- SiSNet+DRC {_LABEL[r['metric']]}: measured {r['value']:.1f} against the paper's "
+                             f"{float(pub.iloc[0]):.1f} ({_signed(r['value'] - float(pub.iloc[0]))} points).")
+    for _, r in measured.iterrows():
+        if r["metric"] == "rank1":
+            lines.append(f"- {r['method']}: rank-1 {r['value']:.1f} ± {r['std']:.1f} over {int(r['n_seeds'])} seed(s).")
+    return "\n".join(lines)
+
+
+def discuss_footage(table: pd.DataFrame) -> str:
+    """Markdown: each model's rank-1 under the footage protocols (:func:`sisnet.footage.evaluate_models`) and how
+    much the near-duplicates add."""
+    lines = ["**What the footage numbers say** (one sequence, one seed; with n queries one query is 100/n points):", ""]
+    for method, g in table.groupby("method", sort=False):
+        by = dict(zip(g["protocol"], g["rank1"]))
+        n = int(g["num_valid_queries"].min())
+        parts = [f"{p}: {v:.1f}" for p, v in by.items()]
+        lines.append(f"- {method} (n = {n}): " + "; ".join(parts))
+        with_dup = [v for p, v in by.items() if "included" in p]
+        without = [v for p, v in by.items() if "excluded" in p]
+        if with_dup and without:
+            lines.append(f"  - near-duplicates add {_signed(with_dup[0] - without[0])} rank-1 points; quote the "
+                         f"number without them.")
+    return "\n".join(lines)

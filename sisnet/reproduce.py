@@ -146,7 +146,7 @@ def reproduce(
     """
     from sisnet.config import PROFILE_NAMES
     from sisnet.data import DATASET_NAMES
-    from sisnet.provenance import git_commit, machine, package_versions
+    from sisnet.provenance import git_commit, load_average, machine, package_versions
 
     if profile not in PROFILE_NAMES:
         raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
@@ -191,6 +191,7 @@ def reproduce(
         "force": time.time() if force else False,
     }
     commit = git_commit(cwd)
+    load_at_start = load_average()
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     notebooks: dict[str, Any] = dict(previous.get("notebooks", {})) if only else {}
@@ -234,6 +235,7 @@ def reproduce(
                      "started_at": started.isoformat(timespec="seconds"),
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "wall_seconds": round(time.perf_counter() - t0, 2)},
+        "load_average": {"start": load_at_start, "end": load_average()},
         "packages": package_versions(),
         "platform": machine(),
         "files": files,
@@ -275,7 +277,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="run only these notebooks, e.g. 03 or 03,05")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="run nothing: rewrite README.md's results block from the results of --profile/--dataset")
     args = parser.parse_args(argv)
+    if args.update_readme:
+        from sisnet.report.readme import update_readme
+
+        readme = NOTEBOOK_DIR.parent / "README.md"
+        changed = update_readme(readme, args.results_dir, args.profile, args.dataset)
+        print(f"{readme}: results block {'rewritten' if changed else 'already up to date'}")
+        return 0
     try:
         reproduce(
             args.profile, args.dataset, data_root=args.data_root, results_dir=args.results_dir, seed=args.seed,

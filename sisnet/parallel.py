@@ -1,0 +1,61 @@
+"""Independent training runs in worker processes, with results bit-identical whatever the number of workers.
+
+The Table 2 grid is many independent runs. :func:`train_in_workers` trains them in a process pool sized to the
+machine (the standard library's :class:`concurrent.futures.ProcessPoolExecutor`, ``spawn`` start method so no
+worker inherits a half-initialised thread pool). Every run, whether the pool has one worker or many, runs in a
+worker process with the same number of torch threads, so its floating-point work (and therefore its result) does
+not depend on the worker count; a test checks it. Runs land in the runs cache (:func:`sisnet.engine.fit`), from
+where the notebooks read them.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["train_in_workers", "default_workers"]
+
+
+def default_workers(threads_per_run: int | None) -> int:
+    """Worker processes for runs of ``threads_per_run`` torch threads: the usable cores divided by it (>= 1);
+    1 when ``threads_per_run`` is None (each run uses all cores) or a GPU is present (one device)."""
+    import torch
+
+    if threads_per_run is None or torch.cuda.is_available():
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(threads_per_run)))
+
+
+def _train_one(config: dict[str, Any], run_dir: str, resume: bool, threads: int | None) -> str:
+    """Worker: train one config into ``run_dir`` (or find it complete there); returns the run folder."""
+    import torch
+
+    from sisnet.config import config_from_dict
+    from sisnet.engine import fit
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    fit(config_from_dict(config), run_dir, resume=resume, progress=False)
+    return run_dir
+
+
+def train_in_workers(jobs: Sequence[tuple[Any, str | Path, bool]], *, workers: int, threads: int | None) -> list[str]:
+    """Train ``jobs`` = ``[(config, run_dir, resume), ...]`` in ``workers`` processes, each run with ``threads``
+    torch threads; returns the run folders in job order. A failing run raises its error here (the other runs
+    of the pool finish first)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    if workers < 1:
+        raise ValueError(f"workers={workers!r} must be >= 1.")
+    if not jobs:
+        return []
+    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_one, cfg.to_dict(), str(run_dir), bool(resume), threads)
+                   for cfg, run_dir, resume in jobs]
+        return [f.result() for f in futures]

@@ -62,7 +62,9 @@ _RENAMED = {"data_root": "dataset_dir"}
 
 # Fields that do not change what a run computes: left out of ``run_id`` so that, e.g., the same run
 # with more data-loader workers or another runs folder hits the runs cache.
-_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "cache_images"})
+# ``sync_bn`` only acts in a multi-process (torchrun) run, where it makes the run compute what the single-process
+# run computes (BatchNorm over the global batch); the history records the world size and ``sync_bn``.
+_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "cache_images", "sync_bn"})
 
 
 @dataclass
@@ -134,11 +136,12 @@ class TrainConfig:
     rerank: bool = False
     # runtime
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int | str = 0  # "auto": sized to the machine and device (sisnet.data.loader)
     cache_images: bool = True
     device: str = "auto"
     amp: str = "auto"  # "auto" = bf16 (or fp16 + GradScaler) on CUDA, off on CPU
     channels_last: bool = False
+    sync_bn: bool = False  # torchrun runs: BatchNorm statistics over all processes' samples (SyncBatchNorm)
     runs_dir: str = "data/runs"
 
     def __post_init__(self) -> None:
@@ -181,14 +184,17 @@ class TrainConfig:
         choice("metric", METRICS)
         for name in ("img_height", "img_width", "P", "K", "epochs", "eval_batch_size"):
             integer(name)
-        for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "num_workers", "seed"):
+        for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "seed"):
             integer(name, allow_zero=True)
+        if self.num_workers != "auto" and (isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int)
+                                           or self.num_workers < 0):
+            raise ValueError(f"num_workers={self.num_workers!r} is not valid; use an integer >= 0 or 'auto'.")
         for name in ("lr", "scale_factor", "gamma", "warmup_factor"):
             positive(name)
         for name in ("weight_decay", "drc_weight", "triplet_margin", "label_smoothing"):
             positive(name, allow_zero=True)
         for name in ("combine_val", "siamese", "drc", "detach_classifier", "triplet", "rerank",
-                     "cache_images", "channels_last"):
+                     "cache_images", "channels_last", "sync_bn"):
             boolean(name)
         for name in ("flip_prob", "erasing_prob"):
             value = getattr(self, name)
@@ -275,7 +281,7 @@ class TrainConfig:
         """Stable 12-hex-digit hash of every field that changes a run's result.
 
         Leaves out fields that only change how fast or where it runs (profile name, num_workers,
-        runs_dir, device, cache_images). Stable across processes and Python versions (sha256 of
+        runs_dir, device, cache_images, sync_bn). Stable across processes and Python versions (sha256 of
         sorted JSON).
         """
         d = {k: v for k, v in self.to_dict().items() if k not in _NON_RESULT_FIELDS}
@@ -333,7 +339,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         milestones=(40, 70), gamma=0.1, label_smoothing=0.1, triplet_margin=0.3,
         erasing_prob=0.5, flip_prob=0.5, pad_px=10,
         eval_every=10, eval_last=5, eval_batch_size=256,
-        num_workers=4, cache_images=True, channels_last=True,
+        num_workers="auto", cache_images=True, channels_last=True,
     ),
 }
 PROFILE_NAMES = tuple(PROFILES)

@@ -325,8 +325,14 @@ def _shifted_crop(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 def erase_boxes(full: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Zero ``full[b, :, top:top+h, left:left+w]`` for each row ``(top, left, h, w)`` of ``boxes``, in place.
 
-    One masked fill for the whole batch (no loop over samples, no host synchronisation).
+    On an accelerator: one masked fill for the whole batch (no loop over samples, no host synchronisation). On
+    the CPU: one slice assignment per erased sample (reading the boxes costs nothing there; the masks would).
     """
+    if full.device.type == "cpu":
+        for b, (top, left, h, w) in enumerate(boxes.tolist()):
+            if h and w:
+                full[b, :, top : top + h, left : left + w] = 0.0
+        return full
     H, W = full.shape[-2:]
     top, left, h, w = boxes.unbind(1)
     rows = torch.arange(H, device=full.device)

@@ -150,3 +150,14 @@ def test_torchrun_two_processes_match_one_process_and_resume(tiny_synthetic_root
     # step 2 starts from the checkpoint's weights and optimizer state, in both processes: the one-process loss
     assert _max_diff(resumed["epochs"][1], ref["epochs"][1]) <= 1e-5
     assert int(torch.load(run_dir / "last.pt", weights_only=True)["epoch"]) == 2
+
+
+def test_reproduce_passes_nproc_to_the_kernels(monkeypatch):
+    from sisnet import reproduce
+
+    with pytest.raises(ValueError, match="nproc"):
+        reproduce.reproduce("smoke", nproc=0)
+    monkeypatch.delenv("SISNET_NPROC", raising=False)
+    with reproduce._kernel_env("SISNET_NPROC", "4"):
+        assert os.environ["SISNET_NPROC"] == "4"  # what papermill's kernels inherit, read by report.setup
+    assert "SISNET_NPROC" not in os.environ

@@ -33,6 +33,8 @@ Profiles
     The paper / Bag-of-Tricks schedule: resnet50, 256x128, Adam 3.5e-4 (weight decay 5e-4), linear
     warm-up over 10 epochs from 3.5e-5, steps at 40 and 70 (x0.1), 120 epochs, 16 x 4 batches, last
     stride 1, label smoothing 0.1, triplet margin 0.3, random erasing 0.5, flip, pad 10, second scale 0.5.
+    Data-loader workers ``"auto"`` (sized to the machine, :mod:`sisnet.data.loader`). On several GPUs:
+    ``torchrun -m sisnet.train`` (:mod:`sisnet.train`), with ``sync_bn=True`` for BatchNorm over all of them.
 
 Table 2 is :data:`TABLE2_GRID`: Baseline / SiSNet / SiSNet+DRC under softmax ("S.") and softmax +
 triplet ("S.+T.") losses.

@@ -1,5 +1,5 @@
-"""Speed / memory benchmark: ``python -m sisnet.benchmark [--sections eval,rerank,train,extract]
-[--quick] [--repeats 5] [--out results/benchmarks]``.
+"""Speed / memory benchmark: ``python -m sisnet.benchmark [--sections eval,rerank,train,extract,loader,gpu]
+[--quick] [--repeats 5] [--step-ms MS] [--out results/benchmarks]`` (``--section`` is the same option).
 
 Every speed figure is a *ratio against a reference measured in the same run*: the two are run
 alternately (reference, fast, reference, fast, ...) and the median of the repetitions is used, so
@@ -19,6 +19,13 @@ Sections
 * ``train`` / ``extract``: the ``cpu`` profile's model; model-only vs end-to-end steps, SiSNet vs
   baseline step time (with the convolutions' arithmetic ratio beside it, and, in the full run, the same
   ratio at the paper's 256x128 input), feature-extraction images/s in the either-scale and cascaded modes.
+* ``loader``: samples/s per data-loader worker at the paper profile's 256x128 (device-fed ``uint8`` path vs
+  float32 views made in the worker), the workers needed to feed a step of ``--step-ms`` (measured on a GPU when
+  there is one), shared memory per batch, the Market-1501 schedule's time at that step.
+* ``gpu``: the paper-profile step on CUDA, fp32 vs bf16 AMP, contiguous vs channels_last, model-only vs
+  end-to-end; one "skipped" row without a GPU.
+
+The training sections live in :mod:`sisnet.benchmark_training`.
 
 Problems are synthetic (:func:`sisnet.metrics.reference.make_features`): identities with several images in several cameras,
 distractors, noisy features, so rank distributions are realistic. ``--quick`` shrinks the
@@ -39,6 +46,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sisnet.benchmark_training import bench_gpu, bench_loader, bench_train, conv_macs, two_scale_arithmetic
 from sisnet.metrics.reference import (  # noqa: F401  (importable from here too)
     make_eval_problem,
     make_features,
@@ -47,6 +55,8 @@ from sisnet.metrics.reference import (  # noqa: F401  (importable from here too)
 )
 
 __all__ = [
+    "conv_macs",
+    "two_scale_arithmetic",
     "make_eval_problem",
     "make_features",
     "reference_evaluate_rank",
@@ -58,7 +68,7 @@ __all__ = [
 # Measurement helpers
 # --------------------------------------------------------------------------------------------
 COLUMNS = ["section", "case", "measured", "reference", "ratio", "goal", "holds"]
-SECTIONS = ("eval", "rerank", "train", "extract")
+SECTIONS = ("eval", "rerank", "train", "extract", "loader", "gpu")
 GiB = 2**30
 MiB = 2**20
 
@@ -353,191 +363,6 @@ def bench_rerank(size_name: str, repeats: int, log: Callable[[str], None]) -> li
     return rows
 
 
-def _bench_dataset(dataset_dir: str | None, log: Callable[[str], None], tmp: str):
-    """The synthetic dataset at ``dataset_dir`` if it holds one, else a freshly generated small one."""
-    from pathlib import Path
-
-    from sisnet.data import load_dataset
-
-    if dataset_dir and (Path(dataset_dir) / "bounding_box_train").is_dir():
-        return load_dataset("synthetic", dataset_dir), dataset_dir
-    from sisnet.data.synthetic import generate
-
-    log(f"train: no dataset at {dataset_dir!r}; generating a small synthetic set in a temporary folder")
-    root = generate(Path(tmp) / "synthetic", size="small", seed=0)
-    return load_dataset("synthetic", root), str(root)
-
-
-def conv_macs(model, size: tuple[int, int]) -> int:
-    """Multiply-accumulates of every ``nn.Conv2d`` in one forward pass of one ``size`` image (hooks on the modules).
-
-    Counts the kernel's real taps (a dilated 3x3 is 9 taps), so it is the arithmetic that the step-time
-    ratio of the two branches is compared with; BN, activations and the head are left out.
-    """
-    import torch
-    from torch import nn
-
-    total = 0
-
-    def hook(mod, _inp, out):
-        nonlocal total
-        total += out.shape[0] * out.shape[2] * out.shape[3] * mod.out_channels * (mod.in_channels // mod.groups) \
-            * mod.kernel_size[0] * mod.kernel_size[1]
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, *size))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return total
-
-
-def two_scale_arithmetic(model, cfg) -> float:
-    """Convolution arithmetic of a SiSNet step relative to a baseline step: 1 + MACs(second view) / MACs(full view)."""
-    return 1.0 + conv_macs(model, cfg.small_size) / conv_macs(model, (cfg.img_height, cfg.img_width))
-
-
-def _bench_step_ratio_at(cfg, num_classes: int, repeats: int, log: Callable[[str], None]) -> list[dict]:
-    """SiSNet / baseline step time at another input size (random tensors; the paper's 256x128 in the full run)."""
-    import torch
-
-    from sisnet.engine import build_model, build_optimizer, train_step
-
-    b = cfg.batch_size
-    small_h, small_w = cfg.small_size
-    gen = torch.Generator().manual_seed(0)
-    batch = (torch.randn(b, 3, cfg.img_height, cfg.img_width, generator=gen),
-             torch.randn(b, 3, small_h, small_w, generator=gen),
-             torch.arange(b) // cfg.K % num_classes, torch.zeros(b, dtype=torch.long))
-    models = {}
-    for name, c in (("sisnet", cfg), ("baseline", cfg.replace(siamese=False, drc=False))):
-        torch.manual_seed(0)
-        model = build_model(c, num_classes, pretrained=False)
-        models[name] = (model, build_optimizer(c, model)[0], c)
-
-    def step(name: str) -> Callable[[], Any]:
-        model, opt, c = models[name]
-        return lambda: train_step(model, opt, batch, c)
-
-    step("sisnet")(), step("baseline")()  # warm-up
-    log(f"train: SiSNet vs baseline step at {cfg.img_height}x{cfg.img_width}, {repeats} alternating repeats")
-    t_base, t_sis, _, _ = _alternate(step("baseline"), step("sisnet"), repeats)
-    base, sis = _median(t_base), _median(t_sis)
-    arith = two_scale_arithmetic(models["sisnet"][0], cfg)
-    label = (f"{cfg.backbone}, {cfg.img_height}x{cfg.img_width} (the paper's input size), batch {b}, "
-             f"scale_factor {cfg.scale_factor}, {torch.get_num_threads()} threads")
-    return [_row("train", f"SiSNet step / baseline step time, {label}", f"{sis * 1000:.0f} ms SiSNet step",
-                 f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})", sis / base,
-                 "reported (the goal is judged at the cpu profile's size above)", None)]
-
-
-def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Callable[[str], None],
-                sections: tuple[str, ...] = ("train", "extract")) -> list[dict]:
-    """Training throughput (model-only vs end-to-end, SiSNet vs baseline) and extraction speed.
-
-    ``cpu`` profile's model and input size (``smoke`` profile for the ``tiny`` size used by the unit
-    test), random initial weights (throughput does not depend on them; no download). Model-only = ``train_step`` on one batch already in memory; end-to-end =
-    the real loader (PK sampler, two-scale transforms) feeding ``train_step``.
-    """
-    import tempfile
-
-    import torch
-
-    from sisnet.config import get_config
-    from sisnet.engine import build_model, build_optimizer, build_train_loader, train_step
-    from sisnet.evaluation import extract_features
-    from sisnet.data.transforms import decode_images
-
-    rows: list[dict] = []
-    steps = {"full": 8, "quick": 2}.get(size_name, 1)
-    profile = "smoke" if size_name == "tiny" else "cpu"
-    with tempfile.TemporaryDirectory() as tmp:
-        dataset, root = _bench_dataset(dataset_dir, log, tmp)
-        # The step-time goal is for the second scale at its native half size (arithmetic ~1.25-1.3x); the cpu
-        # profile's training default "degrade" feeds a full-size second view (2x by construction).
-        cfg = get_config(profile, pretrained=False, dataset_dir=root, scale_factor=0.5, siamese=True, small_view="native")
-        base_cfg = cfg.replace(siamese=False, drc=False)
-        num_classes = dataset.num_train_pids
-        torch.manual_seed(0)
-        models = {}
-        for name, c in (("sisnet", cfg), ("baseline", base_cfg)):
-            model = build_model(c, num_classes, pretrained=False)
-            opt, _ = build_optimizer(c, model)
-            models[name] = (model, opt, c)
-        images = decode_images([r.path for r in dataset.train], (cfg.img_height, cfg.img_width), desc="decode train")
-        loader = build_train_loader(cfg, dataset, images=images)
-        loader.sampler.set_epoch(0)
-        batch = next(iter(loader))
-        label = (f"{profile} profile ({cfg.backbone}, {cfg.img_height}x{cfg.img_width}, batch {cfg.batch_size}, "
-                 f"scale_factor {cfg.scale_factor} native, {torch.get_num_threads()} threads)")
-
-        def model_only(name: str) -> float:
-            model, opt, c = models[name]
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                train_step(model, opt, batch, c)
-            return (time.perf_counter() - t0) / steps
-
-        def end_to_end() -> float:
-            model, opt, c = models["sisnet"]
-            epoch_iter = iter(loader)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                try:
-                    b = next(epoch_iter)
-                except StopIteration:
-                    loader.sampler.set_epoch(1)
-                    epoch_iter = iter(loader)
-                    b = next(epoch_iter)
-                train_step(model, opt, b, c)
-            return (time.perf_counter() - t0) / steps
-
-        if "train" in sections:
-            model_only("sisnet"), model_only("baseline"), end_to_end()  # warm-up
-            log(f"train: model-only vs end-to-end vs baseline steps, {repeats} alternating repeats x {steps} steps")
-            t_mo, t_e2e, t_base = [], [], []
-            for _ in range(repeats):
-                t_mo.append(model_only("sisnet"))
-                t_e2e.append(end_to_end())
-                t_base.append(model_only("baseline"))
-            mo, e2e, base = _median(t_mo), _median(t_e2e), _median(t_base)
-            arith = two_scale_arithmetic(models["sisnet"][0], cfg)
-            rows.append(_row("train", f"end-to-end steps/s vs model-only steps/s, {label}",
-                             f"{1 / e2e:.3g} steps/s end-to-end", f"{1 / mo:.3g} steps/s model-only",
-                             mo / e2e, "e2e >= 0.85x model-only", mo / e2e >= 0.85))
-            rows.append(_row("train", f"SiSNet step / baseline step time, {label}",
-                             f"{mo * 1000:.0f} ms SiSNet step",
-                             f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})",
-                             mo / base, "<= 1.35x", mo / base <= 1.35))
-            if size_name == "full":
-                rows += _bench_step_ratio_at(cfg.replace(img_height=256, img_width=128), num_classes,
-                                             3 * repeats, log)
-        if "extract" in sections:
-            model = models["sisnet"][0]
-            records = dataset.gallery[: {"full": None, "quick": 256}.get(size_name, 64)]
-            g_images = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width), desc="decode gallery")
-            extract_features(model, records[: cfg.eval_batch_size], cfg, mode="either", images=g_images[: cfg.eval_batch_size])
-            log(f"extract: either vs cascaded over {len(records)} gallery images, {repeats} alternating repeats")
-
-            def run(mode: str) -> Callable[[], Any]:
-                return lambda: extract_features(model, records, cfg, mode=mode, images=g_images)
-
-            t_either, t_casc, _, _ = _alternate(run("either"), run("cascaded"), repeats)
-            n = len(records)
-            ips_e, ips_c = n / _median(t_either), n / _median(t_casc)
-            rows.append(_row("extract", f"feature extraction, either-scale mode, {label}",
-                             f"{ips_e:.0f} images/s", "", None, "reported", None))
-            rows.append(_row("extract", f"feature extraction, cascaded mode (vs either), {label}",
-                             f"{ips_c:.0f} images/s", f"{ips_e:.0f} images/s either", ips_c / ips_e,
-                             "reported (two forward passes, small one ~0.25x)", None))
-    return rows
-
-
 # --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
@@ -621,6 +446,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sections", "--section", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all); the rows of the "
                              "sections not run are kept from the existing table in --out")
+    parser.add_argument("--step-ms", type=float, default=None,
+                        help="loader: the training step time (ms) to size the workers for (default: measured on a GPU, "
+                        "else an assumed 20 ms)")
     parser.add_argument("--quick", action="store_true", help="smaller problems and fewer repeats (a minute or two on an idle 2-core machine)")
     parser.add_argument("--size", choices=sorted(SIZES), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=None, help="alternating repetitions per timing (default 5; quick 3)")
@@ -671,6 +499,8 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
     rr_repeats = args.rerank_repeats or 2
     if repeats < 1 or rr_repeats < 1:
         parser.error("--repeats and --rerank-repeats must be >= 1")
+    if args.step_ms is not None and not args.step_ms > 0:
+        parser.error("--step-ms must be > 0")
 
     def log(msg: str) -> None:
         print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -686,6 +516,10 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
     if "train" in sections or "extract" in sections:
         rows += bench_train(size, repeats, args.dataset_dir, log,
                             tuple(s for s in sections if s in ("train", "extract")))
+    if "loader" in sections:
+        rows += bench_loader(size, repeats, args.step_ms, log)
+    if "gpu" in sections:
+        rows += bench_gpu(size, repeats, log)
     csv_path, md_path = write_table(rows, args.out, sections)
     import pandas as pd
 

@@ -38,7 +38,8 @@ def bnneck_affine(model: Any, feature_map: Tensor | None = None) -> tuple[Tensor
     """The BNNeck as ``bn(x) = a * x + b``; returns ``(a, b)``, each (C,), float32.
 
     Uses running statistics when the BNNeck is in eval mode, else the batch statistics of
-    ``feature_map.mean((2, 3))`` (``feature_map`` (B, C, h, w) required then, B >= 2).
+    ``feature_map.mean((2, 3))`` (``feature_map`` (B, C, h, w) required then, B >= 2), taken over every
+    process's batch when the BNNeck is a synced BatchNorm (``sync_bn`` in a torchrun run), as the BNNeck does.
     """
     bn = model.bottleneck
     gamma = bn.weight.float() if bn.weight is not None else torch.ones(bn.num_features, device=bn.running_mean.device)
@@ -52,9 +53,10 @@ def bnneck_affine(model: Any, feature_map: Tensor | None = None) -> tuple[Tensor
                 "The BNNeck is in train mode and needs >= 2 images for batch statistics; call model.eval() "
                 "for single-image CAMs."
             )
+        from sisnet.distributed import is_synced_bn, moments  # (lazy: distributed imports the losses, which import this)
+
         pooled = feature_map.float().mean(dim=(2, 3))
-        mean = pooled.mean(dim=0)
-        var = pooled.var(dim=0, unbiased=False)
+        mean, var, _ = moments(pooled, [0], synced=is_synced_bn(bn))
     else:
         mean = bn.running_mean.float()
         var = bn.running_var.float()
@@ -74,7 +76,9 @@ def _class_index(class_idx: int | Tensor, batch: int, num_classes: int, device: 
         idx = torch.full((batch,), int(class_idx), dtype=torch.long, device=device)
     else:
         raise TypeError(f"class_idx must be an int or a (B,) integer tensor, got {type(class_idx).__name__}.")
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
+    # Checked on the CPU only: on an accelerator the check would stop the training step for a host sync, and an
+    # out-of-range label fails in the indexing anyway (device-side assert).
+    if idx.numel() and idx.device.type == "cpu" and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
         raise ValueError(
             f"class_idx out of range: values must lie in [0, {num_classes - 1}] (training identities), "
             f"got min {int(idx.min())}, max {int(idx.max())}."

@@ -41,6 +41,8 @@ Profiles
     are an error that says how to supply a file. The ImageNet-vs-random comparison of notebook 02 is off
     (:attr:`ProfileSettings.init_comparison`): 120 epochs of a second, random-init ResNet-50 answer a question
     the ``cpu`` profile already answers.
+    Data-loader workers ``"auto"`` (sized to the machine, :mod:`sisnet.data.loader`). On several GPUs:
+    ``torchrun -m sisnet.train`` (:mod:`sisnet.train`), with ``sync_bn=True`` for BatchNorm over all of them.
 
 Table 2 is :data:`TABLE2_GRID`: Baseline / SiSNet / SiSNet+DRC under softmax ("S.") and softmax +
 triplet ("S.+T.") losses.
@@ -70,8 +72,10 @@ _RENAMED = {"data_root": "dataset_dir"}
 
 # Fields that do not change what a run computes: left out of ``run_id`` so that, e.g., the same run
 # with more data-loader workers or another runs folder hits the runs cache. ``device`` and ``amp`` are
-# replaced in the key by what they decide together: the effective precision (fp32 / bf16 / fp16).
-_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "amp", "cache_images"})
+# replaced in the key by what they decide together: the effective precision (fp32 / bf16 / fp16). ``sync_bn``
+# only acts in a multi-process (torchrun) run, where it makes the run compute what the single-process run computes
+# (BatchNorm over the global batch); a multi-process run without it gets its own key (see ``bn_group``).
+_NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "amp", "cache_images", "sync_bn"})
 
 
 @dataclass
@@ -143,11 +147,12 @@ class TrainConfig:
     rerank: bool = False
     # runtime
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int | str = 0  # "auto": sized to the machine and device (sisnet.data.loader)
     cache_images: bool = True
     device: str = "auto"
     amp: str = "auto"  # "auto" = bf16 (or fp16 + GradScaler) on CUDA, fp32 on CPU; "bf16"/"fp16" on either
     channels_last: bool = False
+    sync_bn: bool = False  # torchrun runs: BatchNorm statistics over all processes' samples (SyncBatchNorm)
     runs_dir: str = "data/runs"
 
     def __post_init__(self) -> None:
@@ -190,14 +195,17 @@ class TrainConfig:
         choice("metric", METRICS)
         for name in ("img_height", "img_width", "P", "K", "epochs", "eval_batch_size"):
             integer(name)
-        for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "num_workers", "seed"):
+        for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "seed"):
             integer(name, allow_zero=True)
+        if self.num_workers != "auto" and (isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int)
+                                           or self.num_workers < 0):
+            raise ValueError(f"num_workers={self.num_workers!r} is not valid; use an integer >= 0 or 'auto'.")
         for name in ("lr", "scale_factor", "gamma", "warmup_factor"):
             positive(name)
         for name in ("weight_decay", "drc_weight", "triplet_margin", "label_smoothing"):
             positive(name, allow_zero=True)
         for name in ("combine_val", "siamese", "drc", "detach_classifier", "triplet", "rerank",
-                     "cache_images", "channels_last"):
+                     "cache_images", "channels_last", "sync_bn"):
             boolean(name)
         for name in ("flip_prob", "erasing_prob"):
             value = getattr(self, name)
@@ -280,14 +288,16 @@ class TrainConfig:
         d["milestones"] = list(self.milestones)
         return d
 
-    def run_id(self, *, precision: str, data_fingerprint: str) -> str:
+    def run_id(self, *, precision: str, data_fingerprint: str, bn_group: int = 1) -> str:
         """The runs-cache key: 12 hex digits of sha256 over what changes a run's result.
 
         That is every field except those that only change how fast or where it runs (profile name,
-        num_workers, runs_dir, cache_images), with ``device`` and ``amp`` replaced by the effective
+        num_workers, runs_dir, cache_images, sync_bn), with ``device`` and ``amp`` replaced by the effective
         ``precision`` they give (``"fp32"``, ``"bf16"`` or ``"fp16"``, see :func:`sisnet.utils.precision_name`),
         plus ``data_fingerprint`` (:meth:`sisnet.data.ReIDDataset.fingerprint`), so that a CPU (fp32) run never
-        answers a GPU (bf16) request and replaced data is never answered from the cache. Stable across
+        answers a GPU (bf16) request and replaced data is never answered from the cache. ``bn_group`` > 1 marks
+        a multi-process run whose BatchNorm statistics are per process (no ``sync_bn``): it computes something else
+        than the single-process run, so it gets another key (1 leaves the key as it was). Stable across
         processes and Python versions (sha256 of sorted JSON). Use :func:`sisnet.runs.run_key`, which derives
         both from the config, the device and the dataset; this method only hashes.
         """
@@ -299,6 +309,8 @@ class TrainConfig:
             raise ValueError("data_fingerprint must be a non-empty string (sisnet.data.ReIDDataset.fingerprint()).")
         d = {k: v for k, v in self.to_dict().items() if k not in _NON_RESULT_FIELDS}
         d["precision"], d["data_fingerprint"] = precision, data_fingerprint
+        if int(bn_group) != 1:
+            d["bn_group"] = int(bn_group)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
@@ -353,7 +365,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         milestones=(40, 70), gamma=0.1, label_smoothing=0.1, triplet_margin=0.3,
         erasing_prob=0.5, flip_prob=0.5, pad_px=10,
         eval_every=10, eval_last=5, eval_batch_size=256,
-        num_workers=4, cache_images=True, channels_last=True,
+        num_workers="auto", cache_images=True, channels_last=True,
     ),
 }
 PROFILE_NAMES = tuple(PROFILES)

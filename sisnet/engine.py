@@ -30,13 +30,28 @@ model, optimizer, LR scheduler, AMP grad-scaler, all RNG states and the history 
 at any moment and resumed ends with exactly the same weights and metrics as an uninterrupted run on
 CPU (same thread count; ``tests/test_faults.py`` kills a real process to check it).
 
+Device-fed steps
+----------------
+Batches leave the loader as ``uint8`` images plus each sample's erasing box (drawn on the CPU from its sample
+seed); :func:`train_step` finishes them on the model's device (normalisation, erasing, the second view) and
+returns its losses as device tensors: no host synchronisation inside a step. :func:`fit` reads the losses
+every ``_CHECK_EVERY`` steps and at the end of each epoch (one synchronisation), checks them for NaN/inf there
+and names the first bad step. On CUDA it sets ``cudnn.benchmark`` (the training input sizes are fixed).
+
+Several processes
+-----------------
+Under ``torchrun`` (``python -m sisnet.train``, :mod:`sisnet.distributed`) each process loads ``P / N`` whole
+identities of every global batch, the model is wrapped in DistributedDataParallel (with SyncBatchNorm when
+``config.sync_bn``), and only the main process evaluates and writes the checkpoint and the history; the others
+wait for it. A resumed run loads the checkpoint in every process.
+
 Histories, checkpoints and loading a trained model live in :mod:`sisnet.runs`; feature extraction and
 evaluation in :mod:`sisnet.evaluation` (their names are re-exported here for older imports).
 """
 from __future__ import annotations
 
+import functools
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -44,11 +59,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
+from sisnet import distributed
 from sisnet.config import TrainConfig
+from sisnet.data.loader import loader_options
 from sisnet.data.sampler import RandomIdentitySampler
-from sisnet.data.transforms import TwoScaleDataset, TwoScaleTransform, decode_images_cached
+from sisnet.data.transforms import TwoScaleDataset, TwoScaleTransform, ViewSpec, decode_images_cached
 from sisnet.evaluation import EVAL_MODES, evaluate, extract_features
 from sisnet.runs import (
     CHECKPOINT_NAME,
@@ -74,6 +92,7 @@ __all__ = [
     "build_train_loader",
     "build_optimizer",
     "train_step",
+    "TrainForward",
     "NonFiniteLossError",
     "CheckpointMismatchError",
     "EVAL_MODES",
@@ -120,34 +139,33 @@ def _train_images(config: TrainConfig, dataset) -> torch.Tensor | None:
     return decode_images_cached([r.path for r in dataset.train], (config.img_height, config.img_width), "decode train")
 
 
-def build_train_loader(config: TrainConfig, dataset, images: torch.Tensor | None = None) -> DataLoader:
-    """PK-sampled, two-scale training loader over ``dataset.train``.
+def build_train_loader(config: TrainConfig, dataset, images: torch.Tensor | None = None, *,
+                       world: distributed.World | None = None) -> DataLoader:
+    """PK-sampled, two-scale training loader over ``dataset.train`` (device-fed: the batches are ``uint8``).
 
-    Each batch is ``(img_full (B, 3, H, W), img_small (B, 3, H', W'), pids (B,), camids (B,))`` with
-    ``B = P*K``; call ``loader.sampler.set_epoch(epoch)`` before each epoch. With ``cache_images`` the
-    training images are decoded once up front (all bad files reported together).
+    Each batch is ``(images uint8 (b, 3, H, W), erasing boxes (b, 4), pids (b,), camids (b,))`` with ``b = P*K``
+    (``P*K / N`` in each of N processes, ``world``: default :func:`sisnet.distributed.current`);
+    :func:`train_step` finishes it on the device. Call ``loader.sampler.set_epoch(epoch)`` before each epoch.
+    With ``cache_images`` the training images are decoded once up front (all bad files reported together).
+    Workers, pinning and prefetch: :func:`sisnet.data.loader.loader_options` (``config.num_workers``).
     """
+    world = world if world is not None else distributed.current()
     if images is None:
         images = _train_images(config, dataset)
-    ds = TwoScaleDataset(dataset.train, TwoScaleTransform(config.view_spec()), images=images)
+    ds = TwoScaleDataset(dataset.train, _train_transform(config.view_spec()), images=images, raw=True)
     sampler = RandomIdentitySampler(
         [r.pid for r in dataset.train], config.P, config.K, seed=config.seed,
-        steps_per_epoch=config.steps_per_epoch, with_sample_seeds=True,
+        steps_per_epoch=config.steps_per_epoch, with_sample_seeds=True, rank=world.rank, num_replicas=world.size,
     )
-    cuda = select_device(config.device).type == "cuda"
-    kwargs: dict[str, Any] = {}
-    if config.num_workers > 0:
-        kwargs.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=_worker_init)
-    return DataLoader(
-        ds, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-        num_workers=config.num_workers, pin_memory=cuda, **kwargs,
-    )
+    batch_bytes = sampler.local_batch_size * 3 * config.img_height * config.img_width
+    options = loader_options(config.num_workers, select_device(config.device), batch_bytes,
+                             local_processes=world.local_size)
+    return DataLoader(ds, batch_size=sampler.local_batch_size, sampler=sampler, drop_last=True, **options)
 
 
-def _worker_init(worker_id: int) -> None:
-    # Workers only run cheap tensor ops; one intra-op thread each avoids oversubscribing the cores
-    # that the model's forward/backward uses.
-    torch.set_num_threads(1)
+@functools.lru_cache(maxsize=8)
+def _train_transform(spec: ViewSpec) -> TwoScaleTransform:
+    return TwoScaleTransform(spec)
 
 
 def _lr_factor(config: TrainConfig, epoch_index: int) -> float:
@@ -171,15 +189,20 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module):
     return optimizer, scheduler
 
 
-def _compute_losses(model, out_full, out_small, targets, config: TrainConfig) -> dict[str, torch.Tensor]:
-    """The Table-2 loss of ``config`` (see :func:`sisnet.losses.compute_losses`)."""
+def _compute_losses(model, out_full, out_small, targets, config: TrainConfig,
+                    gather: bool = False) -> dict[str, torch.Tensor]:
+    """The Table-2 loss of ``config`` (see :func:`sisnet.losses.compute_losses`).
+
+    ``gather``: mine triplets over every process's batch (:class:`sisnet.distributed.GatheredTripletLoss`).
+    """
     from sisnet.losses import CrossEntropyLabelSmooth, DRCLoss, TripletLoss, compute_losses
 
+    triplet_cls = distributed.GatheredTripletLoss if gather else TripletLoss
     return compute_losses(
         model, out_full, out_small, targets,
         siamese=config.siamese, drc=config.drc, triplet=config.triplet,
         id_loss=CrossEntropyLabelSmooth(model.num_classes, epsilon=config.label_smoothing),
-        triplet_loss=TripletLoss(config.triplet_margin) if config.triplet else None,
+        triplet_loss=triplet_cls(config.triplet_margin) if config.triplet else None,
         drc_loss=DRCLoss(weight=config.drc_weight, distance=config.drc_distance,
                          normalization=config.cam_normalization, detach_classifier=config.detach_classifier)
         if config.drc else None,
@@ -187,27 +210,60 @@ def _compute_losses(model, out_full, out_small, targets, config: TrainConfig) ->
     )
 
 
-def train_step(model, optimizer, batch, config: TrainConfig, scaler=None) -> dict[str, float]:
-    """One forward / backward / optimiser step on ``batch = (img_full, img_small, pids, camids)``.
+class TrainForward(nn.Module):
+    """A model and its config's loss as one module: one call is one training forward (what DDP wraps).
 
-    Returns the losses as floats (keys ``total``, ``id``, ``triplet``, ``drc``). Does not check finiteness
-    (``fit`` does, to name the epoch and step). ``scaler``: a ``torch.amp.GradScaler`` for fp16 AMP.
+    ``forward(img_full, img_small, targets)`` -> the loss dict of :func:`_compute_losses` (both branches run
+    inside the one call, so DistributedDataParallel sees one forward per step). ``gather``: see there.
     """
-    device = next(model.parameters()).device
-    img_full, img_small, pids = batch[0], batch[1], batch[2]
+
+    def __init__(self, model: nn.Module, config: TrainConfig, gather: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.gather = gather
+
+    def forward(self, img_full: torch.Tensor, img_small: torch.Tensor | None, targets: torch.Tensor):
+        if self.config.siamese:
+            out_full, out_small = self.model.forward_pair(img_full, img_small)
+        else:
+            out_full, out_small = self.model(img_full), None
+        return _compute_losses(self.model, out_full, out_small, targets, self.config, self.gather)
+
+
+def _device_views(batch, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The two views of ``batch`` on ``device``: a ``uint8`` batch is finished there, a float one is moved."""
+    images, second = batch[0], batch[1]
     non_blocking = device.type == "cuda"
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    img_full = img_full.to(device, non_blocking=non_blocking, memory_format=fmt)
-    targets = pids.to(device, non_blocking=non_blocking)
+    if images.dtype == torch.uint8:
+        full, small = _train_transform(config.view_spec()).finish(
+            images.to(device, non_blocking=non_blocking), second, small=config.siamese)
+    else:  # already-made float views (the benchmark's model-only steps, older callers)
+        full, small = images.to(device, non_blocking=non_blocking), second if config.siamese else None
+        small = small.to(device, non_blocking=non_blocking) if small is not None else None
+    full = full.contiguous(memory_format=fmt)
+    return full, small.contiguous(memory_format=fmt) if small is not None else None
+
+
+def train_step(model, optimizer, batch, config: TrainConfig, scaler=None) -> dict[str, torch.Tensor]:
+    """One forward / backward / optimiser step on a batch of :func:`build_train_loader`.
+
+    ``batch = (images uint8, erasing boxes, pids, camids)`` is finished on the model's device
+    (:meth:`TwoScaleTransform.finish`); ``(img_full, img_small, pids, camids)`` float views are used as given.
+    ``model``: a :class:`~sisnet.model.SiSNet`, or a :class:`TrainForward` (possibly in DDP). Returns the
+    losses (keys ``total``, ``id``, ``triplet``, ``drc``) as detached 0-dim tensors on the device, without a
+    host synchronisation (``float(v)`` reads one). Does not check finiteness (``fit`` does, to name the
+    epoch and step). ``scaler``: a ``torch.amp.GradScaler`` for fp16 AMP.
+    """
+    trainer = model if isinstance(getattr(model, "module", model), TrainForward) else TrainForward(model, config)
+    device = next(trainer.parameters()).device
+    img_full, img_small = _device_views(batch, config, device)
+    targets = batch[2].to(device, non_blocking=device.type == "cuda")
     amp_dtype = autocast_dtype(config.amp, device)
-    model.train()
+    trainer.train()
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        if config.siamese:
-            img_small = img_small.to(device, non_blocking=non_blocking, memory_format=fmt)
-            out_full, out_small = model.forward_pair(img_full, img_small)
-        else:
-            out_full, out_small = model(img_full), None
-        losses = _compute_losses(model, out_full, out_small, targets, config)
+        losses = trainer(img_full, img_small, targets)
     optimizer.zero_grad(set_to_none=True)
     total = losses["total"]
     if scaler is not None and scaler.is_enabled():
@@ -217,7 +273,19 @@ def train_step(model, optimizer, batch, config: TrainConfig, scaler=None) -> dic
     else:
         total.backward()
         optimizer.step()
-    return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()}
+    return {k: v.detach() for k, v in losses.items()}
+
+
+_LOSS_KEYS = ("total", "id", "triplet", "drc")
+#: Steps between reads of the losses (each read is one host synchronisation; NaN/inf is caught there).
+_CHECK_EVERY = 50
+
+
+def _read_losses(pending: list[torch.Tensor], world: distributed.World) -> torch.Tensor:
+    """The pending steps' losses ``(steps, 4)`` (order :data:`_LOSS_KEYS`), averaged over processes, on the CPU."""
+    rows = distributed.mean_over_processes(torch.stack(pending), world)
+    pending.clear()
+    return rows.double().cpu()
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -295,6 +363,7 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
     if not isinstance(config, TrainConfig):
         raise TypeError(f"fit() needs a TrainConfig (sisnet.config.get_config(...)), got {type(config).__name__}.")
     config.validate()
+    world = distributed.current()
     ensure_writable_dir(run_dir if run_dir is not None else config.runs_dir, "runs folder")  # before any work
     t_start = time.perf_counter()
     from sisnet.data import load_dataset
@@ -303,7 +372,7 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
     device = select_device(config.device)
     precision, fingerprint = precision_name(config.amp, device), dataset.fingerprint()
-    run_id = run_key(config, dataset, device)
+    run_id = run_key(config, dataset, device, world_size=world.size)
     run_dir = Path(run_dir) if run_dir is not None else Path(config.runs_dir) / run_id
     ensure_writable_dir(run_dir, "runs folder")
     history_path, ckpt_path = run_dir / HISTORY_NAME, run_dir / CHECKPOINT_NAME
@@ -319,6 +388,9 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
                 return cached
 
     num_classes = dataset.num_train_pids
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed training input sizes: let cuDNN pick the fastest kernels
+
     ckpt = None
     if resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
@@ -329,11 +401,15 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         weights_info = ckpt.get("weights", {"source": "checkpoint"})
         model = build_model(config, num_classes, pretrained=False)
     else:
-        model = build_model(config, num_classes)
+        with distributed.main_first(world):  # weights are fetched/verified once, by the main process
+            model = build_model(config, num_classes)
         weights_info = model.weights_info
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if world.distributed and config.sync_bn:
+        model = distributed.convert_sync_batchnorm(model, device)
+    trainer = distributed.wrap(TrainForward(model, config, gather=world.distributed), world, device)
     optimizer, scheduler = build_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(config.amp, device) == torch.float16)
 
@@ -355,16 +431,18 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         devices = list(history.get("devices") or [])
         history["devices"] = devices + [device.type] if devices[-1:] != [device.type] else devices
         start_epoch = int(ckpt["epoch"]) + 1
+    if world.distributed or "processes" in history:
+        history["processes"] = world.size  # of the latest launch (the run id leaves the process count out)
 
     train_images = _train_images(config, dataset)
-    loader = build_train_loader(config, dataset, images=train_images)
+    loader = build_train_loader(config, dataset, images=train_images, world=world)
     eval_cache: dict[str, torch.Tensor] = {}
     eval_epochs = set(config.eval_epochs())
     wall_before = float(history.get("wall_seconds", 0.0))
 
     epoch_iter: Any = range(start_epoch, config.epochs + 1)
     bar = None
-    if progress:
+    if progress and world.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(epoch_iter, desc=f"fit {run_id}", unit="epoch", initial=start_epoch - 1, total=config.epochs)
@@ -373,24 +451,32 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         t_epoch = time.perf_counter()
         _reseed(config.seed, epoch)
         loader.sampler.set_epoch(epoch)
-        sums: dict[str, float] = {}
+        sums = torch.zeros(len(_LOSS_KEYS), dtype=torch.float64)
         steps = 0
         lr = optimizer.param_groups[0]["lr"]
+        pending: list[torch.Tensor] = []
         for step, batch in enumerate(loader, start=1):
-            losses = train_step(model, optimizer, batch, config, scaler)
-            if not math.isfinite(losses["total"]):
-                raise NonFiniteLossError(
-                    f"Non-finite loss {losses} at epoch {epoch} step {step} (of {len(loader)}) of run {run_id}. "
-                    f"Lower lr (now {lr:g}), set amp='off', or check the input data; the last good checkpoint "
-                    f"is {str(ckpt_path)!r} (epoch {epoch - 1})."
-                )
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            steps += 1
+            losses = train_step(trainer, optimizer, batch, config, scaler)
+            pending.append(torch.stack([losses[k].float() for k in _LOSS_KEYS]))
+            if step % _CHECK_EVERY == 0 or step == len(loader):
+                rows = _read_losses(pending, world)
+                bad = (~torch.isfinite(rows).all(dim=1)).nonzero().flatten()
+                if len(bad):
+                    at = steps + int(bad[0]) + 1
+                    raise NonFiniteLossError(
+                        f"Non-finite loss {dict(zip(_LOSS_KEYS, rows[int(bad[0])].tolist()))} at epoch {epoch} step "
+                        f"{at} (of {len(loader)}) of run {run_id}. Lower lr (now {lr:g}), set amp='off', or check the "
+                        f"input data; the last good checkpoint is {str(ckpt_path)!r} (epoch {epoch - 1})."
+                    )
+                sums += rows.sum(dim=0)
+                steps += len(rows)
         scheduler.step()
-        row = {"epoch": epoch, **{f"loss_{k}": sums.get(k, 0.0) / max(steps, 1) for k in ("total", "id", "triplet", "drc")},
+        row = {"epoch": epoch, **{f"loss_{k}": float(sums[i]) / max(steps, 1) for i, k in enumerate(_LOSS_KEYS)},
                "lr": lr, "seconds": time.perf_counter() - t_epoch}
         history["epochs"].append(row)
+        if not world.is_main:  # the main process evaluates and writes; the others wait for it
+            distributed.barrier(world)
+            continue
         if epoch in eval_epochs:
             t_eval = time.perf_counter()
             res = evaluate(model, dataset, config, modes=EVAL_MODES, progress=False, image_cache=eval_cache)
@@ -403,9 +489,11 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
         history["wall_seconds"] = wall_before + (time.perf_counter() - t_start)
         history["complete"] = epoch == config.epochs
         save_checkpoint(ckpt_path, history_path, model, optimizer, scheduler, scaler, epoch, history, config, num_classes)
+        distributed.barrier(world)
     if bar is not None:
         bar.close()
     if not history.get("complete"):  # nothing left to train (e.g. resumed after the last epoch)
         history["complete"] = True
-        atomic_write_json(history_path, history)
+        if world.is_main:
+            atomic_write_json(history_path, history)
     return history

@@ -11,6 +11,12 @@ Features are defined once, in :func:`sisnet.model.retrieval_features`; metrics o
 Protocol: queries against the gallery, same-identity same-camera gallery images removed per query
 (Market-1501 / torchreid). ``query_scale < 1`` degrades the queries only (down to ``query_scale`` x their size
 and back up), the gallery stays at full resolution: the cross-scale protocol. Metrics are fractions in [0, 1].
+
+On a GPU: images leave the loader (workers per ``config.num_workers``, :mod:`sisnet.data.loader`) as ``uint8``
+and are normalised / degraded on the device; the small view is made only when cascaded features are asked for;
+features stay on the device, where :func:`sisnet.metrics.evaluate_features` computes the query-gallery
+distances in chunks and ranks each chunk; only the per-query results come back. On the CPU that is exactly
+:func:`sisnet.metrics.evaluate_rank` of :func:`sisnet.metrics.compute_distance`.
 """
 from __future__ import annotations
 
@@ -21,12 +27,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from sisnet.data.loader import loader_options
 from sisnet.data.transforms import EvalTransform, TwoScaleDataset, decode_images_cached
 from sisnet.model import EVAL_MODES, retrieval_features
 from sisnet.utils import autocast_dtype
 
-__all__ = ["extract_features", "extract_modes", "rank_metrics", "feature_metrics", "summarize_rank", "evaluate", "evaluate_query_scales",
-           "evaluate_scales", "evaluate_subsets", "EVAL_MODES", "MAX_RANK"]
+__all__ = ["extract_features", "extract_modes", "rank_metrics", "feature_metrics", "summarize_rank", "evaluate",
+           "evaluate_query_scales", "evaluate_scales", "evaluate_subsets", "EVAL_MODES", "MAX_RANK"]
 
 #: CMC curves are computed up to this rank (or the gallery size, when smaller).
 MAX_RANK = 50
@@ -41,6 +48,7 @@ def extract_modes(
 
     The full-scale branch is computed once and shared; the small view only when ``cascaded`` is asked for.
     ``images``: pre-decoded ``uint8 (N, 3, H, W)`` (default: decoded here, cached when ``config.cache_images``).
+    The features are on the model's device.
     """
     modes = tuple(modes)
     bad = [m for m in modes if m not in EVAL_MODES]
@@ -49,9 +57,11 @@ def extract_modes(
     device = next(model.parameters()).device
     if images is None and config.cache_images:
         images = decode_images_cached([r.path for r in records], (config.img_height, config.img_width), f"decode {desc}")
-    ds = TwoScaleDataset(records, EvalTransform(config.view_spec(), query_scale=query_scale), images=images)
-    loader = DataLoader(ds, batch_size=config.eval_batch_size, shuffle=False, num_workers=0,
-                        pin_memory=device.type == "cuda")
+    transform = EvalTransform(config.view_spec(), query_scale=query_scale)
+    ds = TwoScaleDataset(records, transform, images=images, raw=True)
+    batch_bytes = config.eval_batch_size * 3 * config.img_height * config.img_width
+    loader = DataLoader(ds, batch_size=config.eval_batch_size, shuffle=False,
+                        **loader_options(config.num_workers, device, batch_bytes, persistent=False))
     amp_dtype = autocast_dtype(config.amp, device)
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     was_training = model.training
@@ -63,18 +73,20 @@ def extract_modes(
         from tqdm.auto import tqdm
 
         it = tqdm(loader, desc=desc, leave=False, unit="batch")
+    cascaded = "cascaded" in modes
     try:
-        for full, small, pid, camid in it:
+        for image, _, pid, camid in it:
+            full, small = transform.finish(image.to(device, non_blocking=device.type == "cuda"), small=cascaded)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                f_full = model(full.to(device, memory_format=fmt)).bn_feature
-                f_small = model(small.to(device, memory_format=fmt)).bn_feature if "cascaded" in modes else None
+                f_full = model(full.contiguous(memory_format=fmt)).bn_feature
+                f_small = model(small.contiguous(memory_format=fmt)).bn_feature if cascaded else None
             for m, f in retrieval_features(f_full, f_small, modes).items():
-                feats[m].append(f.cpu())
+                feats[m].append(f)
             pids.append(pid)
             camids.append(camid)
     finally:
         model.train(was_training)
-    out = {m: torch.cat(v) if v else torch.empty(0) for m, v in feats.items()}
+    out = {m: torch.cat(v) if v else torch.empty(0, device=device) for m, v in feats.items()}
     return out, torch.cat(pids).numpy(), torch.cat(camids).numpy()
 
 
@@ -86,10 +98,10 @@ def extract_features(
 
     ``mode="either"``: BNNeck feature of the full-size image, D = C. ``mode="cascaded"``: concatenation
     with the small-scale view's feature, D = 2C. ``query_scale < 1`` first degrades each image (down to
-    ``query_scale`` x its size, back up to the model input size): the cross-scale protocol.
+    ``query_scale`` x its size, back up to the model input size): the cross-scale protocol. Features on the CPU.
     """
     feats, pids, camids = extract_modes(model, records, config, (mode,), query_scale, images, progress)
-    return feats[mode], pids, camids
+    return feats[mode].cpu(), pids, camids
 
 
 def summarize_rank(res: Mapping[str, Any], num_queries: int) -> dict[str, float]:
@@ -127,7 +139,7 @@ def feature_metrics(qf: torch.Tensor, gf: torch.Tensor, q_pids, g_pids, q_camids
     from sisnet.metrics import evaluate_features, re_ranking
 
     if rerank:
-        return rank_metrics(re_ranking(qf, gf), q_pids, g_pids, q_camids, g_camids)
+        return rank_metrics(re_ranking(qf.cpu(), gf.cpu()), q_pids, g_pids, q_camids, g_camids)
     res = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric, _max_rank(len(g_pids)),
                             device=device if device is not None else torch.device("cpu"))
     return summarize_rank(res, len(q_pids))
@@ -195,7 +207,8 @@ def evaluate_subsets(
             out[name] = {"rank1": float("nan"), "rank5": float("nan"), "rank10": float("nan"), "mAP": float("nan"),
                          "mINP": float("nan"), "num_valid_queries": 0}
             continue
-        out[name] = feature_metrics(qf["either"][qm], gf["either"][gm], qp, gp, qc, gc, metric=config.metric,
+        qsel, gsel = (torch.as_tensor(m, device=f.device) for m, f in ((qm, qf["either"]), (gm, gf["either"])))
+        out[name] = feature_metrics(qf["either"][qsel], gf["either"][gsel], qp, gp, qc, gc, metric=config.metric,
                                     device=device)
     return out
 

@@ -67,7 +67,7 @@ class TripletLoss(nn.Module):
 
     For each anchor a: ``d_ap`` = largest distance to a sample of the same identity (the anchor itself
     counts, distance 0, so an identity seen once gives d_ap = 0), ``d_an`` = smallest distance to a sample
-    of another identity; ``loss = mean_a relu(d_ap - d_an + margin)`` (``F.margin_ranking_loss``), or
+    of another identity; ``loss = mean_a relu(d_ap - d_an + margin)`` (as ``F.margin_ranking_loss``), or
     ``mean_a softplus(d_ap - d_an)`` when ``margin=None`` (soft margin). Anchors with no negative in the
     batch are left out (a batch of one identity gives a zero loss that still has a graph).
 
@@ -97,25 +97,38 @@ class TripletLoss(nn.Module):
             return d2.clamp(min=1e-12).sqrt()
 
     def forward(self, features: Tensor, targets: Tensor) -> Tensor:
+        x, targets = self._prepare(features, targets)
+        return self.batch_hard(x, targets, x, targets)
+
+    def _prepare(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         if features.dim() != 2:
             raise ValueError(f"features must be (B, D), got {tuple(features.shape)}.")
         targets = _check_targets(targets, features.shape[0])
         x = features.float()
-        if self.normalize_feature:
-            x = F.normalize(x, dim=1)
-        dist = self.pairwise_distance(x)
-        same = targets[:, None] == targets[None, :]
+        return (F.normalize(x, dim=1) if self.normalize_feature else x), targets
+
+    def batch_hard(self, x: Tensor, targets: Tensor, candidates: Tensor, candidate_targets: Tensor) -> Tensor:
+        """The loss of anchors ``x`` (B, D) mined among ``candidates`` (M, D) (the anchors themselves included).
+
+        Written without host synchronisation (no data-dependent indexing or Python branches on tensor values):
+        anchors without a negative contribute 0 and are left out of the mean.
+        """
+        with torch.autocast(device_type=x.device.type, enabled=False):  # float32: see pairwise_distance
+            same_set = candidates is x
+            x = x.float()
+            candidates = x if same_set else candidates.float()
+            sq_x = x.pow(2).sum(dim=1, keepdim=True)
+            sq_c = sq_x.t() if same_set else candidates.pow(2).sum(dim=1, keepdim=True).t()
+            dist = (sq_x + sq_c - 2.0 * x @ candidates.t()).clamp(min=1e-12).sqrt()  # = pairwise_distance when same
+        same = targets[:, None] == candidate_targets[None, :]
         # Batch-hard mining (no library offers it over a PK batch): masked max / min per row.
         d_ap = dist.masked_fill(~same, float("-inf")).max(dim=1).values
         d_an = dist.masked_fill(same, float("inf")).min(dim=1).values
         valid = (~same).any(dim=1)
-        if not bool(valid.any()):
-            return dist.sum() * 0.0
-        d_ap, d_an = d_ap[valid], d_an[valid]
-        y = torch.ones_like(d_an)
-        if self.margin is None:
-            return F.soft_margin_loss(d_an - d_ap, y)
-        return F.margin_ranking_loss(d_an, d_ap, y, margin=self.margin)
+        gap = d_ap - d_an  # -inf for anchors without a negative: their term is 0 below
+        per_anchor = F.softplus(gap) if self.margin is None else F.relu(gap + self.margin)
+        per_anchor = torch.where(valid, per_anchor, torch.zeros_like(per_anchor))
+        return per_anchor.sum() / valid.sum().clamp(min=1)
 
 
 class DRCLoss(nn.Module):

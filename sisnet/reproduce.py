@@ -10,7 +10,9 @@ What it writes, into ``<results-dir>/<profile>/<dataset>/``:
   complete run. A failed run leaves ``failed.json`` (which notebook, papermill's error) instead.
 
 Training runs are cached by config under ``<data-root>/runs/<run_id>/`` by :func:`sisnet.engine.fit`;
-the Table 2 runs (notebook 03) are reused by notebooks 04-07. ``--force`` retrains them.
+the Table 2 runs (notebook 03) are reused by notebooks 04-07. ``--force`` retrains them. ``--nproc N`` trains
+each run on N GPUs with ``torchrun -m sisnet.train`` (the kernels read it as ``SISNET_NPROC``, see
+:func:`sisnet.report.setup`); the runs are the same runs, in the same cache.
 
 ``make reproduce`` calls ``python -m sisnet.reproduce --profile cpu --dataset synthetic``; notebook 01
 generates the default synthetic data first when it is missing.
@@ -18,6 +20,7 @@ generates the default synthetic data first when it is missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -133,13 +136,15 @@ def reproduce(
     cwd: str | os.PathLike | None = None,
     kernel_name: str | None = "python3",
     progress: bool = True,
+    nproc: int = 1,
     log=print,
 ) -> dict[str, Any]:
     """Execute the companion notebooks in order; returns the manifest (also written to ``manifest.json``).
 
     Each notebook receives the parameters it declares among ``profile``, ``dataset``, ``data_root``,
-    ``results_dir``, ``seed``, ``seeds``, ``rerank`` and ``force``. ``cwd`` (default: the project root)
-    is where the kernels run, so relative ``data_root``/``results_dir`` are relative to it.
+    ``results_dir``, ``seed``, ``seeds``, ``rerank``, ``force`` and ``nproc``. ``cwd`` (default: the project root)
+    is where the kernels run, so relative ``data_root``/``results_dir`` are relative to it. ``nproc > 1``: the
+    kernels train each run with ``torchrun --nproc_per_node=nproc -m sisnet.train`` (``SISNET_NPROC``).
 
     Raises :class:`NotebookFailed` (naming the notebook, chained to papermill's error) and leaves
     ``failed.json`` instead of a manifest when a notebook fails; later notebooks are not run.
@@ -152,6 +157,8 @@ def reproduce(
         raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
     if dataset not in DATASET_NAMES:
         raise ValueError(f"--dataset {dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"--nproc {nproc!r} must be an integer >= 1 (training processes, one per GPU).")
     notebook_dir = Path(notebook_dir)
     cwd = Path(cwd) if cwd is not None else notebook_dir.resolve().parent
     # The kernels run in ``cwd`` (the project root). Relative paths given by a caller elsewhere are made
@@ -189,31 +196,15 @@ def reproduce(
         # --force: notebooks retrain runs whose history is older than this batch (a UNIX time), so a
         # run retrained by notebook 02 is not retrained again by notebook 03.
         "force": time.time() if force else False,
+        "nproc": int(nproc),
     }
     commit = git_commit(cwd)
     load_at_start = load_average()
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     notebooks: dict[str, Any] = dict(previous.get("notebooks", {})) if only else {}
-    for i, path in enumerate(paths, 1):
-        declared = _declared_parameters(path)
-        params = {k: v for k, v in params_all.items() if k in declared}
-        out_path = abs_out / path.name
-        log(f"[{i}/{len(paths)}] {path.name} -> {out_path}")
-        try:
-            seconds = _execute(path, out_path, params, cwd, kernel_name, progress)
-        except NotebookFailed as exc:
-            atomic_write_json(
-                failed_path,
-                {"failed_notebook": path.name, "error": str(exc.__cause__ or exc), "commit": commit,
-                 "parameters": params_all, "completed": list(notebooks),
-                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-            )
-            log(f"FAILED: {path.name} (see {failed_path} and {out_path.stem}.FAILED.ipynb)")
-            raise
-        notebooks[path.name] = {"wall_seconds": round(seconds, 2), "parameters": params, "commit": commit,
-                                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        log(f"      done in {seconds:.1f} s")
+    with _kernel_env("SISNET_NPROC", str(nproc)):
+        _run_notebooks(paths, params_all, abs_out, cwd, kernel_name, progress, notebooks, failed_path, commit, log)
 
     files = sorted(
         str(p.relative_to(abs_out))
@@ -246,6 +237,44 @@ def reproduce(
     return manifest
 
 
+@contextlib.contextmanager
+def _kernel_env(name: str, value: str):
+    """Set an environment variable that the notebook kernels inherit, for the duration of the block."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _run_notebooks(paths: list[Path], params_all: dict[str, Any], abs_out: Path, cwd: Path, kernel_name: str | None,
+                   progress: bool, notebooks: dict[str, Any], failed_path: Path, commit: str | None, log) -> None:
+    """Execute ``paths`` in order into ``abs_out``, recording each in ``notebooks``; ``failed.json`` on failure."""
+    for i, path in enumerate(paths, 1):
+        declared = _declared_parameters(path)
+        params = {k: v for k, v in params_all.items() if k in declared}
+        out_path = abs_out / path.name
+        log(f"[{i}/{len(paths)}] {path.name} -> {out_path}")
+        try:
+            seconds = _execute(path, out_path, params, cwd, kernel_name, progress)
+        except NotebookFailed as exc:
+            atomic_write_json(
+                failed_path,
+                {"failed_notebook": path.name, "error": str(exc.__cause__ or exc), "commit": commit,
+                 "parameters": params_all, "completed": list(notebooks),
+                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            )
+            log(f"FAILED: {path.name} (see {failed_path} and {out_path.stem}.FAILED.ipynb)")
+            raise
+        notebooks[path.name] = {"wall_seconds": round(seconds, 2), "parameters": params, "commit": commit,
+                                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        log(f"      done in {seconds:.1f} s")
+
+
 def _parse_seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -259,15 +288,14 @@ def _parse_seeds(text: str | None) -> list[int] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sisnet.train import add_run_arguments
+
     parser = argparse.ArgumentParser(
         prog="python -m sisnet.reproduce",
         description="Execute the SiSNet companion notebooks in order with papermill into "
         "<results-dir>/<profile>/<dataset>/ (executed notebooks, tables, figures, manifest.json).",
     )
-    parser.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
-    parser.add_argument("--dataset", default="synthetic",
-                        help="synthetic | market1501 | dukemtmcreid | msmt17 (default: synthetic)")
-    parser.add_argument("--data-root", default="data", help="folder holding the datasets and the runs cache (default: data)")
+    add_run_arguments(parser)
     parser.add_argument("--results-dir", default="results", help="results folder (default: results)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the single-run notebooks (default: 0)")
     parser.add_argument("--seeds", type=_parse_seeds, default=None,
@@ -279,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
     parser.add_argument("--update-readme", action="store_true",
                         help="run nothing: rewrite README.md's results block from the results of --profile/--dataset")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="train each run on this many GPUs with torchrun -m sisnet.train (default: 1, in the kernel)")
     args = parser.parse_args(argv)
     if args.update_readme:
         from sisnet.report.readme import update_readme
@@ -291,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reproduce(
             args.profile, args.dataset, data_root=args.data_root, results_dir=args.results_dir, seed=args.seed,
             seeds=args.seeds, rerank=args.rerank, force=args.force, only=args.only, kernel_name=args.kernel,
-            progress=not args.no_progress,
+            progress=not args.no_progress, nproc=args.nproc,
         )
     except NotebookFailed as exc:
         print(f"\nsisnet.reproduce: notebook {exc.notebook} failed; later notebooks were not run.\n"

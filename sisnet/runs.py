@@ -30,12 +30,13 @@ CHECKPOINT_VERSION = 1
 _METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
-def run_key(config, dataset=None, device: str | torch.device | None = None) -> str:
+def run_key(config, dataset=None, device: str | torch.device | None = None, world_size: int = 1) -> str:
     """The runs-cache key of training ``config`` on ``dataset`` on ``device``: the one function that names a run.
 
     :meth:`sisnet.config.TrainConfig.run_id` of the config with the effective precision of ``config.amp`` on the
     device (:func:`sisnet.utils.precision_name`: fp32 on CPU for ``amp="auto"``, bf16 or fp16 on CUDA) and the
-    dataset's :meth:`~sisnet.data.ReIDDataset.fingerprint`. ``device`` defaults to ``config.device`` (``"auto"`` =
+    dataset's :meth:`~sisnet.data.ReIDDataset.fingerprint`; a ``world_size`` > 1 run without ``config.sync_bn``
+    normalises per process and is keyed apart (``bn_group``). ``device`` defaults to ``config.device`` (``"auto"`` =
     CUDA when available); ``dataset`` to ``load_dataset(config.dataset, config.dataset_dir)``. :func:`sisnet.engine.fit`
     writes a run to ``<config.runs_dir>/<run_key>/`` and the notebooks look it up there.
     """
@@ -44,7 +45,9 @@ def run_key(config, dataset=None, device: str | torch.device | None = None) -> s
 
         dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
     dev = select_device(config.device if device is None else device)
-    return config.run_id(precision=precision_name(config.amp, dev), data_fingerprint=dataset.fingerprint())
+    bn_group = int(world_size) if int(world_size) > 1 and not getattr(config, "sync_bn", False) else 1
+    return config.run_id(precision=precision_name(config.amp, dev), data_fingerprint=dataset.fingerprint(),
+                         bn_group=bn_group)
 
 
 class NoEvaluationError(KeyError, ValueError):

@@ -40,7 +40,7 @@ def test_benchmark_cli_tiny(tmp_path, tiny_synthetic_root, capsys):
     ])
     df = pd.read_csv(out / "benchmarks.csv")
     assert list(df.columns) == ["section", "case", "measured", "reference", "ratio", "goal", "holds"]
-    assert set(df["section"]) == {"eval", "rerank", "train", "extract"}
+    assert set(df["section"]) == {"eval", "rerank", "train", "extract", "loader", "gpu"}
     assert len(df) == len(rows) >= 12
     md = (out / "benchmarks.md").read_text()
     assert md.count("\n|") >= len(rows) + 1 and "| section | case |" in md
@@ -86,7 +86,7 @@ def test_write_table_keeps_sections_not_run(tmp_path):
     row = lambda section, case: benchmark._row(section, case, "1 s", "2 s", 2.0, "reported", None)  # noqa: E731
     benchmark.write_table([row("eval", "old eval"), row("rerank", "old rerank"), row("train", "old train")], str(tmp_path))
     first_note = [ln for ln in (tmp_path / "benchmarks.md").read_text().splitlines() if ln.startswith("_sections")]
-    assert len(first_note) == 1 and first_note[0].startswith("_sections eval, rerank, train, extract: ")
+    assert len(first_note) == 1 and first_note[0].startswith("_sections eval, rerank, train, extract, loader, gpu: ")
     benchmark.write_table([row("eval", "new eval")], str(tmp_path), sections=("eval",))
     df = pd.read_csv(tmp_path / "benchmarks.csv")
     assert list(df["case"]) == ["new eval", "old rerank", "old train"]  # section order kept
@@ -95,3 +95,28 @@ def test_write_table_keeps_sections_not_run(tmp_path):
     notes = [ln for ln in md.splitlines() if ln.startswith("_sections")]
     assert notes[0].startswith("_sections eval: ") and notes[1].startswith("_sections rerank, train: ")
     assert notes[1].split(": ", 1)[1] == first_note[0].split(": ", 1)[1]  # the earlier run's note, unchanged
+
+
+def test_loader_section_reports_per_worker_rate_and_workers_needed(tmp_path):
+    rows = benchmark.main(["--section", "loader", "--size", "tiny", "--repeats", "1", "--step-ms", "20",
+                           "--out", str(tmp_path)])
+    cases = [r["case"] for r in rows]
+    per_worker = [r for r in rows if r["case"].startswith("samples/s per worker")]
+    assert len(per_worker) == 2 and all("256x128" in r["case"] and r["ratio"] > 0 for r in per_worker)
+    workers = [r for r in rows if r["case"].startswith("workers to feed a 20.0 ms step (given with --step-ms)")]
+    assert len(workers) == 2 and all("3200 samples/s needed" in r["measured"] for r in workers)  # 64 / 20 ms
+    assert any("Market-1501" in c and "202 steps" in r["measured"] for c, r in zip(cases, rows))  # 12,936 // 64
+    assert any(c.startswith("device half") for c in cases)
+
+
+def test_gpu_section_skips_without_a_gpu_and_its_code_runs_on_the_cpu(tmp_path):
+    import torch
+
+    from sisnet.benchmark_training import bench_gpu
+
+    if not torch.cuda.is_available():
+        rows = benchmark.main(["--section", "gpu", "--size", "tiny", "--out", str(tmp_path)])
+        assert len(rows) == 1 and rows[0]["measured"] == "skipped: no CUDA GPU on this machine"
+    rows = bench_gpu("tiny", 1, lambda msg: None, device=torch.device("cpu"))  # smoke size, same code path
+    assert len(rows) == 5 and all(r["section"] == "gpu" for r in rows)
+    assert rows[-1]["case"].startswith("end-to-end step vs model-only") and rows[-1]["ratio"] > 0

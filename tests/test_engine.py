@@ -12,6 +12,7 @@ from sisnet.data import load_dataset
 from sisnet.runs import run_key
 from sisnet.engine import (
     EVAL_MODES,
+    _device_views,
     NonFiniteLossError,
     build_model,
     build_optimizer,
@@ -150,10 +151,13 @@ def test_paper_profile_two_iterations_resnet50_256x128(tiny_synthetic_root):
     before = {k: v.clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
     for _ in range(2):
         batch = next(it)
-        assert batch[0].shape == (8, 3, 256, 128) and batch[1].shape == (8, 3, 128, 64)
+        # device-fed: uint8 images and erasing boxes leave the loader; the views are finished on the device
+        assert batch[0].shape == (8, 3, 256, 128) and batch[0].dtype == torch.uint8 and batch[1].shape == (8, 4)
+        full, small = _device_views(batch, cfg, torch.device("cpu"))
+        assert full.shape == (8, 3, 256, 128) and full.dtype == torch.float32 and small.shape == (8, 3, 128, 64)
         losses = train_step(model, optimizer, batch, cfg)
-        assert all(np.isfinite(v) for v in losses.values()) and losses["drc"] > 0 and losses["triplet"] >= 0
-    out = model(batch[0][:2])
+        assert all(np.isfinite(float(v)) for v in losses.values()) and losses["drc"] > 0 and losses["triplet"] >= 0
+    out = model(full[:2])
     assert out.feature_map.shape[-2:] == (16, 8)  # last stride 1: output stride 16
     changed = sum(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
     assert changed > 0.9 * len(before)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -170,3 +171,99 @@ def test_eval_transform_and_query_degradation():
     assert torch.allclose(dfull.mean(), full.mean(), atol=0.05)  # but the image is the same
     with pytest.raises(ValueError, match="query_scale"):
         EvalTransform(cfg.view_spec(), query_scale=0)
+
+
+def test_device_fed_halves_equal_the_one_image_transform():
+    """Batches leave the workers as uint8 + erasing boxes; finishing them (normally on the GPU) gives the same
+    views as the per-image transform, bit for bit on the CPU."""
+    cfg = get_config("smoke", erasing_prob=1.0, pad_px=5, small_view="native")
+    t = TwoScaleTransform(cfg.view_spec())
+    imgs = torch.randint(0, 256, (6, 3, 64, 32), dtype=torch.uint8)
+    prepared = [t.prepare(img, random.Random(s)) for s, img in enumerate(imgs)]
+    assert all(p[0].dtype == torch.uint8 and p[1].shape == (4,) for p in prepared)
+    full, small = t.finish(torch.stack([p[0] for p in prepared]), torch.stack([p[1] for p in prepared]))
+    for s, img in enumerate(imgs):
+        f1, s1 = t(img, random.Random(s))
+        assert torch.equal(full[s], f1) and torch.equal(small[s], s1)
+    assert t.finish(torch.stack([p[0] for p in prepared]), None, small=False)[1] is None  # Baseline: no second view
+    e = EvalTransform(cfg.view_spec(), query_scale=0.5)
+    ef, es = e.finish(imgs)
+    assert torch.equal(ef[2], e(imgs[2])[0]) and torch.equal(es[2], e(imgs[2])[1])
+
+
+def test_shifted_crop_and_erasing_boxes_match_pad_crop_and_slicing():
+    from torch.nn import functional as F
+
+    from sisnet.data.transforms import _shifted_crop, erase_boxes
+
+    img = torch.randint(1, 256, (3, 20, 12), dtype=torch.uint8)
+    p = 4
+    for top in range(2 * p + 1):
+        for left in range(2 * p + 1):
+            ref = F.pad(img, (p, p, p, p))[:, top : top + 20, left : left + 12]
+            assert torch.equal(_shifted_crop(img, top - p, left - p), ref)
+    x = torch.randn(3, 3, 20, 12)
+    boxes = torch.tensor([[2, 3, 5, 4], [0, 0, 0, 0], [15, 9, 5, 3]])
+    ref = x.clone()
+    for b, (t_, l_, h, w) in enumerate(boxes.tolist()):
+        ref[b, :, t_ : t_ + h, l_ : l_ + w] = 0.0
+    assert torch.equal(erase_boxes(x.clone(), boxes), ref)
+
+
+def test_train_loader_ships_uint8_and_the_device_finishes_the_views(tiny_synthetic_root):
+    from sisnet.data import load_dataset
+    from sisnet.engine import _device_views, build_train_loader
+
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root))
+    ds = load_dataset("synthetic", tiny_synthetic_root)
+    loader = build_train_loader(cfg, ds)
+    loader.sampler.set_epoch(1)
+    images, boxes, pids, camids = next(iter(loader))
+    assert images.dtype == torch.uint8 and images.shape == (8, 3, 64, 32) and boxes.shape == (8, 4)
+    full, small = _device_views((images, boxes, pids, camids), cfg, torch.device("cpu"))
+    # the same samples through the float path of the dataset (transform on the CPU, per image)
+    float_ds = TwoScaleDataset(ds.train, TwoScaleTransform(cfg.view_spec()), images=loader.dataset.images)
+    keys = list(loader.sampler)[:8]
+    ref = [float_ds[k] for k in keys]
+    assert torch.equal(full, torch.stack([r[0] for r in ref])) and torch.equal(small, torch.stack([r[1] for r in ref]))
+    baseline = cfg.replace(siamese=False, drc=False)
+    assert _device_views((images, boxes, pids, camids), baseline, torch.device("cpu"))[1] is None
+
+
+def test_auto_workers_are_sized_to_the_machine_and_shared_memory(monkeypatch):
+    from sisnet.data import loader
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loader.resolve_workers(3, cpu, 1) == 3 and loader.resolve_workers("auto", cpu, 1) == 0
+    monkeypatch.setattr(loader, "_usable_cores", lambda: 32)
+    monkeypatch.setattr(loader, "_shared_memory_bytes", lambda: 2**40)
+    assert loader.resolve_workers("auto", cuda, 6_291_456) == loader.MAX_AUTO_WORKERS
+    assert loader.resolve_workers("auto", cuda, 6_291_456, local_processes=8) == 3  # 32 cores / 8 processes - 1
+    monkeypatch.setattr(loader, "_shared_memory_bytes", lambda: 64 * 2**20)  # a container's default /dev/shm
+    assert loader.resolve_workers("auto", cuda, 6_291_456) == 2  # 2 workers x 2 batches x 6.3 MB <= 32 MB
+    opts = loader.loader_options("auto", cuda, 6_291_456)
+    assert opts["pin_memory"] and opts["persistent_workers"] and opts["prefetch_factor"] == loader.PREFETCH
+    assert loader.loader_options(0, cpu, 1) == {"num_workers": 0, "pin_memory": False}
+    with pytest.raises(ValueError, match="'auto'"):
+        get_config("paper", num_workers="many")
+    assert get_config("paper").num_workers == "auto"
+
+
+def test_triplet_loss_without_host_sync_matches_margin_ranking_and_gathered_in_one_process():
+    from torch.nn import functional as F
+
+    from sisnet.distributed import GatheredTripletLoss
+    from sisnet.losses import TripletLoss
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(12, 8, generator=g)
+    t = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    d = TripletLoss.pairwise_distance(x)
+    same = t[:, None] == t[None, :]
+    d_ap = d.masked_fill(~same, float("-inf")).max(1).values
+    d_an = d.masked_fill(same, float("inf")).min(1).values
+    ref = F.margin_ranking_loss(d_an, d_ap, torch.ones(12), margin=0.3)
+    assert torch.allclose(TripletLoss(0.3)(x, t), ref, atol=1e-6)
+    assert torch.equal(GatheredTripletLoss(0.3)(x, t), TripletLoss(0.3)(x, t))  # one process: nothing to gather
+    one_id = TripletLoss(0.3)(x.requires_grad_(), torch.zeros(12, dtype=torch.long))
+    assert one_id.item() == 0.0 and one_id.requires_grad  # no negative anywhere: zero loss that has a graph

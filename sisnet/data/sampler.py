@@ -18,6 +18,12 @@ epoch yields exactly ``len(sampler)`` indices.
 Randomness comes only from ``numpy.random.default_rng((seed, epoch))``: the order of an epoch is a
 pure function of ``(seed, epoch)``, which is what makes a resumed run identical to an uninterrupted
 one (``set_epoch`` before iterating).
+
+Several processes (``torchrun``, DistributedDataParallel): with ``num_replicas=N`` each process gets whole
+identity groups of every global batch, ``P / N`` identities x ``K`` images: process ``r`` gets the ``r``-th
+``1/N`` of the batch (identities ``r*P/N .. (r+1)*P/N - 1`` of it). Every process computes the same global
+order and the same sample seeds, so the processes' batches, put together, are exactly the single-process
+batch (same images, same augmentation), and the global batch stays ``P x K``.
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ class RandomIdentitySampler(Sampler):
         with_sample_seeds: yield ``(index, sample_seed)`` pairs instead of plain indices; the dataset
             seeds that sample's augmentation with ``sample_seed`` so augmentation is also a pure
             function of ``(seed, epoch, position)``, independent of data-loader workers.
+        rank, num_replicas: this process's share of each batch (see the module doc); ``P`` must be a
+            multiple of ``num_replicas``. Load with ``batch_size = P * K // num_replicas``.
     """
 
     def __init__(
@@ -51,9 +59,19 @@ class RandomIdentitySampler(Sampler):
         seed: int = 0,
         steps_per_epoch: int | None = None,
         with_sample_seeds: bool = False,
+        rank: int = 0,
+        num_replicas: int = 1,
     ) -> None:
         self.pids = [int(p) for p in pids]
         self.P, self.K, self.seed = int(P), int(K), int(seed)
+        self.rank, self.num_replicas = int(rank), int(num_replicas)
+        if self.num_replicas < 1 or not 0 <= self.rank < self.num_replicas:
+            raise ValueError(f"rank={rank} must lie in [0, num_replicas={num_replicas}).")
+        if self.P % self.num_replicas:
+            raise ValueError(
+                f"P={self.P} identities per batch cannot be split into whole identity groups over {self.num_replicas} "
+                f"processes; use a P that is a multiple of {self.num_replicas} (e.g. --set P=...)."
+            )
         self.with_sample_seeds = with_sample_seeds
         self.epoch = 0
         self.index_by_pid: dict[int, list[int]] = defaultdict(list)
@@ -77,8 +95,13 @@ class RandomIdentitySampler(Sampler):
         """Select the epoch whose order the next ``__iter__`` yields (0- or 1-based, caller's choice)."""
         self.epoch = int(epoch)
 
+    @property
+    def local_batch_size(self) -> int:
+        """Samples of each batch that this process loads: ``P * K / num_replicas``."""
+        return self.P * self.K // self.num_replicas
+
     def __len__(self) -> int:
-        return self.batches_per_epoch * self.P * self.K
+        return self.batches_per_epoch * self.local_batch_size
 
     def _one_round(self, rng: np.random.Generator) -> list[list[int]]:
         chunks: dict[int, list[list[int]]] = {}
@@ -112,10 +135,16 @@ class RandomIdentitySampler(Sampler):
     def __iter__(self) -> Iterator[int] | Iterator[tuple[int, int]]:
         batches = self.batches()
         flat = [i for b in batches for i in b]
-        if not self.with_sample_seeds:
+        seeds: list[int] | None = None
+        if self.with_sample_seeds:  # drawn for the whole global order, so a sample's seed is the same in every split
+            seed_rng = np.random.default_rng([self.seed, self.epoch, 1])
+            seeds = seed_rng.integers(0, 2**62, size=len(flat)).tolist()
+        if self.num_replicas > 1:
+            n, first = self.local_batch_size, self.rank * self.local_batch_size
+            mine = [b * self.P * self.K + first + j for b in range(len(batches)) for j in range(n)]
+            flat = [flat[p] for p in mine]
+            seeds = [seeds[p] for p in mine] if seeds is not None else None
+        if seeds is None:
             yield from flat
-            return
-        seed_rng = np.random.default_rng([self.seed, self.epoch, 1])
-        sample_seeds = seed_rng.integers(0, 2**62, size=len(flat))
-        for i, s in zip(flat, sample_seeds.tolist()):
-            yield (i, s)
+        else:
+            yield from zip(flat, seeds)

@@ -9,14 +9,25 @@ are shared and the two branches' CAMs are comparable):
 - ``small_view="native"``: bilinear (antialiased) resize to ``(round(H*s), round(W*s))``;
 - ``small_view="degrade"``: the same down-scaling, then bilinear up-scaling back to ``(H, W)``.
 
+Where each part runs (the device-fed path)
+------------------------------------------
+Each transform has two halves. ``prepare`` is the per-sample CPU half that runs in the data-loader
+workers: resize, flip and pad + crop on ``uint8``, and drawing the erasing box, all from the sample's
+own ``random.Random(sample_seed)``. ``finish`` is the batched half that runs on the training device:
+``uint8 -> float``, normalisation, erasing (the boxes travel with the batch as ``(B, 4)`` integers) and
+the second view. So batches leave the workers as ``uint8`` (4x smaller in shared memory and over PCIe
+than float32, and the small view is not shipped at all), and the arithmetic-heavy part is done on the
+GPU. Calling a transform (``transform(img, rng)``) runs both halves on one image on the CPU: same
+values, same random draws.
+
 Decoding and caching
 --------------------
 :func:`decode_images` decodes every image of a split with PIL, resizes it to ``(H, W)`` once and
 keeps the result as one contiguous ``uint8`` tensor ``(N, 3, H, W)`` in RAM (the synthetic set's
 ~2k crops at 128x64 are ~50 MB; Market-1501's 12,936 training crops at 256x128 ~1.3 GB). Resizing
 is deterministic so doing it once is exact, and after that a training sample costs only the
-cheap tensor augmentation (~0.1 ms), so on 2 cores the data path needs no worker processes
-(``num_workers=0``) and never bottlenecks the model. Set ``cache_images=False`` for datasets that
+cheap ``uint8`` geometry of :meth:`TwoScaleTransform.prepare`, so on 2 cores the data path needs no worker
+processes (``num_workers=0``) and never bottlenecks the model. Set ``cache_images=False`` for datasets that
 do not fit in RAM: images are then decoded in ``__getitem__``.
 
 Bad images (policy: refuse, listing every bad file)
@@ -60,6 +71,8 @@ __all__ = [
     "TwoScaleDataset",
     "make_small_view",
     "degrade",
+    "NO_ERASE",
+    "erase_boxes",
 ]
 
 #: How the second-scale view is fed: at its native lower resolution, or degraded back to the full size.
@@ -216,6 +229,10 @@ def degrade(x: torch.Tensor, factor: float) -> torch.Tensor:
     return up if batched else up.squeeze(0)
 
 
+#: The erasing box ``(top, left, height, width)`` of a sample that is not erased.
+NO_ERASE = (0, 0, 0, 0)
+
+
 class TwoScaleTransform:
     """Training augmentation: ``uint8 (3, h, w)`` -> ``(full (3, H, W), small (3, H', W'))`` float tensors.
 
@@ -225,6 +242,9 @@ class TwoScaleTransform:
     draw from torch's global RNG (so per-sample seeding would need ``fork_rng``, ~0.25 ms a sample)
     and carry ~0.3 ms of Python overhead a sample; this version is ~4x cheaper and its randomness is a
     pure function of the sample seed (exact resume, independent of worker count).
+
+    Split in two (see the module doc): :meth:`prepare` (CPU, per sample, ``uint8``) and :meth:`finish`
+    (batched, on any device); calling the transform runs both on one image.
     """
 
     erase_scale = (0.02, 0.33)
@@ -234,9 +254,19 @@ class TwoScaleTransform:
         self.spec = spec
         self.size = spec.size
         self.resize = v2.Resize(self.size, antialias=True)
-        self.scale, self.shift = _normalisation_constants()
+        self._norm = _Normaliser()
 
     def __call__(self, img: torch.Tensor, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        image, box = self.prepare(img, rng)
+        full, small = self.finish(image[None], box[None])
+        return full[0], small[0]
+
+    def prepare(self, img: torch.Tensor, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CPU half: ``(uint8 (3, H, W) resized, flipped, padded + cropped; erasing box (4,) int64)``.
+
+        The box is ``(top, left, height, width)`` of the region to erase, :data:`NO_ERASE` for none. Draws
+        from ``rng`` in a fixed order (flip, crop offsets, erasing), so a sample seed fixes everything.
+        """
         cfg = self.spec
         rng = rng if rng is not None else random.Random(torch.randint(0, 2**62, ()).item())
         if tuple(img.shape[-2:]) != self.size:
@@ -244,17 +274,25 @@ class TwoScaleTransform:
         if rng.random() < cfg.flip_prob:
             img = img.flip(-1)
         if cfg.pad_px:
-            p = cfg.pad_px
-            padded = F.pad(img, (p, p, p, p))  # zero fill, like v2.Pad's default
-            top, left = rng.randint(0, 2 * p), rng.randint(0, 2 * p)
-            img = padded[:, top : top + self.size[0], left : left + self.size[1]]
-        full = img.float().mul_(self.scale).sub_(self.shift)  # = Normalize(ToDtype(scale=True)(img))
+            top, left = rng.randint(0, 2 * cfg.pad_px), rng.randint(0, 2 * cfg.pad_px)
+            img = _shifted_crop(img, top - cfg.pad_px, left - cfg.pad_px)
+        box = NO_ERASE
         if cfg.erasing_prob > 0 and rng.random() < cfg.erasing_prob:
-            box = self._erase_box(rng)
-            if box is not None:
-                top, left, h, w = box
-                full[:, top : top + h, left : left + w] = 0.0  # 0 = the ImageNet mean after normalising
-        return full, make_small_view(full, cfg)
+            box = self._erase_box(rng) or NO_ERASE
+        return img.contiguous(), torch.tensor(box, dtype=torch.int64)
+
+    def finish(self, images: torch.Tensor, boxes: torch.Tensor | None = None,
+               small: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batched half, on ``images``' device: ``uint8 (B, 3, H, W)`` -> ``(full, small or None)``, float32.
+
+        Normalises (the ImageNet mean and std), zeroes each sample's erasing box (``boxes`` ``(B, 4)``; 0 = the
+        ImageNet mean after normalising) and makes the second view from the erased image. ``small=False``
+        skips the second view (the Baseline does not use it).
+        """
+        full = self._norm(images)
+        if boxes is not None and self.spec.erasing_prob > 0:
+            full = erase_boxes(full, boxes.to(full.device, non_blocking=True))
+        return full, make_small_view(full, self.spec) if small else None
 
     def _erase_box(self, rng: random.Random) -> tuple[int, int, int, int] | None:
         H, W = self.size
@@ -270,6 +308,58 @@ class TwoScaleTransform:
         return None
 
 
+def _shifted_crop(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``pad(img, |shift|)`` (zero fill) then the ``(H, W)`` crop whose origin is ``(dy, dx)`` from the image's.
+
+    Equals ``F.pad(img, (p, p, p, p))[:, dy + p : dy + p + H, dx + p : dx + p + W]`` without building the
+    padded copy (one zero-filled output, one copy of the overlap).
+    """
+    _, h, w = img.shape
+    out = torch.zeros_like(img)
+    src_r, dst_r = slice(max(0, dy), min(h, h + dy)), slice(max(0, -dy), min(h, h - dy))
+    src_c, dst_c = slice(max(0, dx), min(w, w + dx)), slice(max(0, -dx), min(w, w - dx))
+    out[:, dst_r, dst_c] = img[:, src_r, src_c]
+    return out
+
+
+def erase_boxes(full: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Zero ``full[b, :, top:top+h, left:left+w]`` for each row ``(top, left, h, w)`` of ``boxes``, in place.
+
+    On an accelerator: one masked fill for the whole batch (no loop over samples, no host synchronisation). On
+    the CPU: one slice assignment per erased sample (reading the boxes costs nothing there; the masks would).
+    """
+    if full.device.type == "cpu":
+        for b, (top, left, h, w) in enumerate(boxes.tolist()):
+            if h and w:
+                full[b, :, top : top + h, left : left + w] = 0.0
+        return full
+    H, W = full.shape[-2:]
+    top, left, h, w = boxes.unbind(1)
+    rows = torch.arange(H, device=full.device)
+    cols = torch.arange(W, device=full.device)
+    in_rows = (rows >= top[:, None]) & (rows < (top + h)[:, None])  # (B, H)
+    in_cols = (cols >= left[:, None]) & (cols < (left + w)[:, None])  # (B, W)
+    return full.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0.0)
+
+
+class _Normaliser:
+    """``uint8 (.., 3, H, W)`` -> ``(x / 255 - mean) / std`` float32, with the constants cached per device."""
+
+    def __init__(self) -> None:
+        self._consts: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        dev = images.device
+        if dev not in self._consts:
+            scale, shift = _normalisation_constants()
+            self._consts[dev] = (scale.to(dev), shift.to(dev))
+        scale, shift = self._consts[dev]
+        return images.float().mul_(scale).sub_(shift)  # = Normalize(ToDtype(scale=True)(img))
+
+    def __getstate__(self) -> dict:  # device tensors are not shipped to data-loader workers
+        return {"_consts": {}}
+
+
 def _normalisation_constants() -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel ``scale, shift`` with ``x_uint8 * scale - shift == (x / 255 - mean) / std``."""
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
@@ -280,7 +370,8 @@ def _normalisation_constants() -> tuple[torch.Tensor, torch.Tensor]:
 class EvalTransform:
     """Test-time: resize + normalise; ``query_scale < 1`` degrades the image first (cross-scale queries).
 
-    ``uint8 (3, h, w)`` -> ``(full (3, H, W), small (3, H', W'))``.
+    ``uint8 (3, h, w)`` -> ``(full (3, H, W), small (3, H', W'))``. Split like :class:`TwoScaleTransform`:
+    :meth:`prepare` (resize, CPU) and :meth:`finish` (normalise, degrade, second view; batched, any device).
     """
 
     def __init__(self, spec: ViewSpec, query_scale: float = 1.0) -> None:
@@ -289,13 +380,24 @@ class EvalTransform:
         self.spec = spec
         self.query_scale = float(query_scale)
         self.resize = v2.Resize(spec.size, antialias=True)
-        self.scale, self.shift = _normalisation_constants()
+        self._norm = _Normaliser()
 
     def __call__(self, img: torch.Tensor, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        image, _ = self.prepare(img, rng)
+        full, small = self.finish(image[None])
+        return full[0], small[0]
+
+    def prepare(self, img: torch.Tensor, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CPU half: ``(uint8 (3, H, W), the box (4,) of no erasing)``."""
         if tuple(img.shape[-2:]) != self.spec.size:
             img = self.resize(img)
-        full = degrade(img.float().mul_(self.scale).sub_(self.shift), self.query_scale)
-        return full, make_small_view(full, self.spec)
+        return img.contiguous(), torch.tensor(NO_ERASE, dtype=torch.int64)
+
+    def finish(self, images: torch.Tensor, boxes: torch.Tensor | None = None,
+               small: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batched half: ``uint8 (B, 3, H, W)`` -> ``(full, small or None)``; ``boxes`` is ignored."""
+        full = degrade(self._norm(images), self.query_scale)
+        return full, make_small_view(full, self.spec) if small else None
 
 
 class TwoScaleDataset(Dataset):
@@ -307,6 +409,8 @@ class TwoScaleDataset(Dataset):
         images: optional pre-decoded ``uint8 (N, 3, H, W)`` tensor (see :func:`decode_images`);
             ``None`` decodes each file on access.
         size_hw: decode size when ``images`` is None (default: the transform's full-scale size).
+        raw: return the transform's CPU half only, ``(uint8 (3, H, W), erasing box (4,), pid, camid)``; the
+            batch is finished on the device with ``transform.finish(images, boxes)`` (the device-fed path).
 
     Indices may be plain ints or ``(index, sample_seed)`` pairs (from
     :class:`~sisnet.data.sampler.RandomIdentitySampler` with ``with_sample_seeds=True``): the
@@ -321,8 +425,10 @@ class TwoScaleDataset(Dataset):
         transform: TwoScaleTransform | EvalTransform,
         images: torch.Tensor | None = None,
         size_hw: tuple[int, int] | None = None,
+        raw: bool = False,
     ) -> None:
         self.records = list(records)
+        self.raw = bool(raw)
         self.transform = transform
         if images is not None and len(images) != len(self.records):
             raise ValueError(f"images has {len(images)} entries for {len(self.records)} records.")
@@ -333,6 +439,7 @@ class TwoScaleDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """``(full, small, pid, camid)``, or with ``raw`` ``(uint8 image, erasing box, pid, camid)``."""
         if isinstance(key, (tuple, list)):
             index, sample_seed = int(key[0]), int(key[1])
         else:
@@ -340,6 +447,6 @@ class TwoScaleDataset(Dataset):
         rec = self.records[index]
         img = self.images[index] if self.images is not None else decode_image(rec[0], self.size_hw)
         rng = random.Random(sample_seed) if sample_seed is not None else None
-        full, small = self.transform(img, rng)
-        return full, small, int(rec[1]), int(rec[2])
+        first, second = (self.transform.prepare if self.raw else self.transform)(img, rng)
+        return first, second, int(rec[1]), int(rec[2])
 

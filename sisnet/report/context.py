@@ -52,6 +52,7 @@ class NotebookContext:
     ``out_dir`` = ``<results_dir>/<profile>/<dataset>``; tables go to ``out_dir/tables``, figures to
     ``out_dir/figures``. ``runs_dir`` (``<data_root>/runs``) is the training-runs cache shared by all
     notebooks. Relative paths are relative to the project root (the notebook changes into it).
+    ``nproc``: training processes (GPUs) per run; above 1 a run is trained by ``torchrun -m sisnet.train``.
     """
 
     profile: str
@@ -67,6 +68,7 @@ class NotebookContext:
     dataset_dir: Path = Path()
     written: list[Path] = field(default_factory=list)
     commit: str | None = None
+    nproc: int = 1
 
     @property
     def stamp(self) -> str:
@@ -111,6 +113,7 @@ def setup(
     *,
     chdir: bool = True,
     num_threads: int | None = None,
+    nproc: int | None = None,
 ) -> NotebookContext:
     """Validate a notebook's parameters and prepare its output folders.
 
@@ -123,6 +126,8 @@ def setup(
     - Also sets the seaborn theme and a modest figure resolution (executed notebooks stay small).
     - ``num_threads``: torch CPU threads; default: the profile's
       (:attr:`sisnet.config.ProfileSettings.num_threads`).
+    - ``nproc``: processes (one per GPU) that train each run; default: the environment variable
+      ``SISNET_NPROC`` (set by ``python -m sisnet.reproduce --nproc N``), else 1 (trained in the kernel).
     """
     from sisnet.config import PROFILE_NAMES
     from sisnet.data import DATASET_NAMES
@@ -133,6 +138,10 @@ def setup(
         raise ValueError(f"dataset={dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed={seed!r} must be an integer.")
+    if nproc is None:
+        nproc = int(os.environ.get("SISNET_NPROC", "1") or 1)
+    if isinstance(nproc, bool) or not isinstance(nproc, (int, np.integer)) or nproc < 1:
+        raise ValueError(f"nproc={nproc!r} must be an integer >= 1 (training processes, one per GPU).")
     if chdir:
         root = project_root()
         if root is not None and root != Path.cwd().resolve():
@@ -162,6 +171,7 @@ def setup(
         runs_dir=runs_folder(data_root),
         dataset_dir=dataset_dir(dataset, data_root, profile),
         commit=git_commit(),
+        nproc=int(nproc),
     )
     ensure_writable_dir(ctx.tables_dir, "results folder")
     ensure_writable_dir(ctx.figures_dir, "results folder")

@@ -16,8 +16,8 @@ from sisnet import paper
 from sisnet.report.context import NotebookContext, load
 from sisnet.report.tables import GridRun, last_eval, summarize
 
-__all__ = ["grid_config", "config_frame", "run_folder", "train", "run_grid", "init_comparison", "TrainedModel",
-           "load_models"]
+__all__ = ["grid_config", "config_frame", "run_folder", "train", "launch", "launch_command", "run_grid",
+           "init_comparison", "TrainedModel", "load_models"]
 
 
 def _grid_entry(method: str, loss: str) -> dict[str, Any]:
@@ -52,10 +52,11 @@ def config_frame(config: Any, parameters: Sequence[str] | None = KEY_PARAMETERS)
 
 def run_folder(ctx: NotebookContext, config: Any) -> Path:
     """Where :func:`sisnet.engine.fit` keeps ``config``'s run on this notebook's dataset and device:
-    ``<runs_dir>/<run_key>`` (:func:`sisnet.runs.run_key`: config, effective precision, dataset fingerprint)."""
+    ``<runs_dir>/<run_key>`` (:func:`sisnet.runs.run_key`: config, effective precision, dataset fingerprint, and
+    per-process BatchNorm when ``ctx.nproc`` > 1 without ``sync_bn``)."""
     from sisnet.runs import run_key
 
-    return Path(config.runs_dir) / run_key(config, load(ctx))
+    return Path(config.runs_dir) / run_key(config, load(ctx), world_size=ctx.nproc)
 
 def _must_retrain(run_dir: Path, force: bool | float | int | None) -> bool:
     """``force``: False -> use the cache; True -> retrain; a UNIX time -> retrain runs whose history is older.
@@ -87,14 +88,52 @@ def train(
     The run lives in :func:`run_folder` (``<data_root>/runs/<run_id>/``); ``force`` retrains it (see
     :func:`_must_retrain`).
     ``overrides`` change config fields of the cell (e.g. ``pretrained=False``); they are part of the run id.
+    With ``ctx.nproc > 1`` the run is trained by ``torchrun --nproc_per_node=<nproc> -m sisnet.train`` (same
+    config, same run folder; :func:`launch`).
     """
     from sisnet.engine import fit
 
     seed = ctx.seed if seed is None else int(seed)
     config = grid_config(ctx, method, loss, seed, **overrides)
     run_dir = run_folder(ctx, config)
-    history = fit(config, run_dir, resume=not _must_retrain(run_dir, force), progress=progress, dataset=load(ctx))
+    retrain = _must_retrain(run_dir, force)
+    if ctx.nproc > 1:
+        history = launch(ctx, {**_grid_entry(method, loss)["overrides"], **overrides, "seed": seed}, run_dir,
+                         force=retrain, progress=progress)
+    else:
+        history = fit(config, run_dir, resume=not retrain, progress=progress, dataset=load(ctx))
     return GridRun(method=method, loss=loss, seed=seed, history=dict(history), run_dir=run_dir, config=config.to_dict())
+
+def launch_command(ctx: NotebookContext, overrides: dict[str, Any], *, force: bool = False,
+                   progress: bool = False) -> list[str]:
+    """The ``torchrun ... -m sisnet.train`` command line that trains ``ctx.config(**overrides)`` on ``ctx.nproc``
+    processes (:func:`sisnet.train.command`)."""
+    from sisnet.train import command
+
+    return command(ctx.profile, ctx.dataset, ctx.data_root, overrides, nproc=ctx.nproc, force=force, progress=progress)
+
+def launch(ctx: NotebookContext, overrides: dict[str, Any], run_dir: Path, *, force: bool = False,
+           progress: bool = False):
+    """Run :func:`launch_command` (from the project root, where ``ctx``'s relative paths point) and return the
+    history it writes to ``run_dir`` (:func:`run_folder`); ``RuntimeError`` with the launcher's last output when
+    it fails."""
+    import os
+    import subprocess
+
+    from sisnet.runs import load_history
+
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[2])  # importable in the child without an install
+    env["PYTHONPATH"] = os.pathsep.join([package_parent, *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.run(launch_command(ctx, overrides, force=force, progress=progress), env=env,
+                          stdout=None if progress else subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout or "")[-3000:]
+        raise RuntimeError(f"torchrun -m sisnet.train failed (exit code {proc.returncode}) for run "
+                           f"{Path(run_dir).name}:\n{tail}")
+    if proc.stdout and proc.stdout.strip():
+        print(proc.stdout.strip().splitlines()[-1])  # the launcher's summary line
+    return load_history(run_dir)
 
 def run_grid(
     ctx: NotebookContext,

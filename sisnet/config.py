@@ -381,7 +381,10 @@ class ProfileSettings:
     two, which wait on each other); ``footage_frames`` / ``footage_people``: the rendered street sequence of
     notebook 08; ``init_comparison``: whether notebook 02 trains the ImageNet-vs-random comparison (a second,
     random-init run per seed; on for ``cpu`` and ``smoke``, off for ``paper``, where it would be 120 more
-    ResNet-50 epochs per seed; the notebook's ``init_comparison`` parameter overrides it).
+    ResNet-50 epochs per seed; the notebook's ``init_comparison`` parameter overrides it); ``run_threads``: torch
+    threads of every training run (``None``: the process's setting). When set, the notebooks train independent
+    runs in parallel worker processes (the cores divided by it, :mod:`sisnet.parallel`), and every run, in a
+    worker or in the kernel, uses that many threads, so its numbers do not depend on how many ran at once.
     """
 
     seeds: tuple[int, ...]
@@ -390,12 +393,14 @@ class ProfileSettings:
     footage_frames: int
     footage_people: int
     init_comparison: bool = True
+    run_threads: int | None = None
 
 
 PROFILE_SETTINGS: dict[str, ProfileSettings] = {
-    "smoke": ProfileSettings(seeds=(0,), synthetic_size="tiny", num_threads=1, footage_frames=40, footage_people=10),
+    "smoke": ProfileSettings(seeds=(0,), synthetic_size="tiny", num_threads=1, footage_frames=40, footage_people=10,
+                             run_threads=1),
     "cpu": ProfileSettings(seeds=(0, 1, 2), synthetic_size="default", num_threads=None, footage_frames=200,
-                           footage_people=30),
+                           footage_people=30, run_threads=1),
     "paper": ProfileSettings(seeds=(0,), synthetic_size="default", num_threads=None, footage_frames=200,
                              footage_people=30, init_comparison=False),
 }

@@ -203,7 +203,7 @@ def reproduce(
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     notebooks: dict[str, Any] = dict(previous.get("notebooks", {})) if only else {}
-    with _kernel_env("SISNET_NPROC", str(nproc)):
+    with _kernel_env("SISNET_NPROC", str(nproc)), _kernel_env("SISNET_BATCH", "1"):
         _run_notebooks(paths, params_all, abs_out, cwd, kernel_name, progress, notebooks, failed_path, commit, log)
 
     files = sorted(

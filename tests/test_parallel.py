@@ -31,3 +31,25 @@ def test_default_workers_fill_the_cores():
 
     cores = len(os.sched_getaffinity(0))
     assert default_workers(1) == cores and default_workers(None) == 1 and default_workers(cores * 4) == 1
+
+
+def test_grid_cells_trained_in_workers_match_the_kernel_and_are_labelled_honestly(tiny_synthetic_root, tmp_path):
+    import shutil
+
+    from sisnet.report import setup
+    from sisnet.report.runs import train, train_cells
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synthetic_root, data / "synthetic-tiny")
+    ctx = setup("smoke", "synthetic", data_root=data, results_dir=tmp_path / "results", chdir=False)
+    cells = [("Baseline", "S.", 0, {}), ("SiSNet+DRC", "S.+T.", 0, {})]
+    lines = []
+    first = train_cells(ctx, cells, log=lines.append)
+    assert [r.trained for r in first] == [True, True] and sum("(trained;" in ln for ln in lines) == 2
+    again = train_cells(ctx, cells, log=lines.append)
+    assert [r.trained for r in again] == [False, False] and sum("(cached;" in ln for ln in lines) == 2
+    # the same cell trained again in this process (force) gives the numbers the worker gave
+    from_workers = [_numbers(run.run_dir) for run in first]
+    for (method, loss, seed, _), numbers in zip(cells, from_workers):
+        redo = train(ctx, method, loss, seed, force=True)
+        assert redo.trained and _numbers(redo.run_dir) == numbers

@@ -68,6 +68,7 @@ class NotebookContext:
     dataset_dir: Path = Path()
     written: list[Path] = field(default_factory=list)
     commit: str | None = None
+    progress: bool = True
     nproc: int = 1
 
     @property
@@ -172,6 +173,8 @@ def setup(
         dataset_dir=dataset_dir(dataset, data_root, profile),
         commit=git_commit(),
         nproc=int(nproc),
+        # batch runs (sisnet.reproduce sets SISNET_BATCH for its kernels): one log line per run, no tqdm bars
+        progress=os.environ.get("SISNET_BATCH", "") != "1",
     )
     ensure_writable_dir(ctx.tables_dir, "results folder")
     ensure_writable_dir(ctx.figures_dir, "results folder")

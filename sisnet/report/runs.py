@@ -16,7 +16,7 @@ from sisnet import paper
 from sisnet.report.context import NotebookContext, load
 from sisnet.report.tables import GridRun, last_eval, summarize
 
-__all__ = ["grid_config", "config_frame", "run_folder", "train", "launch", "launch_command", "run_grid",
+__all__ = ["grid_config", "config_frame", "run_folder", "train", "train_cells", "launch", "launch_command", "run_grid",
            "init_comparison", "TrainedModel", "load_models"]
 
 
@@ -73,6 +73,47 @@ def _must_retrain(run_dir: Path, force: bool | float | int | None) -> bool:
         return not history.is_file() or history.stat().st_mtime < float(force)
     raise ValueError(f"force={force!r} must be True, False or a UNIX time (seconds).")
 
+def _cell_config(ctx: NotebookContext, method: str, loss: str, seed: int | None, overrides: dict[str, Any]):
+    seed = ctx.seed if seed is None else int(seed)
+    config = grid_config(ctx, method, loss, seed, **overrides)
+    return seed, config, run_folder(ctx, config)
+
+
+def _needs_training(run_dir: Path, force: bool | float | int | None) -> bool:
+    """Whether :func:`train` would train (not just read) the run in ``run_dir``."""
+    from sisnet.runs import HISTORY_NAME, load_history
+
+    if _must_retrain(run_dir, force) or not (run_dir / HISTORY_NAME).is_file():
+        return True
+    try:
+        return not load_history(run_dir).complete
+    except ValueError:
+        return True
+
+
+def _run_threads(ctx: NotebookContext):
+    """A context in which torch uses the profile's threads per training run (:attr:`ProfileSettings.run_threads`)."""
+    import contextlib
+
+    import torch
+
+    from sisnet.config import profile_settings
+
+    threads = profile_settings(ctx.profile).run_threads
+
+    @contextlib.contextmanager
+    def scope():
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    return scope()
+
+
 def train(
     ctx: NotebookContext,
     method: str,
@@ -80,29 +121,81 @@ def train(
     seed: int | None = None,
     *,
     force: bool | float = False,
-    progress: bool = True,
+    progress: bool | None = None,
     **overrides: Any,
 ) -> GridRun:
     """Train one Table 2 configuration with :func:`sisnet.engine.fit`, or load it from the runs cache.
 
     The run lives in :func:`run_folder` (``<data_root>/runs/<run_id>/``); ``force`` retrains it (see
-    :func:`_must_retrain`).
-    ``overrides`` change config fields of the cell (e.g. ``pretrained=False``); they are part of the run id.
-    With ``ctx.nproc > 1`` the run is trained by ``torchrun --nproc_per_node=<nproc> -m sisnet.train`` (same
-    config, same run folder; :func:`launch`).
+    :func:`_must_retrain`). ``overrides`` change config fields of the cell (e.g. ``pretrained=False``); they are
+    part of the run id. With ``ctx.nproc > 1`` the run is trained by ``torchrun --nproc_per_node=<nproc> -m
+    sisnet.train`` (same config, same run folder; :func:`launch`). ``progress`` (default ``ctx.progress``: off in
+    batch runs) shows tqdm bars. The returned :class:`GridRun` says whether this call trained the run.
     """
     from sisnet.engine import fit
 
-    seed = ctx.seed if seed is None else int(seed)
-    config = grid_config(ctx, method, loss, seed, **overrides)
-    run_dir = run_folder(ctx, config)
+    progress = ctx.progress if progress is None else progress
+    seed, config, run_dir = _cell_config(ctx, method, loss, seed, overrides)
     retrain = _must_retrain(run_dir, force)
+    trained = _needs_training(run_dir, force)
     if ctx.nproc > 1:
         history = launch(ctx, {**_grid_entry(method, loss)["overrides"], **overrides, "seed": seed}, run_dir,
                          force=retrain, progress=progress)
     else:
-        history = fit(config, run_dir, resume=not retrain, progress=progress, dataset=load(ctx))
-    return GridRun(method=method, loss=loss, seed=seed, history=dict(history), run_dir=run_dir, config=config.to_dict())
+        with _run_threads(ctx):
+            history = fit(config, run_dir, resume=not retrain, progress=progress, dataset=load(ctx))
+    return GridRun(method=method, loss=loss, seed=seed, history=dict(history), run_dir=run_dir, config=config.to_dict(),
+                   trained=trained)
+
+
+def train_cells(
+    ctx: NotebookContext,
+    cells: Sequence[tuple[str, str, int, dict[str, Any]]],
+    *,
+    force: bool | float = False,
+    progress: bool | None = None,
+    log=print,
+) -> list[GridRun]:
+    """:func:`train` for several ``(method, loss, seed, overrides)`` cells; the ones that need training are
+    trained first in parallel worker processes when the profile sets ``run_threads`` and the machine has cores
+    for more than one (:mod:`sisnet.parallel`), then every cell is read back in order. One log line per cell."""
+    import time
+
+    from sisnet.config import profile_settings
+    from sisnet.parallel import default_workers, train_in_workers
+
+    threads = profile_settings(ctx.profile).run_threads
+    workers = default_workers(threads) if ctx.nproc == 1 else 1
+    dirs = [_cell_config(ctx, method, loss, seed, overrides) for method, loss, seed, overrides in cells]
+    todo: dict[Path, tuple] = {}
+    for _, config, run_dir in dirs:
+        if run_dir not in todo and _needs_training(run_dir, force):
+            todo[run_dir] = (config, run_dir, not _must_retrain(run_dir, force))
+    t0 = time.perf_counter()
+    if workers > 1 and len(todo) > 1:
+        if log:
+            log(f"training {len(todo)} run(s) in {min(workers, len(todo))} worker processes "
+                f"({threads} thread(s) each)")
+        train_in_workers(list(todo.values()), workers=workers, threads=threads)
+        pooled = True
+    else:
+        pooled = False
+    runs = []
+    for i, ((method, loss, seed, overrides), (_, _, run_dir)) in enumerate(zip(cells, dirs), 1):
+        # a run the pool just trained is read back, not trained again (force applied to it already)
+        run = train(ctx, method, loss, seed, force=False if pooled and run_dir in todo else force, progress=progress,
+                    **overrides)
+        run.trained = run.trained or (pooled and run_dir in todo)
+        runs.append(run)
+        if log:
+            log(f"[{i}/{len(cells)}] {loss:5s} {method:10s} seed {seed}: run {run.run_id} "
+                f"({'trained' if run.trained else 'cached'}; training wall "
+                f"{run.history.get('wall_seconds', float('nan')):.1f} s)")
+    if log and todo:
+        log(f"{len(todo)} run(s) trained, {len(cells) - len(todo)} read from the runs cache, in "
+            f"{time.perf_counter() - t0:.0f} s")
+    return runs
+
 
 def launch_command(ctx: NotebookContext, overrides: dict[str, Any], *, force: bool = False,
                    progress: bool = False) -> list[str]:
@@ -140,28 +233,17 @@ def run_grid(
     *,
     seeds: Sequence[int] | None = None,
     force: bool | float = False,
-    progress: bool = True,
+    progress: bool | None = None,
     log=print,
 ) -> list[GridRun]:
-    """The Table 2 grid (3 methods x 2 losses) x ``seeds`` (default ``ctx.seeds``), trained or cached."""
-    import time
-
+    """The Table 2 grid (3 methods x 2 losses) x ``seeds`` (default ``ctx.seeds``), trained (in parallel worker
+    processes where the profile allows, :func:`train_cells`) or read from the runs cache."""
     from sisnet.config import TABLE2_GRID
 
     seeds = list(ctx.seeds if seeds is None else seeds)
-    runs = []
-    total = len(TABLE2_GRID) * len(seeds)
-    for seed in seeds:
-        for entry in TABLE2_GRID:
-            t0 = time.perf_counter()
-            run = train(ctx, entry["name"], entry["loss"], seed, force=force, progress=progress)
-            runs.append(run)
-            if log:
-                took = time.perf_counter() - t0
-                log(f"[{len(runs)}/{total}] {entry['loss']:5s} {entry['name']:10s} seed {seed}: run {run.run_id} "
-                    f"({'trained' if took > 1.0 else 'cached'}, {took:.1f} s; training wall "
-                    f"{run.history.get('wall_seconds', float('nan')):.1f} s)")
-    return runs
+    cells = [(entry["name"], entry["loss"], seed, {}) for seed in seeds for entry in TABLE2_GRID]
+    return train_cells(ctx, cells, force=force, progress=progress, log=log)
+
 
 def init_comparison(
     ctx: NotebookContext,
@@ -170,7 +252,7 @@ def init_comparison(
     *,
     seeds: Sequence[int] | None = None,
     force: bool | float = False,
-    progress: bool = False,
+    progress: bool | None = None,
     log=print,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The profile's initial weights (e.g. ImageNet via ``pretrained="auto"``) against random initialisation.
@@ -186,19 +268,20 @@ def init_comparison(
     seeds = list(ctx.seeds if seeds is None else seeds)
     profile_init = ctx.config().pretrained
     arms = [(f"profile ({profile_init})", {}), ("random (pretrained=False)", {"pretrained": False})]
+    labelled = [(label, overrides, seed) for label, overrides in arms for seed in seeds]
+    runs = train_cells(ctx, [(method, loss, seed, overrides) for _, overrides, seed in labelled], force=force,
+                       progress=progress, log=None)
     rows = []
-    for label, overrides in arms:
-        for seed in seeds:
-            run = train(ctx, method, loss, seed, force=force, progress=progress, **overrides)
-            weights = dict(run.history.get("weights") or {})
-            ev = last_eval(run.history, "either")
-            rows.append({"init": label, "seed": seed, "weights": weights.get("source", "?"),
-                         "sha256": (weights.get("sha256") or "")[:12], "rank1": ev["rank1"], "mAP": ev["mAP"],
-                         "mINP": ev.get("mINP", float("nan")), "epoch": int(ev["epoch"]),
-                         "wall_seconds": float(run.history.get("wall_seconds", float("nan"))), "run_id": run.run_id})
-            if log:
-                log(f"{label:28s} seed {seed}: rank-1 {ev['rank1']:.1f} %, mAP {ev['mAP']:.1f} % "
-                    f"(weights: {weights.get('source', '?')}, run {run.run_id})")
+    for (label, _, seed), run in zip(labelled, runs):
+        weights = dict(run.history.get("weights") or {})
+        ev = last_eval(run.history, "either")
+        rows.append({"init": label, "seed": seed, "weights": weights.get("source", "?"),
+                     "sha256": (weights.get("sha256") or "")[:12], "rank1": ev["rank1"], "mAP": ev["mAP"],
+                     "mINP": ev.get("mINP", float("nan")), "epoch": int(ev["epoch"]),
+                     "wall_seconds": float(run.history.get("wall_seconds", float("nan"))), "run_id": run.run_id})
+        if log:
+            log(f"{label:28s} seed {seed}: rank-1 {ev['rank1']:.1f} %, mAP {ev['mAP']:.1f} % "
+                f"(weights: {weights.get('source', '?')}, run {run.run_id}, {'trained' if run.trained else 'cached'})")
     per_run = pd.DataFrame(rows)
     summary = summarize(per_run, by=("init",), metrics=("rank1", "mAP"))
     diff = {"init": "difference (profile - random)", "n_seeds": len(seeds)}

@@ -56,6 +56,7 @@ class GridRun:
     history: dict
     run_dir: Path | None = None
     config: Any = None
+    trained: bool = False  # whether the call that returned it trained it (False: read from the runs cache)
 
     @property
     def run_id(self) -> str:

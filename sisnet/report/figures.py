@@ -120,6 +120,10 @@ def plot_training(history: Mapping[str, Any], title: str = ""):
         long = ev.melt(id_vars=["epoch", "mode"], value_vars=["rank1", "mAP"], var_name="metric", value_name="percent")
         sns.lineplot(data=long, x="epoch", y="percent", hue="metric", style="mode", marker="o", ax=axes[1])
     axes[1].set_title("evaluations (percent)")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     if title:
         fig.suptitle(title)
     fig.tight_layout()

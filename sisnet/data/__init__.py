@@ -251,22 +251,19 @@ def _synthetic_generator(root: Path) -> dict | None:
     return {k: meta.get(k) for k in ("generator", "generator_version", "size", "config")}
 
 
-def load_dataset(
-    name: str, root: str | os.PathLike, *, combine_val: bool = False, verify_counts: bool = True
-) -> ReIDDataset:
+def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = False) -> ReIDDataset:
     """Load dataset ``name`` (one of :data:`DATASET_NAMES`) from ``root``.
 
     ``root`` may be the dataset folder itself (e.g. ``data/market1501/Market-1501-v15.09.15``) or its parent
     (``data/market1501``). ``combine_val=True`` (MSMT17 only) adds ``list_val.txt`` to the training split.
-    ``verify_counts`` (default on) compares the identities and images of each split with the published
-    numbers (:data:`sisnet.data.formats.PUBLISHED_COUNTS`; Market-1501, DukeMTMC-reID, MSMT17); pass
-    ``False`` to load a modified or partial copy on purpose. Non-image files in the image folders are
-    skipped (OS metadata silently, anything else with one warning).
+    OS metadata in the image folders (``Thumbs.db``, ``.DS_Store``, ...) is skipped with one warning naming it.
+    A Market-1501, DukeMTMC-reID or MSMT17 folder that looks like the full set is compared with the published
+    split sizes (:func:`sisnet.data.formats.check_published_counts`): a difference is a warning with both numbers
+    and its likely cause, and the data still loads.
 
     Raises ``ValueError`` for an unknown name, ``FileNotFoundError`` for a missing root, and
-    :class:`DatasetFormatError` (a ``ValueError``) for a wrong layout, an unparsable file name, a camera
-    out of range, an empty split or a size that differs from the published one; each message says how to
-    fix it.
+    :class:`DatasetFormatError` (a ``ValueError``) for a wrong layout, a file in an image folder that is not an
+    image, an unparsable file name, a camera out of range or an empty split; each message says how to fix it.
     """
     fmt = get_format(name)
     if combine_val and not fmt.supports_combine_val:
@@ -291,8 +288,7 @@ def load_dataset(
                 f"The {split} split of {fmt.title} at {folder} is empty: {where}. Fix: restore the images of "
                 f"that split (re-extract the archive or regenerate the synthetic set)."
             )
-    if verify_counts:
-        check_published_counts(fmt, parsed, combine_val)
+    check_published_counts(fmt, parsed, combine_val)
     return ReIDDataset(
         name=fmt.name,
         root=parsed.root,

@@ -17,18 +17,20 @@ Protocol (the one torchreid / fast-reid use):
   the camera is the third ``_`` field of the file name (``0000_000_01_0303morning_0015_0.jpg`` -> camera 1,
   camid 0). Train = list_train (+ list_val when ``combine_val=True``).
 
-Image folders are read the way torchreid globs them: only files with an image extension
-(:data:`IMAGE_EXTENSIONS`, any case) are images. OS metadata that file browsers and archivers leave behind
-(``Thumbs.db``, ``desktop.ini``, ``.DS_Store``, AppleDouble ``._*`` files, any other hidden dot-file) is
-skipped silently -- redistributed copies of Market-1501 and DukeMTMC-reID often carry it. Any other entry (a
-``.txt`` note, a sub-folder) is skipped with ONE warning per load that counts them and names a few. For MSMT17
-the lists are the protocol: only the listed files are read (each must exist), and the image folders are not
-scanned.
+Image folders hold images (:data:`IMAGE_EXTENSIONS`, any case) and nothing else. OS metadata that file
+browsers and archivers leave behind (:func:`is_os_metadata`: ``Thumbs.db``, ``desktop.ini``, ``.DS_Store``,
+AppleDouble ``._*`` files, ``__MACOSX/``, ...) is skipped, with ONE warning per load that names it --
+redistributed copies of Market-1501 and DukeMTMC-reID often carry it. Any other entry (a ``.txt`` note, a
+sub-folder, an unknown hidden file) raises :class:`DatasetFormatError` naming every such entry: the official
+archives hold none, so it means the folder was changed by hand, and nothing is skipped silently. For MSMT17 the
+lists are the protocol: only the listed files are read (each must exist), and the image folders are not scanned.
 
-Published sizes: what was read is compared with :data:`PUBLISHED_COUNTS` (identities and images per split,
-the numbers torchreid prints), so a half-extracted or partly copied archive is refused with an error that
-says which split is short, instead of loading silently. ``load_dataset(..., verify_counts=False)`` loads a
-modified copy on purpose. ``synthetic`` (and any custom Market-layout set) has no published size.
+Published sizes: when a dataset looks like the full set -- some split holds at least
+:data:`FULL_SET_FRACTION` (half) of its published images -- the images and identities of every split are
+compared with :data:`PUBLISHED_COUNTS` (the numbers torchreid prints), and each difference is reported in ONE
+warning with both numbers and the likely cause (``bounding_box_test has 15,000 images, the official set 15,913:
+an incomplete extraction?``). The data still loads. Smaller trees (test fixtures, samples, a subset made on
+purpose) are not compared. ``synthetic`` (and any custom Market-layout set) has no published size.
 
 Camera ids are validated: 6 cameras for Market-1501, 8 for DukeMTMC-reID, 15 for MSMT17, any count for
 ``synthetic``. All stored paths are absolute.
@@ -51,6 +53,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MARKET_SPLIT_DIRS",
     "PUBLISHED_COUNTS",
+    "FULL_SET_FRACTION",
     "check_published_counts",
     "is_os_metadata",
     "get_format",
@@ -61,8 +64,16 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # Market-layout folder of each split; also the `split` values used in the scales.csv sidecar.
 MARKET_SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 _MSMT_LISTS = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
-# File-browser and archiver metadata (lower-case names); hidden dot-files (.DS_Store, AppleDouble ._*) too.
-_OS_METADATA = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "icon\r"})
+# File-browser and archiver metadata, lower-case names (Windows Explorer, macOS Finder/Spotlight/archiver, KDE
+# Dolphin); AppleDouble resource forks ``._<name>`` are matched by their prefix.
+_OS_METADATA = frozenset({
+    "thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "icon\r", ".ds_store", ".localized",
+    "__macosx", ".spotlight-v100", ".trashes", ".fseventsd", ".temporaryitems", ".apdisk", ".directory",
+})
+_APPLEDOUBLE_PREFIX = "._"
+#: A dataset is compared with :data:`PUBLISHED_COUNTS` when one of its splits holds at least this fraction of
+#: that split's published images (it then looks like the full set, not a sample or a test fixture).
+FULL_SET_FRACTION = 0.5
 
 #: Published split sizes ``{dataset: {split: (identities, images)}}`` after the junk rules above: the numbers
 #: torchreid prints for these datasets (Market-1501: Zheng et al. 2015, the gallery's 751 ids include the
@@ -240,49 +251,80 @@ def _camid(fmt: DatasetFormat, cam_1based: int, file_path: Path) -> int:
 
 
 def is_os_metadata(name: str) -> bool:
-    """Whether a file name is OS / archiver metadata (``Thumbs.db``, ``desktop.ini``, ``.DS_Store``, ``._*``)."""
-    return name.startswith(".") or name.lower() in _OS_METADATA
+    """Whether a file or folder name is OS / archiver metadata (``Thumbs.db``, ``desktop.ini``, ``.DS_Store``,
+    AppleDouble ``._*``, ``__MACOSX``, ...), never an image of a dataset."""
+    return name.startswith(_APPLEDOUBLE_PREFIX) or name.lower() in _OS_METADATA
 
 
-def _list_image_folder(folder: Path) -> tuple[list[str], list[str]]:
-    """``(sorted image file names, other entries)`` of ``folder``; OS metadata is in neither list."""
-    names, other = [], []
+def _list_image_folder(folder: Path) -> tuple[list[str], list[str], list[str]]:
+    """``(sorted image file names, OS metadata names, other entries)`` of ``folder``; folders end in ``/``."""
+    names, metadata, other = [], [], []
     with os.scandir(folder) as it:
         for entry in it:
+            shown = entry.name + ("/" if entry.is_dir() else "")
             if is_os_metadata(entry.name):
-                continue
-            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                metadata.append(shown)
+            elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                 names.append(entry.name)
             else:
-                other.append(entry.name + ("/" if entry.is_dir() else ""))
+                other.append(shown)
     names.sort()
-    return names, other
+    return names, metadata, other
 
 
-def _warn_skipped(fmt: DatasetFormat, folder: Path, skipped: list[str]) -> None:
-    """One warning for all entries of a dataset's image folders that are neither images nor OS metadata."""
-    if not skipped:
+def _shown(items: list[str], limit: int) -> str:
+    return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _warn_metadata(fmt: DatasetFormat, folder: Path, metadata: list[str]) -> None:
+    """ONE warning for all OS metadata files of a dataset's image folders, naming them (by kind, with counts)."""
+    if not metadata:
         return
-    skipped = sorted(skipped)
-    shown = ", ".join(skipped[:5]) + (f", ... ({len(skipped) - 5} more)" if len(skipped) > 5 else "")
+    kinds: dict[str, int] = {}
+    for path in metadata:
+        name = path.rsplit("/", 2)[-2] + "/" if path.endswith("/") else path.rsplit("/", 1)[-1]
+        kind = "._* (AppleDouble)" if name.startswith(_APPLEDOUBLE_PREFIX) else name
+        kinds[kind] = kinds.get(kind, 0) + 1
+    where = sorted({path.split("/", 1)[0] + "/" for path in metadata})
+    named = ", ".join(f"{n} x {kind}" if n > 1 else kind for kind, n in sorted(kinds.items()))
     warnings.warn(
-        f"{fmt.title} at {folder}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of the image "
-        f"folders that {'is' if len(skipped) == 1 else 'are'} not images ({'/'.join(IMAGE_EXTENSIONS)}): {shown}.",
+        f"{fmt.title} at {folder}: skipped {len(metadata)} OS metadata file{'s' if len(metadata) != 1 else ''} in "
+        f"{', '.join(where)} (not images): {named}.",
         UserWarning,
         stacklevel=4,
+    )
+
+
+def _refuse_other_entries(fmt: DatasetFormat, folder: Path, other: list[str]) -> None:
+    """Raise naming every entry of the image folders that is neither an image nor OS metadata."""
+    if not other:
+        return
+    other = sorted(other)
+    raise DatasetFormatError(
+        f"{fmt.title} at {folder}: the image folders hold {len(other)} entr{'y that is' if len(other) == 1 else 'ies that are'} "
+        f"not images ({'/'.join(IMAGE_EXTENSIONS)}) nor OS metadata: {_shown(other, 10)}. The official archives hold "
+        f"only images there, so nothing else is skipped silently. Fix: move {'it' if len(other) == 1 else 'them'} out "
+        f"of the image folders (or delete {'it' if len(other) == 1 else 'them'}), e.g. "
+        f"mv {folder / other[0].rstrip('/')} {folder.parent}/"
     )
 
 
 def _parse_market_layout(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool) -> ParsedSplits:
     regex = _NAME_PATTERNS[fmt.name][0]
     splits: dict[str, list[Record]] = {}
-    skipped: list[str] = []
+    metadata: list[str] = []
+    other: list[str] = []
+    listings = {}
+    for dirname in MARKET_SPLIT_DIRS.values():
+        names, split_metadata, split_other = _list_image_folder(folder / dirname)
+        listings[dirname] = names
+        metadata += [f"{dirname}/{name}" for name in split_metadata]
+        other += [f"{dirname}/{name}" for name in split_other]
+    _refuse_other_entries(fmt, folder, other)
     for split, dirname in MARKET_SPLIT_DIRS.items():
         split_dir = folder / dirname
         records = []
-        names, other = _list_image_folder(split_dir)
-        skipped += [f"{dirname}/{name}" for name in other]
-        for name in names:
+        for name in listings[dirname]:
             file_path = split_dir / name
             match = regex.match(name)
             if match is None:
@@ -295,7 +337,7 @@ def _parse_market_layout(fmt: DatasetFormat, folder: Path, layout: str, combine_
                 continue
             records.append(Record(str(file_path), pid, camid))
         splits[split] = records
-    _warn_skipped(fmt, folder, skipped)
+    _warn_metadata(fmt, folder, metadata)
     return ParsedSplits(folder, splits["train"], splits["query"], splits["gallery"])
 
 
@@ -409,31 +451,41 @@ def get_format(name: str) -> DatasetFormat:
     return FORMATS[key]
 
 
-def check_published_counts(fmt: DatasetFormat, parsed: ParsedSplits, combine_val: bool = False) -> None:
-    """Raise :class:`DatasetFormatError` when the splits read differ from :data:`PUBLISHED_COUNTS`.
+def check_published_counts(fmt: DatasetFormat, parsed: ParsedSplits, combine_val: bool = False) -> list[str]:
+    """Warn when a dataset that looks like the full set differs from :data:`PUBLISHED_COUNTS`; returns the problems.
 
-    Identities (original pids) and images are compared per split; a format without published counts
-    (``synthetic``) passes. The message names every split that differs, found vs published.
+    The dataset looks like the full set when one of its splits holds at least :data:`FULL_SET_FRACTION` of that
+    split's published images; smaller trees (fixtures, samples) and formats without published counts
+    (``synthetic``) are not compared and give ``[]``. Otherwise images and identities (original pids) are compared
+    per split, and every difference goes into ONE ``UserWarning`` with both numbers and the likely cause.
     """
     published = PUBLISHED_COUNTS.get(fmt.name)
     if not published:
-        return
-    problems, short = [], False
-    for split in ("train", "query", "gallery"):
-        key = "train+val" if split == "train" and combine_val else split
-        ids_expected, images_expected = published[key]
-        records = getattr(parsed, split)
-        images, ids = len(records), len({r.pid for r in records})
-        if (ids, images) != (ids_expected, images_expected):
-            where = "its lists" if fmt.name == "msmt17" else f"{MARKET_SPLIT_DIRS[split]}/"
-            problems.append(f"{split} ({where}): found {images:,} images of {ids:,} ids, expected "
-                            f"{images_expected:,} images of {ids_expected:,} ids")
-            short = short or images < images_expected
+        return []
+    keys = {split: "train+val" if split == "train" and combine_val else split for split in ("train", "query", "gallery")}
+    read = {split: (len({r.pid for r in getattr(parsed, split)}), len(getattr(parsed, split))) for split in keys}
+    if not any(read[split][1] >= FULL_SET_FRACTION * published[key][1] for split, key in keys.items()):
+        return []
+    problems = []
+    for split, key in keys.items():
+        (ids, images), (ids_expected, images_expected) = read[split], published[key]
+        if fmt.name == "msmt17":
+            where = "list_train.txt + list_val.txt list" if key == "train+val" else f"list_{split}.txt lists"
+        else:
+            where = f"{MARKET_SPLIT_DIRS[split]} has"
+        if images != images_expected:
+            cause = ("an incomplete extraction or copy?" if images < images_expected
+                     else "files added, or another release of the dataset?")
+            problems.append(f"{where} {images:,} image{'s' * (images != 1)}, the official set {images_expected:,}: {cause}")
+        elif ids != ids_expected:
+            problems.append(f"{where} {ids:,} identities, the official set {ids_expected:,} (with the same number of "
+                            f"images): renamed files, or another release of the dataset?")
     if problems:
-        cause = ("Half-extracted or partly copied archive? " if short else
-                 "Files added to it, or another version of the dataset? ")
-        raise DatasetFormatError(
-            f"{fmt.title} at {parsed.root} does not have its published size: {'; '.join(problems)}. {cause}"
-            f"Fix: re-extract the original archive into {parsed.root.parent}; to load a modified or partial copy "
-            f"on purpose, pass verify_counts=False to load_dataset."
+        warnings.warn(
+            f"{fmt.title} at {parsed.root} differs from the published dataset: {'; '.join(problems)}. Results on it "
+            f"are not comparable with published ones; re-extract the original archive into {parsed.root.parent} "
+            f"unless the change is on purpose.",
+            UserWarning,
+            stacklevel=3,
         )
+    return problems

@@ -1,12 +1,16 @@
-"""Features of every image in a folder, from a trained checkpoint (the model on your own images).
+"""Features of every image in a folder, from a trained checkpoint or its ONNX export (the model on your own images).
 
 CLI::
 
     python -m sisnet.extract --checkpoint data/runs/<run_id>/last.pt --images my_crops/ --out feats.safetensors \
         [--mode either|cascaded] [--batch-size 128] [--device auto] [--recursive]
+    python -m sisnet.extract --onnx model.onnx --images my_crops/ --out feats.safetensors      # onnxruntime, CPU
 
 The checkpoint carries its training config, so the input size, normalisation and mode definitions are the
-ones the model was trained and evaluated with (:func:`sisnet.evaluation.extract_features` does the work).
+ones the model was trained and evaluated with (:func:`sisnet.evaluation.extract_features` does the work). An
+ONNX file written by :mod:`sisnet.export` carries its mode and input size; its images get the same
+preprocessing (:func:`sisnet.data.transforms.decode_images`, then the evaluation normalisation) and the graph is
+run with onnxruntime (:func:`extract_paths_onnx`); ``--mode``, when given, must be the file's.
 
 Folder rules: every file with an image extension (:data:`IMAGE_EXTENSIONS`) is used, in sorted path order.
 Other entries (``.DS_Store``, notes, sub-folders unless ``recursive``) are skipped with ONE warning that
@@ -14,8 +18,8 @@ lists them -- a user's folder is not a curated dataset, unlike the Market-1501 l
 entries. An image file that cannot be decoded raises an error naming the file (never skipped silently).
 
 Features file (no pickle): ``.safetensors`` (default) holds the tensor ``features`` ``(N, D)`` float32 and, in
-its metadata, a JSON record with the image ``paths`` (absolute), ``mode``, ``checkpoint``, ``run_id``;
-``.npz`` writes the array with ``numpy.savez`` plus ``<file>.json`` for the same record.
+its metadata, a JSON record with the image ``paths`` (absolute), ``mode``, ``checkpoint`` (or ``onnx``),
+``run_id``; ``.npz`` writes the array with ``numpy.savez`` plus ``<file>.json`` for the same record.
 """
 from __future__ import annotations
 
@@ -28,18 +32,22 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 from sisnet.utils import atomic_write, atomic_write_json, select_device
 
+if TYPE_CHECKING:  # pragma: no cover
+    from sisnet.export import OnnxFeatureExtractor
+
 __all__ = [
     "FeatureSet",
     "IMAGE_EXTENSIONS",
     "list_images",
     "extract_paths",
+    "extract_paths_onnx",
     "extract_folder",
     "save_features",
     "load_features",
@@ -99,11 +107,15 @@ def list_images(images_dir: str | os.PathLike, recursive: bool = False) -> list[
     return images
 
 
+def _checked_batch_size(batch_size: int | None) -> int | None:
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    return batch_size
+
+
 def _eval_config(config: Any, batch_size: int | None) -> Any:
     changes: dict[str, Any] = {"cache_images": False}  # stream from disk: a user folder can be large
-    if batch_size is not None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if _checked_batch_size(batch_size) is not None:
         changes["eval_batch_size"] = int(batch_size)
     return dataclasses.replace(config, **changes)
 
@@ -127,11 +139,44 @@ def extract_paths(
     return feats.float().cpu()
 
 
-def extract_folder(
-    checkpoint: str | os.PathLike,
-    images_dir: str | os.PathLike,
-    mode: str = "either",
+def extract_paths_onnx(
+    onnx_model: str | os.PathLike | OnnxFeatureExtractor,
+    paths: Sequence[str | os.PathLike],
+    mode: str | None = None,
     *,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """L2-normalised features ``(N, D)`` of image files from an ONNX file written by :mod:`sisnet.export`, run with
+    onnxruntime. Preprocessing is the library's: decode and resize to the file's input size
+    (:func:`~sisnet.data.transforms.decode_images`), normalise (:func:`sisnet.export.normalised_batch`).
+    ``mode``, when given, must be the one the file was exported with."""
+    from sisnet.data.transforms import decode_images
+    from sisnet.export import OnnxFeatureExtractor, normalised_batch
+
+    extractor = onnx_model if isinstance(onnx_model, OnnxFeatureExtractor) else OnnxFeatureExtractor(onnx_model)
+    if mode is not None and mode != extractor.mode:
+        raise ValueError(
+            f"{extractor.path} computes {extractor.mode!r} features, not {mode!r}; export the checkpoint again with "
+            f"`python -m sisnet.export --mode {mode}`, or leave --mode out."
+        )
+    batch = int(_checked_batch_size(batch_size) or 64)
+    starts: Any = range(0, len(paths), batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="features (onnx)", leave=False, unit="batch")
+    feats = [torch.from_numpy(extractor(normalised_batch(decode_images(paths[i : i + batch], extractor.input_size_hw))))
+             for i in starts]  # fmt: skip
+    return torch.cat(feats) if feats else torch.empty(0, 0)
+
+
+def extract_folder(
+    checkpoint: str | os.PathLike | None,
+    images_dir: str | os.PathLike,
+    mode: str | None = None,
+    *,
+    onnx: str | os.PathLike | None = None,
     batch_size: int | None = None,
     device: str = "auto",
     recursive: bool = False,
@@ -139,28 +184,42 @@ def extract_folder(
 ) -> tuple[torch.Tensor, list[str]]:
     """Features of every image in ``images_dir``: ``(feats (N, D) float32, absolute paths (N))``.
 
-    ``checkpoint``: a file written by :func:`sisnet.engine.fit` (or its run folder); it carries its config.
-    ``mode``: ``"either"`` (full-size branch, D = C) or ``"cascaded"`` (full + small scale, D = 2C).
+    ``checkpoint``: a file written by :func:`sisnet.engine.fit` (or its run folder); it carries its config. Or
+    ``onnx``: a file written by :mod:`sisnet.export` (then ``checkpoint`` is ``None`` and ``device`` unused).
+    ``mode``: ``"either"`` (full-size branch, D = C; the default for a checkpoint) or ``"cascaded"`` (full + small
+    scale, D = 2C); an ONNX file computes the mode it was exported with.
     """
+    if (checkpoint is None) == (onnx is None):
+        raise ValueError("Pass a checkpoint (--checkpoint) or an ONNX file (--onnx), exactly one of them.")
+    paths = list_images(images_dir, recursive=recursive)
+    if onnx is not None:
+        feats = extract_paths_onnx(onnx, paths, mode, batch_size=batch_size, progress=progress)
+        return feats, [str(p) for p in paths]
     from sisnet.runs import load_model
 
-    paths = list_images(images_dir, recursive=recursive)
     model, config = load_model(checkpoint, device=select_device(device))
-    feats = extract_paths(model, config, paths, mode, batch_size=batch_size, progress=progress)
+    feats = extract_paths(model, config, paths, mode or "either", batch_size=batch_size, progress=progress)
     return feats, [str(p) for p in paths]
 
 
 def extract_to_file(
-    checkpoint: str | os.PathLike, images_dir: str | os.PathLike, out: str | os.PathLike, mode: str = "either",
-    **options: Any,
+    checkpoint: str | os.PathLike | None, images_dir: str | os.PathLike, out: str | os.PathLike,
+    mode: str | None = None, *, onnx: str | os.PathLike | None = None, **options: Any,
 ) -> Path:
     """What ``python -m sisnet.extract`` does: :func:`extract_folder`, then :func:`save_features` to ``out``
-    with the checkpoint, mode and image folder recorded (``sisnet.search`` reads them back). ``options`` are
-    :func:`extract_folder`'s keywords (``batch_size``, ``device``, ``recursive``, ``progress``)."""
+    with the checkpoint (or ONNX file), mode and image folder recorded (``sisnet.search`` reads them back).
+    ``options`` are :func:`extract_folder`'s keywords (``batch_size``, ``device``, ``recursive``, ``progress``)."""
     if Path(out).suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"--out {str(out)!r} must end in .safetensors or .npz.")
-    feats, paths = extract_folder(checkpoint, images_dir, mode, **options)
-    meta = {"mode": mode, "checkpoint": str(Path(checkpoint).absolute()), "images_dir": str(Path(images_dir).absolute())}
+    feats, paths = extract_folder(checkpoint, images_dir, mode, onnx=onnx, **options)
+    meta: dict[str, Any] = {"images_dir": str(Path(images_dir).absolute())}
+    if onnx is not None:
+        from sisnet.export import OnnxFeatureExtractor
+
+        file_meta = OnnxFeatureExtractor(onnx).meta
+        meta.update(mode=file_meta["mode"], onnx=str(Path(onnx).absolute()), run_id=file_meta.get("run_id", ""))
+    else:
+        meta.update(mode=mode or "either", checkpoint=str(Path(checkpoint).absolute()))
     return save_features(out, feats, paths, meta)
 
 
@@ -231,23 +290,27 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
 # ----------------------------------------------------------------------------------------------- CLI
 def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sisnet.extract", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", required=True, help="checkpoint (last.pt) or run folder written by sisnet.engine.fit")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint (last.pt) or run folder written by sisnet.engine.fit")
+    source.add_argument("--onnx", help="ONNX file written by python -m sisnet.export (run with onnxruntime)")
     ap.add_argument("--images", required=True, help="folder of images")
     ap.add_argument("--out", required=True, help="features file (.safetensors or .npz)")
-    ap.add_argument("--mode", default="either", choices=("either", "cascaded"))
+    ap.add_argument("--mode", default=None, choices=("either", "cascaded"),
+                    help="default: either for a checkpoint, the exported mode for an ONNX file")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the checkpoint config's eval_batch_size")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--recursive", action="store_true", help="include images in sub-folders")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        extract_to_file(args.checkpoint, args.images, args.out, args.mode, batch_size=args.batch_size,
+        extract_to_file(args.checkpoint, args.images, args.out, args.mode, onnx=args.onnx, batch_size=args.batch_size,
                         device=args.device, recursive=args.recursive, progress=True)
         fs = load_features(args.out)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+    except (FileNotFoundError, NotADirectoryError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}: {fs.features.shape[0]} images x {fs.features.shape[1]} dims ({args.mode}) "
+    print(f"wrote {args.out}: {fs.features.shape[0]} images x {fs.features.shape[1]} dims ({fs.meta['mode']}"
+          f"{', onnxruntime' if args.onnx else ''}) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -6,9 +6,10 @@ CLI::
         [--checkpoint CKPT] [--exclude-self]
 
 The query may be an image file (its feature is computed with the checkpoint recorded in the features file,
-or ``--checkpoint``; an image already in the features file reuses its stored feature, which is identical),
-or, from Python, a feature vector ``(D,)``. Distances are the project's retrieval metric
-(:func:`sisnet.metrics.compute_distance`, cosine: ``1 - cos``, 0 = identical, on L2-normalised features).
+or ``--checkpoint``, or with the ONNX file of a features file made by ``sisnet.extract --onnx``; an image already
+in the features file reuses its stored feature, which is identical), or, from Python, a feature vector ``(D,)``.
+Distances are the project's retrieval metric (:func:`sisnet.metrics.compute_distance`, cosine: ``1 - cos``, 0 =
+identical, on L2-normalised features).
 """
 from __future__ import annotations
 
@@ -50,17 +51,22 @@ def query_feature(
             q = fs.features[index[str(qpath)]]
         else:
             ckpt = checkpoint or fs.meta.get("checkpoint")
-            if not ckpt:
+            if not ckpt and fs.meta.get("onnx"):  # a file made with --onnx: the query goes through the same graph
+                from sisnet.extract import extract_paths_onnx
+
+                q = extract_paths_onnx(fs.meta["onnx"], [qpath], progress=False)[0]
+            elif not ckpt:
                 raise ValueError(
                     f"The query {str(query)!r} is not in the features file and no checkpoint is known to compute its "
                     f"feature; pass checkpoint=... (--checkpoint)."
                 )
-            from sisnet.runs import load_model
-            from sisnet.extract import extract_paths
-            from sisnet.utils import select_device
+            else:
+                from sisnet.runs import load_model
+                from sisnet.extract import extract_paths
+                from sisnet.utils import select_device
 
-            model, config = load_model(ckpt, device=select_device(device))
-            q = extract_paths(model, config, [qpath], fs.meta.get("mode", "either"), progress=False)[0]
+                model, config = load_model(ckpt, device=select_device(device))
+                q = extract_paths(model, config, [qpath], fs.meta.get("mode", "either"), progress=False)[0]
     if q.numel() != fs.features.shape[1]:
         raise ValueError(
             f"Query feature has {q.numel()} dims but the features file has {fs.features.shape[1]}; extract both with "

@@ -43,6 +43,9 @@ __all__ = [
     "PROTOCOL_NO_EXCLUSION",
     "footage_index",
     "near_duplicate_mask",
+    "exclusion_counts",
+    "describe_exclusion",
+    "window_label",
     "evaluate_footage",
     "evaluate_models",
     "demo_sequence",
@@ -138,6 +141,44 @@ def near_duplicate_mask(
     return same_track & (gap < window[:, None])
 
 
+def _exclusion(junk: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """The counts of :func:`exclusion_counts` for a junk mask, and which queries keep a true match."""
+    has_match = ((q_pids[:, None] == g_pids[None, :]) & ~junk).any(axis=1)
+    counts = {"queries": len(q_pids), "skipped_queries": int((~has_match).sum()), "gallery": len(g_pids),
+              "junk_crops": int(junk.any(axis=0).sum()), "junk_total": int(junk.sum()),
+              "junk_per_query": float(junk.sum(1).mean()) if len(junk) else 0.0}
+    return counts, has_match
+
+
+def exclusion_counts(
+    query_index: pd.DataFrame,
+    gallery_index: pd.DataFrame,
+    *,
+    window_s: float | None = None,
+    window_frames: float | None = None,
+) -> dict[str, Any]:
+    """What the near-duplicate rule excludes, whatever the model: ``{"queries", "skipped_queries" (no true match
+    left), "gallery", "junk_crops" (gallery crops excluded for at least one query), "junk_total" (query-gallery
+    pairs excluded), "junk_per_query" (their mean)}``. Windows as in :func:`near_duplicate_mask`."""
+    junk = near_duplicate_mask(query_index, gallery_index, window_s=window_s, window_frames=window_frames)
+    return _exclusion(junk, query_index["pid"].to_numpy(), gallery_index["pid"].to_numpy())[0]
+
+
+def window_label(window_s: float | None = None, window_frames: float | None = None) -> str:
+    """The protocol name of a window, e.g. ``"same track within 2 s excluded"``."""
+    if window_frames is not None:
+        return f"same track within {window_frames:g} frames excluded"
+    return f"same track within {DEFAULT_WINDOW_S if window_s is None else window_s:g} s excluded"
+
+
+def describe_exclusion(counts: Mapping[str, Any], label: str) -> str:
+    """One sentence on what the rule ``label`` (:func:`window_label`) excluded, from :func:`exclusion_counts`."""
+    return (f"{label}: {int(counts['junk_crops']):,} of {int(counts['gallery']):,} gallery crops excluded for at "
+            f"least one query ({int(counts['junk_total']):,} query-gallery pairs, {float(counts['junk_per_query']):.1f} "
+            f"per query); {int(counts['skipped_queries'])} of {int(counts['queries'])} queries have no true match "
+            f"left and are skipped")
+
+
 def evaluate_footage(
     distmat: Any,
     query_index: pd.DataFrame,
@@ -150,7 +191,8 @@ def evaluate_footage(
     """Rank-k, mAP, mINP (fractions) of a ``(Q, G)`` distance matrix with same-track near-duplicates as junk.
 
     See the module docstring for the protocol. Returns ``{"cmc" (max_rank,), "rank1", "rank5", "rank10", "mAP",
-    "mINP", "num_valid_queries", "junk_per_query"}`` (the mean number of gallery crops excluded per query).
+    "mINP", "num_valid_queries"}`` and the counts of :func:`exclusion_counts` (``junk_crops``, ``junk_total``,
+    ``junk_per_query``, ``queries``, ``skipped_queries``, ``gallery``).
     """
     from sisnet.metrics import evaluate_rank
 
@@ -162,7 +204,7 @@ def evaluate_footage(
     q_pids = query_index["pid"].to_numpy()
     g_pids = gallery_index["pid"].to_numpy()
     max_rank = max(1, min(int(max_rank), dist.shape[1]))
-    has_match = ((q_pids[:, None] == g_pids[None, :]) & ~junk).any(axis=1)
+    counts, has_match = _exclusion(junk, q_pids, g_pids)
     cmcs, aps, inps = [], [], []
     for i in np.flatnonzero(has_match):
         # camera 0 = the query's; junk crops get it (and are removed, being of the same pid), all others 1
@@ -174,8 +216,7 @@ def evaluate_footage(
     cmc = np.mean(cmcs, axis=0) if cmcs else np.full(max_rank, np.nan)
     out = {f"rank{k}": float(cmc[min(k, max_rank) - 1]) for k in (1, 5, 10)}
     out.update(cmc=cmc, mAP=float(np.mean(aps)) if aps else float("nan"),
-               mINP=float(np.mean(inps)) if inps else float("nan"), num_valid_queries=len(aps),
-               junk_per_query=float(junk.sum(1).mean()) if len(junk) else 0.0)  # fmt: skip
+               mINP=float(np.mean(inps)) if inps else float("nan"), num_valid_queries=len(aps), **counts)
     return out
 
 
@@ -198,30 +239,33 @@ def evaluate_models(
       (:func:`evaluate_footage` with a zero window): the number near-duplicates inflate.
     * ``"same track within <window> excluded"``: :func:`evaluate_footage` with the window; the number to quote.
 
-    Columns: ``method``, ``loss``, ``seed``, ``protocol``, the metrics, ``num_valid_queries``, ``junk_per_query``
-    (gallery crops ignored per query), ``gallery``.
+    Columns: ``method``, ``loss``, ``seed``, ``protocol``, the metrics, ``num_valid_queries`` (of ``queries``),
+    ``junk_crops`` (gallery crops the rule excluded for at least one query), ``junk_total`` (query-gallery pairs
+    excluded), ``junk_per_query`` (their mean), ``gallery``; the exclusion columns are empty for the pseudo-camera
+    protocol.
     """
     from sisnet.evaluation import extract_features, rank_metrics
     from sisnet.metrics import compute_distance
 
     q_index, g_index = footage_index(ds)
     _window_frames(q_index, window_s, window_frames)  # bad windows fail before any feature is extracted
-    label = (f"same track within {window_frames:g} frames excluded" if window_frames is not None
-             else f"same track within {DEFAULT_WINDOW_S if window_s is None else window_s:g} s excluded")
+    label = window_label(window_s, window_frames)
     rows = []
     for method, tm in models.items():
         qf, q_pids, q_camids = extract_features(tm.model, ds.query, tm.config, "either")
         gf, g_pids, g_camids = extract_features(tm.model, ds.gallery, tm.config, "either")
         dist = compute_distance(qf, gf, metric=tm.config.metric)
         max_rank = max(1, min(50, len(g_pids)))
-        market = {**rank_metrics(dist, q_pids, g_pids, q_camids, g_camids), "junk_per_query": np.nan}
+        market = {**rank_metrics(dist, q_pids, g_pids, q_camids, g_camids),
+                  **dict.fromkeys(("junk_crops", "junk_total", "junk_per_query"), np.nan)}
         honest = evaluate_footage(dist, q_index, g_index, window_s=window_s, window_frames=window_frames,
                                   max_rank=max_rank)
         everything = evaluate_footage(dist, q_index, g_index, window_frames=0, max_rank=max_rank)
         for protocol, res in ((PROTOCOL_PSEUDO_CAMERAS, market), (PROTOCOL_NO_EXCLUSION, everything), (label, honest)):
             rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "protocol": protocol,
                          **{k: 100.0 * float(res[k]) for k in ("rank1", "rank5", "rank10", "mAP", "mINP")},
-                         "num_valid_queries": int(res["num_valid_queries"]), "junk_per_query": res["junk_per_query"],
+                         "num_valid_queries": int(res["num_valid_queries"]), "queries": len(q_pids),
+                         **{k: res[k] for k in ("junk_crops", "junk_total", "junk_per_query")},
                          "gallery": len(g_pids)})  # fmt: skip
     return pd.DataFrame(rows)
 

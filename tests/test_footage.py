@@ -32,6 +32,7 @@ def test_hand_computed_ranking_with_a_two_second_window():
     assert res["mAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
     assert res["mINP"] == pytest.approx(2 / 4)
     assert res["num_valid_queries"] == 1 and res["junk_per_query"] == 2
+    assert (res["junk_crops"], res["junk_total"], res["queries"], res["skipped_queries"]) == (2, 2, 1, 0)
     # a window in frames instead of seconds: 5 frames excludes only the crop 3 frames away
     assert near_duplicate_mask(query, gallery, window_frames=5).tolist() == [[True] + [False] * 5]
     res = evaluate_footage(dist, query, gallery, window_frames=5)
@@ -130,6 +131,39 @@ def test_converted_footage_near_duplicates_inflate_the_pseudo_camera_protocol(st
         footage_index(load_dataset("synthetic", copy))
 
 
+def test_on_a_rendered_sequence_the_near_duplicate_no_longer_counts_a_distant_frame_does(street):
+    """A 'matcher' whose distance is the time gap within a track: a crop a few frames from the query ranks first.
+    It is junk now; the same track's first crop at least 2 s away is the rank-1 true match."""
+    from sisnet.footage import describe_exclusion, exclusion_counts
+
+    ds = street[1]
+    q_ix, g_ix = footage_index(ds)
+    same = q_ix["track_id"].to_numpy()[:, None] == g_ix["track_id"].to_numpy()
+    gap_s = np.abs(q_ix["frame"].to_numpy()[:, None] - g_ix["frame"].to_numpy()) / 10.0  # 10 fps
+    dist = np.where(same, gap_s, 100.0)
+    first = dist.argmin(axis=1)
+    near = gap_s[np.arange(len(first)), first] < 2.0
+    assert near.all()  # every query's first hit is a near-duplicate of it (the same track, < 2 s away)
+    junk = near_duplicate_mask(q_ix, g_ix)
+    assert junk[np.arange(len(first)), first].all()  # ... which the rule excludes
+    far = same & (gap_s >= 2.0)
+    valid = far.any(axis=1)
+    assert valid.sum() >= 3 and (~junk[far]).all()  # the distant frames of the track are not excluded
+    kept = np.where(junk, np.inf, dist)  # the ranking without the excluded crops
+    top = kept.argmin(axis=1)[valid]
+    assert (gap_s[valid, top] >= 2.0).all() and same[valid, top].all()  # its first hit: a distant frame, same track
+    res = evaluate_footage(dist, q_ix, g_ix, max_rank=5)
+    assert res["num_valid_queries"] == valid.sum() and res["skipped_queries"] == (~valid).sum()
+    assert res["rank1"] == 1.0  # a distant frame of the same track is the first hit, and it counts
+    assert evaluate_footage(dist, q_ix, g_ix, window_s=0, max_rank=5)["rank1"] == 1.0  # (there: the neighbour)
+    # what the rule excluded, in counts that do not depend on the distances
+    counts = exclusion_counts(q_ix, g_ix)
+    assert counts["junk_total"] == junk.sum() and counts["junk_crops"] == junk.any(axis=0).sum() > 0
+    assert {k: res[k] for k in counts} == counts
+    text = describe_exclusion(counts, "same track within 2 s excluded")
+    assert text.startswith(f"same track within 2 s excluded: {counts['junk_crops']} of {len(g_ix)} gallery crops")
+
+
 def test_evaluate_models_reports_both_protocols(street):
     """A (random) model's pseudo-camera row is the library's standard evaluation; the other row excludes."""
     from types import SimpleNamespace
@@ -147,13 +181,18 @@ def test_evaluate_models_reports_both_protocols(street):
     market = table.iloc[0]
     assert market["rank1"] == pytest.approx(100 * standard["rank1"]) and market["mAP"] == pytest.approx(100 * standard["mAP"])
     assert table["junk_per_query"].iloc[1] == 0 and table["junk_per_query"].iloc[2] > 0
+    assert table["junk_crops"].isna().iloc[0] and 0 < table["junk_crops"].iloc[2] <= table["junk_total"].iloc[2]
+    assert (table["queries"] == len(ds.query)).all()
+    from sisnet.report import discuss_footage
+
+    text = discuss_footage(table)
+    assert f"Near-duplicate rule, same track within 2 s excluded: {int(table['junk_crops'].iloc[2])} of " in text
     assert (table["gallery"] == len(ds.gallery)).all()
     assert evaluate_models({"random": SimpleNamespace(model=model, config=config, loss="S.", seed=0)}, ds,
                            window_frames=6)["protocol"].iloc[2] == "same track within 6 frames excluded"
 
 
-def test_plot_mot_frame_reads_a_frame_folder_or_a_video(street, tmp_path):
-    import av
+def test_plot_mot_frame_reads_a_frame_folder_or_a_video(street, tmp_path, video_copy):
     import matplotlib.pyplot as plt
     from PIL import Image
 
@@ -161,17 +200,8 @@ def test_plot_mot_frame_reads_a_frame_folder_or_a_video(street, tmp_path):
     fig = plot_mot_frame(seq, frame=12)
     assert "frame 12" in fig.axes[0].get_title() and len(fig.axes[0].patches) > 0
     plt.close(fig)
-    (tmp_path / "gt").mkdir()
-    (tmp_path / "gt" / "gt.txt").write_text((seq / "gt" / "gt.txt").read_text())
-    with av.open(str(tmp_path / "street.mp4"), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for path in sorted((seq / "img1").glob("*.jpg"))[:15]:
-            for packet in stream.encode(av.VideoFrame.from_image(Image.open(path).convert("RGB"))):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    fig = plot_mot_frame(tmp_path / "street.mp4", frame=12)
+    video = video_copy(seq, tmp_path / "STREET-V", "street.mp4", seqinfo=False, num_frames=15)
+    fig = plot_mot_frame(video, frame=12)
     image = fig.axes[0].images[0].get_array()
     assert image.shape == (240, 320, 3) and "frame 12" in fig.axes[0].get_title()
     assert np.abs(image.astype(float) - np.asarray(Image.open(seq / "img1" / "000012.jpg"), float)).mean() < 4

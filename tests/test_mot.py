@@ -212,40 +212,12 @@ def test_gif_video_input(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ video files
-def _encode_video(frames: list[Image.Image], path, codec: str, fps: int = 10) -> None:
-    """Encode RGB frames into a video file with PyAV, at high quality (the test bounds the codec loss)."""
-    import av
-
-    options = {"libx264": {"crf": "8"}, "libvpx": {"crf": "4", "b": "1M"}, "mpeg4": {"qmax": "2"}}[codec]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps, options=options)
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        if codec == "mpeg4":
-            stream.bit_rate = 20_000_000
-        for im in frames:
-            for packet in stream.encode(av.VideoFrame.from_image(im)):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 @pytest.fixture(scope="module")
 def rendered_seq(tmp_path_factory):
     from sisnet.data.synthetic import render_mot_sequence
 
     return render_mot_sequence(tmp_path_factory.mktemp("render") / "SYN-V", num_frames=12, num_people=4,
                                frame_size=(144, 176), seed=5)
-
-
-def _video_copy(seq, dest, name: str, codec: str):
-    """The same sequence with a video instead of img1/: same gt.txt and seqinfo.ini."""
-    (dest / "gt").mkdir(parents=True)
-    shutil.copy(seq / "gt" / "gt.txt", dest / "gt" / "gt.txt")
-    shutil.copy(seq / "seqinfo.ini", dest / "seqinfo.ini")
-    frames = [Image.open(p).convert("RGB") for p in sorted((seq / "img1").glob("*.jpg"))]
-    _encode_video(frames, dest / name, codec)
-    return dest / name
 
 
 def _mean_abs(a: Image.Image | str, b: Image.Image | str) -> float:
@@ -256,8 +228,8 @@ def _mean_abs(a: Image.Image | str, b: Image.Image | str) -> float:
 
 @pytest.mark.parametrize("name,codec", [("clip.mp4", "libx264"), ("clip.avi", "mpeg4"), ("clip.mkv", "libx264"),
                                         ("clip.webm", "libvpx"), ("clip.mov", "mpeg4")])
-def test_video_gives_the_frame_folders_crops(rendered_seq, tmp_path, name, codec):
-    video = _video_copy(rendered_seq, tmp_path / "SYN-V", name, codec)
+def test_video_gives_the_frame_folders_crops(rendered_seq, tmp_path, name, codec, video_copy):
+    video = video_copy(rendered_seq, tmp_path / "SYN-V", name, codec)
     kw = dict(min_height_px=16, frame_stride=2, min_visibility=0.2, crop_size=None, seed=1)
     ref = convert_mot(rendered_seq / "img1", tmp_path / "from_frames", **kw)  # the frame folder itself
     # the sequence folder (its one video is found) and the video file itself are the same input
@@ -287,8 +259,8 @@ def test_video_gives_the_frame_folders_crops(rendered_seq, tmp_path, name, codec
                 assert same < 0.7 * _mean_abs(im, folder.frames[j]), (k, j)
 
 
-def test_video_errors_name_the_file_and_the_reason(rendered_seq, tmp_path):
-    video = _video_copy(rendered_seq, tmp_path / "SYN-V", "clip.mp4", "libx264")
+def test_video_errors_name_the_file_and_the_reason(rendered_seq, tmp_path, video_copy):
+    video = video_copy(rendered_seq, tmp_path / "SYN-V", "clip.mp4", "libx264")
     # gt.txt refers to frames past the video's end
     gt = tmp_path / "SYN-V" / "gt" / "gt.txt"
     gt.write_text(gt.read_text() + "40,1,11,11,30,60,1,1,1\n")
@@ -303,7 +275,7 @@ def test_video_errors_name_the_file_and_the_reason(rendered_seq, tmp_path):
         convert_mot(bad, tmp_path / "o2", min_height_px=16)
     # a video cut in the middle (an interrupted download)
     cut = tmp_path / "CUT"
-    full = _video_copy(rendered_seq, cut, "clip.mp4", "libx264")
+    full = video_copy(rendered_seq, cut, "clip.mp4", "libx264")
     full.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(MotFormatError, match=r"CUT/clip\.mp4"):
         convert_mot(cut, tmp_path / "o3", min_height_px=16, frame_stride=1)
@@ -316,13 +288,22 @@ def test_video_errors_name_the_file_and_the_reason(rendered_seq, tmp_path):
         convert_mot(gt, tmp_path / "o5", min_height_px=16)
 
 
-def test_cli_converts_a_video_file(rendered_seq, tmp_path, capsys):
+def test_cli_converts_a_video_file(rendered_seq, tmp_path, capsys, video_copy):
     from sisnet.data.mot import _main
 
-    video = _video_copy(rendered_seq, tmp_path / "SYN-V", "clip.mp4", "libx264")
+    video = video_copy(rendered_seq, tmp_path / "SYN-V", "clip.mp4", "libx264")
     assert _main([str(video), "--out", str(tmp_path / "reid"), "--min-height-px", "16", "--frame-stride", "3"]) == 0
-    assert "wrote" in capsys.readouterr().out
-    assert len(load_dataset("synthetic", tmp_path / "reid").gallery) > 0
+    out = capsys.readouterr().out
+    ds = load_dataset("synthetic", tmp_path / "reid")
+    assert "wrote" in out and len(ds.gallery) > 0
+    # the summary says what the footage evaluation's near-duplicate rule excludes (seqinfo.ini: 10 fps -> 20 frames)
+    from sisnet.footage import exclusion_counts, footage_index
+
+    counts = exclusion_counts(*footage_index(ds))
+    assert 0 < counts["junk_crops"] <= counts["junk_total"] and counts["gallery"] == len(ds.gallery)
+    assert (f"window_s=2): same track within 2 s excluded: {counts['junk_crops']} of {len(ds.gallery)} gallery "
+            f"crops excluded for at least one query ({counts['junk_total']} query-gallery pairs") in out
+    assert f"{counts['skipped_queries']} of {len(ds.query)} queries have no true match left" in out
     assert _main([str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "x")]) == 1
     assert "does not exist" in capsys.readouterr().err
 

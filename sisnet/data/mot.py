@@ -5,7 +5,9 @@
 >>> from sisnet.data import load_dataset
 >>> ds = load_dataset("synthetic", root)        # Market-1501 layout, any number of cameras
 
-CLI: ``python -m sisnet.data.mot SEQ [SEQ ...] --out DIR [--min-height-px 40] [--frame-stride 5] ...``
+CLI: ``python -m sisnet.data.mot SEQ [SEQ ...] --out DIR [--min-height-px 40] [--frame-stride 5] ...``; its
+summary gives the crops per split and how many gallery crops :mod:`sisnet.footage`'s near-duplicate rule (same
+track within 2 s of the query) excludes on the result.
 
 Input: each *sequence* is either a MOTChallenge sequence folder or a video file.
 
@@ -719,7 +721,22 @@ def _main(argv: list[str] | None = None) -> int:
     meta = json.loads((out / "meta.json").read_text())
     print(f"wrote {out}: " + ", ".join(f"{k} {v['images']} images / {v['ids']} ids" for k, v in meta["counts"].items())
           + f", {meta['num_cameras']} cameras")
+    print(_exclusion_summary(out))
     return 0
+
+
+def _exclusion_summary(out: Path) -> str:
+    """The CLI's line on what sisnet.footage's near-duplicate rule (default window) excludes on the converted set."""
+    from sisnet import footage
+    from sisnet.data import load_dataset
+
+    q_index, g_index = footage.footage_index(load_dataset("synthetic", out))
+    try:
+        counts = footage.exclusion_counts(q_index, g_index)
+    except ValueError as exc:  # no frame rate: the window in seconds cannot be converted
+        return f"footage evaluation (sisnet.footage): {exc}"
+    return (f"footage evaluation (sisnet.footage.evaluate_footage, window_s={footage.DEFAULT_WINDOW_S:g}): "
+            + footage.describe_exclusion(counts, footage.window_label()))
 
 
 if __name__ == "__main__":

@@ -219,8 +219,10 @@ def discuss_table1(long: pd.DataFrame, dataset: str) -> str:
 
 
 def discuss_footage(table: pd.DataFrame) -> str:
-    """Markdown: each model's rank-1 under the footage protocols (:func:`sisnet.footage.evaluate_models`) and how
-    much the near-duplicates add."""
+    """Markdown: each model's rank-1 under the footage protocols (:func:`sisnet.footage.evaluate_models`), how
+    much the near-duplicates add, and how many gallery crops the near-duplicate rule excluded."""
+    from sisnet.footage import describe_exclusion
+
     lines = ["**What the footage numbers say** (one sequence, one seed; with n queries one query is 100/n points):", ""]
     for method, g in table.groupby("method", sort=False):
         by = dict(zip(g["protocol"], g["rank1"]))
@@ -232,4 +234,9 @@ def discuss_footage(table: pd.DataFrame) -> str:
         if with_dup and without:
             lines.append(f"  - near-duplicates add {_signed(with_dup[0] - without[0])} rank-1 points; quote the "
                          f"number without them.")
+    excluded = table[table["protocol"].str.endswith(" excluded")]
+    if {"junk_crops", "junk_total", "queries"} <= set(table.columns) and len(excluded):
+        row = excluded.iloc[0]  # the same for every model: the rule depends on the crops' times only
+        counts = {**row.to_dict(), "skipped_queries": int(row["queries"]) - int(row["num_valid_queries"])}
+        lines += ["", f"Near-duplicate rule, {describe_exclusion(counts, row['protocol'])}."]
     return "\n".join(lines)

@@ -247,13 +247,52 @@ def test_footage_notebook_converts_extracts_searches_and_evaluates(smoke_run):
     assert ev[["rank1", "mAP"]].stack().between(0, 100).all()
     assert (ev["num_valid_queries"] > 0).all() and (ev["gallery"] == crops.loc["gallery", "images"]).all()
     demo = smoke_run["data_root"] / "demo"
-    feats = list(demo.glob("*.safetensors"))
+    rendered = _rendered_sequence(smoke_run)
+    feats = list(demo.glob(f"{rendered.name}-*.safetensors"))
     assert len(feats) == 1
     from sisnet.extract import load_features
 
     fs = load_features(feats[0])
     assert len(fs) == crops.loc["gallery", "images"] and fs.meta["mode"] == "either"
     assert all(p.endswith(".jpg") for p in fs.paths)
+
+
+def _rendered_sequence(run) -> Path:
+    """The street sequence notebook 08 rendered (frames in img1/, gt/gt.txt) in the smoke run's data root."""
+    found = [p for p in (run["data_root"] / "demo").iterdir() if (p / "img1").is_dir() and (p / "gt" / "gt.txt").is_file()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_footage_notebook_runs_from_a_video_file(smoke_run, tmp_path, video_copy, monkeypatch):
+    """Notebook 08 alone (papermill, smoke profile) with ``mot_sequence`` a video: the rendered demo sequence encoded
+    with PyAV, gt/gt.txt beside it and no seqinfo.ini (the frame rate is the video's). The trained runs come from the
+    smoke run's cache (same data root), so only the footage part is computed."""
+    from sisnet.reproduce import NOTEBOOK_DIR, _execute
+
+    video = video_copy(_rendered_sequence(smoke_run), tmp_path / "footage", "street-video.mp4", seqinfo=False)
+    out = tmp_path / "results" / "smoke" / "synthetic"
+    out.mkdir(parents=True)
+    params = {"profile": "smoke", "dataset": "synthetic", "data_root": str(smoke_run["data_root"]),
+              "results_dir": str(tmp_path / "results"), "seed": 0, "mot_sequence": str(video)}
+    monkeypatch.setenv("SISNET_BATCH", "1")  # as sisnet.reproduce runs the kernels
+    _execute(NOTEBOOK_DIR / "08_your_images.ipynb", out / "08_your_images.ipynb", params, NOTEBOOK_DIR.parent,
+             "python3", False)
+    nb = nbformat.read(out / "08_your_images.ipynb", as_version=4)
+    assert not nb.metadata["papermill"]["exception"]
+    assert str(video) in next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    # the same annotations give the same crops as the frame folder; the video's 10 fps gives the 2 s window
+    from_frames = _table(smoke_run, "footage_dataset").set_index("split")
+    from_video = pd.read_csv(out / "tables" / "footage_dataset.csv").set_index("split")
+    pd.testing.assert_frame_equal(from_video[["ids", "images"]], from_frames[["ids", "images"]])
+    ev = pd.read_csv(out / "tables" / "footage_eval.csv")
+    assert set(ev["method"]) == set(paper.METHODS) and (ev["num_valid_queries"] > 0).all()
+    excluded = ev[ev["protocol"] == "same track within 2 s excluded"]
+    assert len(excluded) == len(paper.METHODS) and (excluded["junk_crops"] > 0).all()
+    assert excluded["junk_total"].tolist() == _table(smoke_run, "footage_eval").query(
+        "protocol == 'same track within 2 s excluded'")["junk_total"].tolist()  # the rule depends on times only
+    assert (out / "figures" / "footage_frame.png").is_file() and (out / "figures" / "footage_search.png").is_file()
+    assert (smoke_run["data_root"] / "demo" / "street-video.mp4-reid" / "mot_index.csv").is_file()
 
 
 def test_training_runs_are_shared_between_notebooks(smoke_run):

@@ -44,7 +44,7 @@ def _run_section(out_dir: Path) -> list[str]:
     lines = [f"**The run.** `{out_dir.as_posix()}/manifest.json`: commit `{str(m.get('commit'))[:12]}`, finished "
              f"{m.get('finished_at')}; the notebooks took {_minutes(float(m['wall_seconds_total']))} in all "
              f"({per_nb}), on {plat.get('processor', '?')} with {cores} usable cores"
-             + (f", {load['start']} at the start and {load['end']} at the end." if load else ".")]
+             + (f"; during the last call, {load['start']} at its start and {load['end']} at its end." if load else ".")]
     last = m.get("last_run")
     if last and len(last.get("notebooks", [])) < len(m["notebooks"]):
         lines.append(f"The last call re-ran only {', '.join(last['notebooks'])} ({last['finished_at']}).")

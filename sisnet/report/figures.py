@@ -437,7 +437,8 @@ def plot_mot_frame(sequence: str | os.PathLike, frame: int | None = None, fmt: s
     ``gt/gt.txt``. ``frame`` (1-based) defaults to the annotated frame with the most boxes. Labels sit inside
     the top of each box, on a dark background, so neighbouring labels stay legible.
     """
-    from sisnet.data.mot import FrameSource, read_mot_annotations
+    from sisnet.data.frames import FrameSource
+    from sisnet.data.mot import read_mot_annotations
 
     plt = _plt()
     src = FrameSource(Path(sequence))

@@ -6,6 +6,8 @@ inference.
 """
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -91,27 +93,20 @@ def _needs_training(run_dir: Path, force: bool | float | int | None) -> bool:
         return True
 
 
+@contextlib.contextmanager
 def _run_threads(ctx: NotebookContext):
-    """A context in which torch uses the profile's threads per training run (:attr:`ProfileSettings.run_threads`)."""
-    import contextlib
-
+    """Torch uses the profile's threads per training run (:attr:`ProfileSettings.run_threads`) inside the block."""
     import torch
 
     from sisnet.config import profile_settings
 
-    threads = profile_settings(ctx.profile).run_threads
-
-    @contextlib.contextmanager
-    def scope():
-        before = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    return scope()
+    threads, before = profile_settings(ctx.profile).run_threads, torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def train(

@@ -67,6 +67,7 @@ __all__ = ["TrainConfig", "get_config", "PROFILES", "PROFILE_SETTINGS", "Profile
            "TABLE2_GRID", "PROFILE_NAMES", "config_from_dict", "dataset_folder", "runs_folder"]
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+SPLIT_CHOICES = ("test", "val")
 # Renamed fields: old name -> new name (old checkpoints and histories still load).
 _RENAMED = {"data_root": "dataset_dir"}
 
@@ -105,10 +106,13 @@ class TrainConfig:
     dataset: str = "synthetic"
     dataset_dir: str = "data/synthetic"  # ONE dataset's folder (``data_root`` elsewhere = the folder of all datasets)
     combine_val: bool = False
+    split: str = "test"  # "val": train on the training ids minus ``val_ids`` held out, evaluate on those
+    val_ids: int = 50  # identities held out by split="val" (sisnet.data.ReIDDataset.validation_split)
     # model
     backbone: str = "mobilenetv2_100"
     pretrained: bool | str = "auto"
     last_stride: int | None = 1
+    output_stride: int | None = None  # timm's dilation (8 or 16) instead of last_stride (then last_stride=None)
     # input / augmentation
     img_height: int = 128
     img_width: int = 64
@@ -117,6 +121,7 @@ class TrainConfig:
     flip_prob: float = 0.5
     pad_px: int = 10
     erasing_prob: float = 0.5
+    low_res_aug: float = 0.0  # one-branch control: each image replaced by the second-scale view with this probability
     # method switches (Table 2) and losses
     siamese: bool = True
     drc: bool = False
@@ -126,6 +131,7 @@ class TrainConfig:
     detach_classifier: bool = False
     triplet: bool = True
     triplet_margin: float = 0.3
+    triplet_normalize: bool = False  # batch-hard triplet on L2-normalised features (the cosine retrieval space)
     label_smoothing: float = 0.1
     branch_reduction: str = "mean"  # siamese ID/triplet terms: (L_full + L_small) / 2 ("mean") or sum
     # sampler / schedule
@@ -144,6 +150,7 @@ class TrainConfig:
     eval_last: int = 5  # always evaluate at each of the last ``eval_last`` epochs (Table 3's mean)
     eval_batch_size: int = 128
     metric: str = "cosine"
+    precise_bn: int = 0  # >0: before each evaluation, re-estimate BatchNorm statistics on this many full-scale batches
     rerank: bool = False
     # runtime
     seed: int = 0
@@ -193,9 +200,10 @@ class TrainConfig:
         choice("branch_reduction", BRANCH_REDUCTIONS)
         choice("amp", AMP_MODES)
         choice("metric", METRICS)
+        choice("split", SPLIT_CHOICES)
         for name in ("img_height", "img_width", "P", "K", "epochs", "eval_batch_size"):
             integer(name)
-        for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "seed"):
+        for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "seed", "precise_bn", "val_ids"):
             integer(name, allow_zero=True)
         if self.num_workers != "auto" and (isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int)
                                            or self.num_workers < 0):
@@ -205,9 +213,9 @@ class TrainConfig:
         for name in ("weight_decay", "drc_weight", "triplet_margin", "label_smoothing"):
             positive(name, allow_zero=True)
         for name in ("combine_val", "siamese", "drc", "detach_classifier", "triplet", "rerank",
-                     "cache_images", "channels_last", "sync_bn"):
+                     "cache_images", "channels_last", "sync_bn", "triplet_normalize"):
             boolean(name)
-        for name in ("flip_prob", "erasing_prob"):
+        for name in ("flip_prob", "erasing_prob", "low_res_aug"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name}={value!r} is not valid; it must be a probability in [0, 1].")
@@ -229,6 +237,14 @@ class TrainConfig:
             raise ValueError(f"milestones={self.milestones!r} is not valid; give positive epoch numbers.")
         if list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones={self.milestones!r} is not valid; they must be increasing.")
+        if self.low_res_aug and self.siamese:
+            raise ValueError("low_res_aug is the one-branch control (siamese=False): SiSNet already feeds the "
+                             "second-scale view through its second branch. Set low_res_aug=0 or siamese=False.")
+        if self.output_stride is not None:
+            if self.output_stride not in (8, 16):
+                raise ValueError(f"output_stride={self.output_stride!r} is not valid; choose 8, 16 or None.")
+            if self.last_stride is not None:
+                raise ValueError("output_stride replaces last_stride: set last_stride=None with output_stride.")
         if self.drc and not self.siamese:
             raise ValueError("drc=True needs siamese=True: the DRC loss compares the two branches' CAMs.")
         if not isinstance(self.device, str) or not (
@@ -348,7 +364,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         backbone="resnet18", pretrained=False, last_stride=1,
         img_height=64, img_width=32, pad_px=3, P=4, K=2,
         epochs=2, steps_per_epoch=3, warmup_epochs=1, milestones=(2,),
-        eval_every=1, eval_last=2, eval_batch_size=64,
+        eval_every=1, eval_last=2, eval_batch_size=64, val_ids=4,
         num_workers=0, cache_images=True, channels_last=False,
     ),
     "cpu": dict(
@@ -399,7 +415,7 @@ class ProfileSettings:
 PROFILE_SETTINGS: dict[str, ProfileSettings] = {
     "smoke": ProfileSettings(seeds=(0,), synthetic_size="tiny", num_threads=1, footage_frames=40, footage_people=10,
                              run_threads=1),
-    "cpu": ProfileSettings(seeds=(0, 1, 2), synthetic_size="default", num_threads=None, footage_frames=200,
+    "cpu": ProfileSettings(seeds=(0, 1, 2, 3, 4), synthetic_size="default", num_threads=None, footage_frames=200,
                            footage_people=30, run_threads=1),
     "paper": ProfileSettings(seeds=(0,), synthetic_size="default", num_threads=None, footage_frames=200,
                              footage_people=30, init_comparison=False),
@@ -475,6 +491,9 @@ def _weight_suffixes() -> tuple[str, ...]:
 # Table 2 of the paper: method x loss. Baseline = one (full-resolution) scale only.
 _METHODS = {
     "Baseline": dict(siamese=False, drc=False),
+    # the augmentation control (not in the paper): one branch, each image replaced by the second-scale view
+    # with probability 0.5, so it sees low-resolution images as often as SiSNet does without the siamese branch
+    "Baseline+LR aug.": dict(siamese=False, drc=False, low_res_aug=0.5),
     "SiSNet": dict(siamese=True, drc=False),
     "SiSNet+DRC": dict(siamese=True, drc=True),
 }

@@ -66,7 +66,8 @@ from sisnet import distributed
 from sisnet.config import TrainConfig
 from sisnet.data.loader import loader_options
 from sisnet.data.sampler import RandomIdentitySampler
-from sisnet.data.transforms import TwoScaleDataset, TwoScaleTransform, ViewSpec, decode_images_cached
+from sisnet.data.transforms import (TwoScaleDataset, TwoScaleTransform, ViewSpec, decode_images_cached,
+                                    low_resolution_augment)
 from sisnet.evaluation import EVAL_MODES, evaluate, extract_features
 from sisnet.runs import (
     CHECKPOINT_NAME,
@@ -78,6 +79,7 @@ from sisnet.runs import (
     run_key,
     save_checkpoint,
     set_rng_state,
+    training_dataset,
 )
 from sisnet.utils import atomic_write_json, autocast_dtype, ensure_writable_dir, precision_name, select_device
 
@@ -126,7 +128,8 @@ def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None):
         info = {"source": resolved.source, "file": resolved.file, "sha256": resolved.sha256}
     else:
         info = {"source": "random" if pretrained is False else "given", "file": None, "sha256": None}
-    model = SiSNet(config.backbone, num_classes, pretrained=pretrained, last_stride=config.last_stride)
+    stride = {"output_stride": config.output_stride} if config.output_stride else {}
+    model = SiSNet(config.backbone, num_classes, pretrained=pretrained, last_stride=config.last_stride, **stride)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.weights_info = info
@@ -202,7 +205,8 @@ def _compute_losses(model, out_full, out_small, targets, config: TrainConfig,
         model, out_full, out_small, targets,
         siamese=config.siamese, drc=config.drc, triplet=config.triplet,
         id_loss=CrossEntropyLabelSmooth(model.num_classes, epsilon=config.label_smoothing),
-        triplet_loss=triplet_cls(config.triplet_margin) if config.triplet else None,
+        triplet_loss=triplet_cls(config.triplet_margin, normalize_feature=config.triplet_normalize)
+        if config.triplet else None,
         drc_loss=DRCLoss(weight=config.drc_weight, distance=config.drc_distance,
                          normalization=config.cam_normalization, detach_classifier=config.detach_classifier)
         if config.drc else None,
@@ -239,6 +243,9 @@ def _device_views(batch, config: TrainConfig, device: torch.device) -> tuple[tor
     if images.dtype == torch.uint8:
         full, small = _train_transform(config.view_spec()).finish(
             images.to(device, non_blocking=non_blocking), second, small=config.siamese)
+        if config.low_res_aug > 0:  # the augmentation control: draws from the (per-epoch seeded) CPU generator
+            replace = torch.rand(full.shape[0]) < config.low_res_aug
+            full = low_resolution_augment(full, config.view_spec(), replace)
     else:  # already-made float views (the benchmark's model-only steps, older callers)
         full, small = images.to(device, non_blocking=non_blocking), second if config.siamese else None
         small = small.to(device, non_blocking=non_blocking) if small is not None else None
@@ -289,6 +296,29 @@ def _read_losses(pending: list[torch.Tensor], world: distributed.World) -> torch
 
 
 # ---------------------------------------------------------------------------------------------- fit
+def recalibrate_bn(model: nn.Module, config: TrainConfig, images: torch.Tensor) -> None:
+    """Precise BatchNorm: re-estimate every BN layer's running statistics on full-scale training images.
+
+    A two-scale step runs both views through the same BN layers, so the running statistics that retrieval
+    uses are about half small-scale. This replaces them by the plain average over ``config.precise_bn``
+    batches of ``P*K`` full-scale training images (no augmentation; a fixed draw per seed), with
+    ``torch.optim.swa_utils.update_bn`` (momentum ``None``: a cumulative average). ``images``: the training
+    images, ``uint8 (N, 3, H, W)`` at the input size.
+    """
+    if config.precise_bn <= 0:
+        return
+    device = next(model.parameters()).device
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed))
+    take = order[: config.precise_bn * config.batch_size]
+    transform = _train_transform(config.view_spec())
+    batches = [transform.finish(images[idx].to(device), None, small=False)[0].contiguous(memory_format=fmt)
+               for idx in take.split(config.batch_size)]
+    with torch.autocast(device.type, dtype=autocast_dtype(config.amp, device),
+                        enabled=autocast_dtype(config.amp, device) is not None):
+        torch.optim.swa_utils.update_bn(batches, model)
+
+
 def _reseed(seed: int, epoch: int) -> None:
     """Derive every global RNG from (seed, epoch): makes each epoch independent of earlier history."""
     s = int(np.random.default_rng([seed, epoch, 2]).integers(0, 2**31 - 1))
@@ -366,10 +396,7 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
     world = distributed.current()
     ensure_writable_dir(run_dir if run_dir is not None else config.runs_dir, "runs folder")  # before any work
     t_start = time.perf_counter()
-    from sisnet.data import load_dataset
-
-    if dataset is None:
-        dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
+    dataset = training_dataset(config, dataset)
     device = select_device(config.device)
     precision, fingerprint = precision_name(config.amp, device), dataset.fingerprint()
     run_id = run_key(config, dataset, device, world_size=world.size)
@@ -479,6 +506,10 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
             continue
         if epoch in eval_epochs:
             t_eval = time.perf_counter()
+            if config.precise_bn:
+                recalibrate_bn(model, config, train_images if train_images is not None else
+                               decode_images_cached([r.path for r in dataset.train],
+                                                    (config.img_height, config.img_width), "decode train"))
             res = evaluate(model, dataset, config, modes=EVAL_MODES, progress=False, image_cache=eval_cache)
             for mode, m in res.items():
                 history["evals"].append({"epoch": epoch, "mode": mode, **{k: m[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP")}})

@@ -26,6 +26,9 @@ __all__ = [
     "PAPER_DATASETS",
     "DATASET_LABELS",
     "METHODS",
+    "CONTROL",
+    "GRID_METHODS",
+    "CONTROL_COMPARISONS",
     "LOSS_TYPES",
     "METRICS",
     "table1",
@@ -48,6 +51,11 @@ DATASET_LABELS: dict[str, str] = {
 }
 #: The three models of the ablation, in the paper's order.
 METHODS: tuple[str, ...] = ("Baseline", "SiSNet", "SiSNet+DRC")
+#: The augmentation control of the companion (not in the paper): the Baseline trained on each image replaced by
+#: the second-scale view with probability 0.5 (``low_res_aug``), so it sees low-resolution images as SiSNet does.
+CONTROL = "Baseline+LR aug."
+#: The grid's methods in display order: the paper's three with the control after the Baseline.
+GRID_METHODS: tuple[str, ...] = ("Baseline", CONTROL, "SiSNet", "SiSNet+DRC")
 #: Loss types of Table 2: softmax (ID) alone, softmax + triplet.
 LOSS_TYPES: tuple[str, ...] = ("S.", "S.+T.")
 #: Metric names used in every table of this package (percent).
@@ -65,6 +73,10 @@ CLAIMS: tuple[tuple[str, str, tuple[str, str], tuple[str, str]], ...] = (
                          ("SiSNet+DRC - Baseline", "SiSNet+DRC", "Baseline"))),
     *((f"{m}: S.+T. - S.", "S.+T. - S.", ("S.+T.", m), ("S.", m)) for m in METHODS),
 )
+#: The companion's control comparisons (not claims of the paper): is SiSNet's gain more than seeing low-resolution
+#: images? "supported" means SiSNet scores higher than the augmentation control.
+CONTROL_COMPARISONS: tuple[tuple[str, str, tuple[str, str], tuple[str, str]], ...] = tuple(
+    (f"{a} - {CONTROL}", loss, (loss, a), (loss, CONTROL)) for loss in LOSS_TYPES for a in ("SiSNet", "SiSNet+DRC"))
 
 _NA = math.nan
 

@@ -19,9 +19,13 @@ __all__ = ["train_in_workers", "default_workers"]
 
 def default_workers(threads_per_run: int | None) -> int:
     """Worker processes for runs of ``threads_per_run`` torch threads: the usable cores divided by it (>= 1);
-    1 when ``threads_per_run`` is None (each run uses all cores) or a GPU is present (one device)."""
+    1 when ``threads_per_run`` is None (each run uses all cores) or a GPU is present (one device). The environment
+    variable ``SISNET_WORKERS`` overrides it."""
     import torch
 
+    forced = os.environ.get("SISNET_WORKERS", "").strip()
+    if forced:  # e.g. several small runs sharing one large GPU (the validation sweep on a lent machine)
+        return max(1, int(forced))
     if threads_per_run is None or torch.cuda.is_available():
         return 1
     try:

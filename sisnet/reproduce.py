@@ -309,7 +309,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run nothing: rewrite README.md's results block from the results of --profile/--dataset")
     parser.add_argument("--nproc", type=int, default=1,
                         help="train each run on this many GPUs with torchrun -m sisnet.train (default: 1, in the kernel)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one seed (--seed) of the same grid, into <results-dir>/quick/ (a first look in minutes)")
+    parser.add_argument("--validate", action="store_true",
+                        help="run no notebook: the validation sweep (held-out training identities), writing "
+                        "validation_choices.csv, validation_runs.csv and validation_chosen.json")
+    parser.add_argument("--convergence", action="store_true",
+                        help="run no notebook: every grid configuration of seed 0 at the schedule and twice as long "
+                        "(convergence_2x.csv)")
+    parser.add_argument("--other-view", action="store_true",
+                        help="run no notebook: the Table 2 grid with the other second view (table2_other_view*.csv)")
+    parser.add_argument("--overrides", default=None,
+                        help="JSON file of config overrides for --validate/--convergence/--other-view "
+                        "(e.g. the validation_chosen.json a sweep wrote)")
     args = parser.parse_args(argv)
+    if args.validate or args.convergence or args.other_view:
+        from sisnet.report import setup
+        from sisnet.report.validation import run_checks
+
+        overrides = json.loads(Path(args.overrides).read_text(encoding="utf-8")) if args.overrides else None
+        if isinstance(overrides, dict) and "milestones" in overrides:
+            overrides["milestones"] = tuple(overrides["milestones"])
+        ctx = setup(args.profile, args.dataset, args.data_root, args.results_dir, seed=args.seed, seeds=args.seeds)
+        with _kernel_env("SISNET_BATCH", "1"):
+            run_checks(ctx, validate=args.validate, convergence=args.convergence, other_view=args.other_view,
+                       overrides=overrides, command="python -m sisnet.reproduce " + " ".join(sys.argv[1:] if argv is None else argv))
+        return 0
+    if args.quick:
+        args.seeds = [args.seed]
+        args.results_dir = str(Path(args.results_dir) / "quick")
     if args.update_readme:
         from sisnet.report.readme import update_readme
 

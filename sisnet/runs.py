@@ -22,12 +22,25 @@ from sisnet.config import config_from_dict
 from sisnet.utils import atomic_torch_save, atomic_write_json, precision_name, select_device
 
 __all__ = ["History", "NoEvaluationError", "load_history", "load_model", "load_checkpoint", "save_checkpoint",
-           "run_key", "CHECKPOINT_NAME", "HISTORY_NAME", "CHECKPOINT_VERSION"]
+           "run_key", "training_dataset", "CHECKPOINT_NAME", "HISTORY_NAME", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_NAME = "last.pt"
 HISTORY_NAME = "history.json"
 CHECKPOINT_VERSION = 1
 _METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+
+
+def training_dataset(config, dataset=None):
+    """The dataset ``config`` trains and evaluates on: ``dataset`` (default: ``config.dataset`` loaded from
+    ``config.dataset_dir``), or its validation split (:meth:`sisnet.data.ReIDDataset.validation_split`,
+    ``config.val_ids`` identities) when ``config.split == "val"``. The one place that decides it (run keys, fit)."""
+    if dataset is None:
+        from sisnet.data import load_dataset
+
+        dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
+    if getattr(config, "split", "test") == "val" and not dataset.variant:
+        dataset = dataset.validation_split(config.val_ids)
+    return dataset
 
 
 def run_key(config, dataset=None, device: str | torch.device | None = None, world_size: int = 1) -> str:
@@ -40,10 +53,7 @@ def run_key(config, dataset=None, device: str | torch.device | None = None, worl
     CUDA when available); ``dataset`` to ``load_dataset(config.dataset, config.dataset_dir)``. :func:`sisnet.engine.fit`
     writes a run to ``<config.runs_dir>/<run_key>/`` and the notebooks look it up there.
     """
-    if dataset is None:
-        from sisnet.data import load_dataset
-
-        dataset = load_dataset(config.dataset, config.dataset_dir, combine_val=config.combine_val)
+    dataset = training_dataset(config, dataset)
     dev = select_device(config.device if device is None else device)
     bn_group = int(world_size) if int(world_size) > 1 and not getattr(config, "sync_bn", False) else 1
     return config.run_id(precision=precision_name(config.amp, dev), data_fingerprint=dataset.fingerprint(),

@@ -72,6 +72,8 @@ class ReIDDataset:
     train: list[Record] = field(repr=False)
     query: list[Record] = field(repr=False)
     gallery: list[Record] = field(repr=False)
+    #: "" for the dataset as published; "val<N>" for :meth:`validation_split` (part of the fingerprint)
+    variant: str = ""
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -103,7 +105,7 @@ class ReIDDataset:
             import hashlib
             import json
 
-            h = hashlib.sha256(f"{self.name}\n".encode())
+            h = hashlib.sha256(f"{self.name}\n".encode() + (f"{self.variant}\n".encode() if self.variant else b""))
             generator = _synthetic_generator(Path(self.root))
             h.update(json.dumps(generator, sort_keys=True).encode() + b"\n")
             for split in SPLITS:
@@ -117,6 +119,44 @@ class ReIDDataset:
                     h.update(f"{split}\t{rel}\t{r.pid}\t{r.camid}\t{st.st_size}\t{mtime}\n".encode())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
+
+    def validation_split(self, num_ids: int) -> "ReIDDataset":
+        """Train / validation split of the TRAINING identities, for choosing hyper-parameters without the test set.
+
+        ``num_ids`` training identities seen by at least two cameras are held out (drawn with a fixed seed, so
+        every configuration and training seed sees the same split). Their images form the validation query
+        (one image per identity and camera, for each camera with at least two images of that identity) and
+        gallery (all the others); the remaining identities, relabelled ``0..N-1``, are the training split. The
+        test query and gallery are never read. The result's ``variant`` is ``"val<num_ids>"``, so its runs have
+        their own cache keys. ``ValueError`` when fewer than ``num_ids`` identities qualify or none would be left
+        to train on.
+        """
+        import random
+        from collections import defaultdict
+
+        by_pid: dict[int, dict[int, list[Record]]] = defaultdict(lambda: defaultdict(list))
+        for r in self.train:
+            by_pid[r.pid][r.camid].append(r)
+        eligible = sorted(p for p, cams in by_pid.items() if len(cams) >= 2)
+        if isinstance(num_ids, bool) or not isinstance(num_ids, int) or not 0 < num_ids < len(by_pid):
+            raise ValueError(f"validation_split(num_ids={num_ids!r}): give an integer in 1..{len(by_pid) - 1} "
+                             f"(the training split has {len(by_pid)} identities).")
+        if len(eligible) < num_ids:
+            raise ValueError(f"validation_split(num_ids={num_ids}): only {len(eligible)} training identities are "
+                             f"seen by two or more cameras; hold out at most that many.")
+        rng = random.Random(f"sisnet-validation-{self.name}-{num_ids}")  # fixed: the same split for every run
+        held = set(rng.sample(eligible, num_ids))
+        query: list[Record] = []
+        gallery: list[Record] = []
+        for pid in sorted(held):
+            for camid in sorted(by_pid[pid]):
+                images = sorted(by_pid[pid][camid])
+                q = rng.randrange(len(images)) if len(images) >= 2 else -1
+                for i, r in enumerate(images):
+                    (query if i == q else gallery).append(r)
+        train = relabel([r for r in self.train if r.pid not in held])
+        return ReIDDataset(name=self.name, root=self.root, train=train, query=query, gallery=gallery,
+                           variant=f"val{num_ids}")
 
     def __repr__(self) -> str:
         return (

@@ -41,6 +41,8 @@ incomparable with published numbers.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import random
@@ -211,6 +213,19 @@ def make_small_view(x: torch.Tensor, spec: ViewSpec) -> torch.Tensor:
     if spec.small_view == "degrade":
         small = F.interpolate(small, size=xb.shape[-2:], mode="bilinear", align_corners=False)
     return small if batched else small.squeeze(0)
+
+
+def low_resolution_augment(full: torch.Tensor, spec: ViewSpec, replace: torch.Tensor) -> torch.Tensor:
+    """The one-branch control's augmentation: rows of ``full`` ``(B, 3, H, W)`` where ``replace`` ``(B,)`` is True
+    become the second-scale view made by SiSNet's operator (:func:`make_small_view`: down-sampled by the spec's
+    scale with anti-aliasing), up-sampled back to ``(H, W)`` so that the batch keeps one size. With
+    ``small_view="degrade"`` that is exactly the view SiSNet's second branch sees; with ``"native"`` it is that
+    view re-sized to the full size (a one-branch batch cannot hold two sizes).
+    """
+    if not bool(replace.any()):
+        return full
+    small = make_small_view(full, dataclasses.replace(spec, small_view="degrade"))
+    return torch.where(replace.to(full.device).view(-1, 1, 1, 1), small, full)
 
 
 def degrade(x: torch.Tensor, factor: float) -> torch.Tensor:

@@ -137,7 +137,8 @@ def plot_table2(per_run: pd.DataFrame):
     long = per_run.melt(id_vars=["loss", "method", "seed", "protocol"], value_vars=["rank1", "mAP"],
                         var_name="metric", value_name="percent")
     g = sns.catplot(data=long, x="method", y="percent", hue="loss", col="protocol", row="metric", kind="bar",
-                    errorbar="sd", order=list(paper.METHODS), hue_order=list(paper.LOSS_TYPES), height=2.8,
+                    errorbar="sd", order=[m for m in paper.GRID_METHODS if m in set(per_run["method"])],
+                    hue_order=list(paper.LOSS_TYPES), height=2.8,
                     aspect=1.25, sharey="row")
     g.set_titles("{row_name} | {col_name}")
     g.set_axis_labels("", "percent")
@@ -156,7 +157,8 @@ def plot_table3(per_run: pd.DataFrame):
                         var_name="metric", value_name="gap (points)")
     long["metric"] = long["metric"].map({"rank1_gap": "rank-1 gap", "mAP_gap": "mAP gap"})
     g = sns.catplot(data=long, x="method", y="gap (points)", hue="loss", col="metric", kind="bar", errorbar="sd",
-                    order=list(paper.METHODS), hue_order=list(paper.LOSS_TYPES), height=3.0, aspect=1.2)
+                    order=[m for m in paper.GRID_METHODS if m in set(long["method"])], hue_order=list(paper.LOSS_TYPES),
+                    height=3.0, aspect=1.2)
     for ax in g.axes.flat:
         ax.axhline(0, color="k", lw=0.8)
     g.set_titles("{col_name}")
@@ -170,7 +172,7 @@ def plot_scale_robustness(df: pd.DataFrame):
 
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4), sharex=True)
     for ax, metric in zip(axes, ("rank1", "mAP")):
-        sns.lineplot(data=df, x="query_scale", y=metric, hue="method", hue_order=[m for m in paper.METHODS if m in set(df["method"])],
+        sns.lineplot(data=df, x="query_scale", y=metric, hue="method", hue_order=[m for m in paper.GRID_METHODS if m in set(df["method"])],
                      marker="o", ax=ax)
         ax.set_xlabel("query resolution factor")
         ax.set_ylabel(f"{METRIC_LABELS[metric]} (%)")
@@ -186,7 +188,7 @@ def plot_cam_consistency(df: pd.DataFrame):
     import seaborn as sns
 
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4), sharex=True)
-    order = [m for m in paper.METHODS if m in set(df["method"])]
+    order = [m for m in paper.GRID_METHODS if m in set(df["method"])]
     for ax, (col, label) in zip(axes, (("corr_mean", "Pearson correlation"), ("mse_mean", "MSE (DRC term)"))):
         sns.lineplot(data=df, x="query_scale", y=col, hue="method", hue_order=order, marker="o", ax=ax)
         ax.set_xlabel("query resolution factor")

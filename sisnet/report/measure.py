@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["QUERY_SCALES", "measure_protocols", "native_height_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
-           "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick"]
+           "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick", "drc_share"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
 QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
@@ -223,7 +223,7 @@ def cam_agreement_summary(per_image: pd.DataFrame) -> pd.DataFrame:
     out = g[["corr", "mse"]].agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["n_images"] = g.size()
-    order = [m for m in paper.METHODS if m in out.index] + [m for m in out.index if m not in paper.METHODS]
+    order = [m for m in paper.GRID_METHODS if m in out.index] + [m for m in out.index if m not in paper.GRID_METHODS]
     return out.loc[order]
 
 
@@ -272,3 +272,44 @@ def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64,
                      "person_share_std": float(share.std()), "mask_area_mean": float(m.float().mean()),
                      "n_images": len(records)})
     return pd.DataFrame(rows)
+
+
+def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, float]:
+    """The DRC term's share of a trained SiSNet+DRC model's loss and of the gradient on the last feature maps.
+
+    On ``batches`` training batches (the run's own sampler, epoch 1; BatchNorm in eval mode so nothing changes)
+    the loss terms of :func:`sisnet.losses.compute_losses` are computed and each term's gradient with respect to
+    both branches' last feature maps is taken separately. Returns the means over the batches of
+    ``loss_share`` = DRC / total and ``grad_share`` = ||grad DRC|| / (||grad DRC|| + ||grad (ID + triplet)||),
+    plus the mean loss terms.
+    """
+    import torch
+
+    from sisnet.engine import _compute_losses, _device_views, build_train_loader
+
+    if not (config.siamese and config.drc):
+        raise ValueError("drc_share needs a SiSNet+DRC model (siamese=True, drc=True).")
+    loader = build_train_loader(config, ds)
+    loader.sampler.set_epoch(1)
+    device = next(model.parameters()).device
+    model.eval()
+    rows = []
+    for i, batch in enumerate(loader):
+        if i >= batches:
+            break
+        full, small = _device_views(batch, config, device)
+        targets = batch[2].to(device)
+        out_f, out_s = model.forward_pair(full, small)
+        losses = _compute_losses(model, out_f, out_s, targets, config)
+        maps = [out_f.feature_map, out_s.feature_map]
+        g_drc = torch.autograd.grad(losses["drc"], maps, retain_graph=True, allow_unused=True)
+        g_rest = torch.autograd.grad(losses["id"] + losses["triplet"], maps, allow_unused=True)
+
+        def norm(gs) -> float:
+            return float(torch.sqrt(sum((g.float() ** 2).sum() for g in gs if g is not None)))
+
+        nd, nr = norm(g_drc), norm(g_rest)
+        rows.append({"loss_drc": float(losses["drc"]), "loss_total": float(losses["total"]),
+                     "loss_share": float(losses["drc"]) / max(float(losses["total"]), 1e-12),
+                     "grad_share": nd / max(nd + nr, 1e-12)})
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

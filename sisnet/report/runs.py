@@ -29,7 +29,7 @@ def _grid_entry(method: str, loss: str) -> dict[str, Any]:
         if entry["name"] == method and entry["loss"] == loss:
             return entry
     raise ValueError(
-        f"No Table 2 configuration {method!r} with loss {loss!r}; methods: {list(paper.METHODS)}, "
+        f"No Table 2 configuration {method!r} with loss {loss!r}; methods: {list(paper.GRID_METHODS)}, "
         f"losses: {list(paper.LOSS_TYPES)}."
     )
 

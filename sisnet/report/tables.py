@@ -103,7 +103,7 @@ def _order(df: pd.DataFrame) -> pd.DataFrame:
     if "loss" in df.columns:
         keys["loss"] = {v: i for i, v in enumerate(paper.LOSS_TYPES)}
     if "method" in df.columns:
-        keys["method"] = {v: i for i, v in enumerate(paper.METHODS)}
+        keys["method"] = {v: i for i, v in enumerate(paper.GRID_METHODS)}
     if not keys:
         return df
     cols = list(keys)
@@ -294,11 +294,12 @@ def table1_wide_with_provenance(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def table2_paired(per_run: pd.DataFrame, metrics: Sequence[str] = ("rank1", "mAP")) -> pd.DataFrame:
-    """The paper's Table 2 claims (:data:`sisnet.paper.CLAIMS`) tested on ``per_run``, paired by seed.
+    """The paper's Table 2 claims (:data:`sisnet.paper.CLAIMS`) and the control comparisons
+    (:data:`sisnet.paper.CONTROL_COMPARISONS`) tested on ``per_run``, paired by seed.
 
     One row per (claim, protocol, metric): mean paired difference (points), 95 % t-interval, number of seeds
     and the verdict read off the interval (see :mod:`sisnet.stats`).
     """
     from sisnet.stats import Comparison, paired_table
 
-    return paired_table(per_run, [Comparison(*c) for c in paper.CLAIMS], metrics)
+    return paired_table(per_run, [Comparison(*c) for c in (*paper.CLAIMS, *paper.CONTROL_COMPARISONS)], metrics)

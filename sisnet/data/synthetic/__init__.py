@@ -13,10 +13,11 @@ What it is
   wristband). Colours come from small, skewed palettes (many black/grey/navy tops, jeans...) so that many
   identities share a coarse look and are told apart only by the *combination* of cues, several of which are
   small (a logo on the chest, the shoe colour, a wristband) and blur away at low resolution.
-* Several cameras (default 6), each with its own procedural background, illumination gain, colour cast,
-  sensor noise, viewpoint mix (front / back / side change what is visible: the logo is only on the front,
+* Several cameras (default 6), each with its own illumination gain, colour cast, sensor noise, viewpoint mix (front / back / side change what is visible: the logo is only on the front,
   a backpack is a big patch seen from the back but only two straps from the front) and its own person-height
-  distribution (near and far cameras). Each image gets its own walking phase and detection misalignment.
+  distribution (near and far cameras). Each image gets its own walking phase and detection misalignment,
+  and its own background scene, drawn from a shared pool of procedural scenes independently of identity and
+  camera (generator version 3; see ``cameras._background_pool`` for why).
 * Scale: every capture is rendered at a native person height drawn per image (log-uniform inside the
   camera's range, overall ~24..256 px) on a background crop of the matching native size, then the crop is
   resized to the stored 128 x 64 (H x W) and saved as JPEG (quality 90). Small captures are therefore

@@ -26,7 +26,7 @@ from .people import make_identity
 from .streams import _DISTRACTOR_KEY0, _JUNK_KEY0, _S_IMAGE, _S_PLAN
 
 #: Bumped whenever the drawing code changes the bytes written for a given config; part of meta.json.
-GENERATOR_VERSION = 2  # 2: person masks beside the images (the images are those of version 1)
+GENERATOR_VERSION = 3  # 2: person masks beside the images; 3: backgrounds drawn independently of identity and camera
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 META_FILE = "meta.json"
 MARKET_NAME_RE = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")

@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", default="results", help="results folder (default: results)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the single-run notebooks (default: 0)")
     parser.add_argument("--seeds", type=_parse_seeds, default=None,
-                        help="comma-separated seeds of the ablation (default: 0,1,2 for cpu, 0 otherwise)")
+                        help="comma-separated seeds of the ablation (default: the profile's, sisnet.config.PROFILE_SETTINGS)")
     parser.add_argument("--rerank", action="store_true", help="add k-reciprocal re-ranked rows to the ablation table")
     parser.add_argument("--force", action="store_true", help="retrain runs even when they are in the runs cache")
     parser.add_argument("--only", default=None, help="run only these notebooks, e.g. 03 or 03,05")
@@ -319,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(convergence_2x.csv)")
     parser.add_argument("--other-view", action="store_true",
                         help="run no notebook: the Table 2 grid with the other second view (table2_other_view*.csv)")
+    parser.add_argument("--choices", default=None,
+                        help="--validate: only these choices of the sweep, comma-separated names (e.g. to resume a "
+                        "sweep with --overrides set to the earlier choices' validation_chosen.json)")
     parser.add_argument("--overrides", default=None,
                         help="JSON file of config overrides for --validate/--convergence/--other-view "
                         "(e.g. the validation_chosen.json a sweep wrote)")
@@ -331,9 +334,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(overrides, dict) and "milestones" in overrides:
             overrides["milestones"] = tuple(overrides["milestones"])
         ctx = setup(args.profile, args.dataset, args.data_root, args.results_dir, seed=args.seed, seeds=args.seeds)
+        sweep = None
+        if args.choices:
+            from sisnet.report.validation import SWEEP
+
+            names = [n.strip() for n in args.choices.split(",") if n.strip()]
+            unknown = [n for n in names if n not in {c.name for c in SWEEP}]
+            if unknown:
+                print(f"sisnet.reproduce: --choices {unknown} not in the sweep; choose among "
+                      f"{[c.name for c in SWEEP]}.", file=sys.stderr)
+                return 2
+            sweep = [c for c in SWEEP if c.name in names]
         with _kernel_env("SISNET_BATCH", "1"):
             run_checks(ctx, validate=args.validate, convergence=args.convergence, other_view=args.other_view,
-                       overrides=overrides, command="python -m sisnet.reproduce " + " ".join(sys.argv[1:] if argv is None else argv))
+                       overrides=overrides, sweep=sweep, command="python -m sisnet.reproduce " + " ".join(sys.argv[1:] if argv is None else argv))
         return 0
     if args.quick:
         args.seeds = [args.seed]

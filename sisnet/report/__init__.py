@@ -44,7 +44,7 @@ from sisnet.report.figures import (
     plot_worked_query,
     ranked_list_figure,
 )
-from sisnet.report.io import format_mean_std, save_figure, save_table, to_markdown
+from sisnet.report.io import format_mean_std, read_table, save_figure, save_table, to_markdown
 from sisnet.report.measure import (
     QUERY_SCALES,
     cam_agreement,
@@ -52,10 +52,15 @@ from sisnet.report.measure import (
     cam_consistency,
     cam_mass_on_mask,
     cam_on_person,
+    cam_on_person_grid,
+    cam_on_person_summary,
+    drc_share,
     measure_protocols,
     pearson_rows,
     scale_robustness,
 )
+from sisnet.report.validation import (convergence_frame, convergence_summary, discuss_convergence,
+                                      validation_evidence)
 from sisnet.report.protocol import ProtocolExample, protocol_example, worked_query
 from sisnet.report.runs import (TrainedModel, config_frame, grid_config, init_comparison, load_models, run_folder,
                                 run_grid, train)
@@ -82,7 +87,7 @@ from sisnet.report.tables import (
 __all__ = [
     "NotebookContext", "setup", "default_seeds", "init_comparison_enabled", "dataset_dir", "synthetic_size", "load",
     "prepare_dataset",
-    "git_commit", "save_table", "save_figure", "to_markdown", "format_mean_std",
+    "git_commit", "save_table", "read_table", "save_figure", "to_markdown", "format_mean_std",
     "evals_frame", "epochs_frame", "last_eval", "GridRun", "runs_frame", "summarize", "table2_wide",
     "table2_effects", "table2_paired", "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
     "table1_wide_with_provenance", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
@@ -95,4 +100,6 @@ __all__ = [
     "protocol_example", "ProtocolExample", "worked_query",
     "discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "discuss_training",
     "discuss_table1", "discuss_footage",
+    "convergence_frame", "convergence_summary", "discuss_convergence", "validation_evidence",
+    "drc_share", "cam_on_person_grid", "cam_on_person_summary",
 ]

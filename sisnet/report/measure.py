@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["QUERY_SCALES", "measure_protocols", "native_height_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
-           "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick", "drc_share"]
+           "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick", "drc_share",
+           "cam_on_person_grid", "cam_on_person_summary"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
 QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
@@ -313,3 +314,29 @@ def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, flo
                      "loss_share": float(losses["drc"]) / max(float(losses["total"]), 1e-12),
                      "grad_share": nd / max(nd + nr, 1e-12)})
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def cam_on_person_grid(ctx: NotebookContext, *, seeds: Sequence[int], losses: Sequence[str] | None = None,
+                       methods: Sequence[str] | None = None, n_images: int = 64) -> pd.DataFrame:
+    """:func:`cam_on_person` for every configuration (``methods`` x ``losses``, default the whole grid) and seed,
+    on the same ``n_images`` query images (test identities) for every model; one row per configuration and seed."""
+    from sisnet import paper
+    from sisnet.report.runs import load_models
+
+    ds = load(ctx)
+    frames = []
+    for loss in losses or paper.LOSS_TYPES:
+        for seed in seeds:
+            models = load_models(ctx, loss=loss, seed=seed, methods=methods or paper.GRID_METHODS)
+            frames.append(cam_on_person(models, ds, n_images=n_images, seed=0))
+    return pd.concat(frames, ignore_index=True)
+
+
+def cam_on_person_summary(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of :func:`cam_on_person_grid`'s share, per loss and method, with the uniform-map
+    share (``mask_area_mean``) beside it."""
+    g = per_run.groupby(["loss", "method"], sort=False)
+    out = g["person_share_mean"].agg(["mean", "std"]).rename(columns={"mean": "person_share", "std": "person_share_std"})
+    out["uniform_map_share"] = g["mask_area_mean"].mean()
+    out["n_seeds"] = g["seed"].nunique()
+    return out.reset_index()

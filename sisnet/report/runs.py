@@ -38,9 +38,10 @@ def grid_config(ctx: NotebookContext, method: str, loss: str, seed: int | None =
     return ctx.config(seed, **{**_grid_entry(method, loss)["overrides"], **overrides})
 
 #: The parameters a reader needs to know what a run is (the rest keep the paper / Bag-of-Tricks defaults).
-KEY_PARAMETERS = ("backbone", "pretrained", "img_height", "img_width", "scale_factor", "small_view", "siamese", "drc",
-                  "drc_weight", "triplet", "triplet_margin", "P", "K", "epochs", "steps_per_epoch", "lr",
-                  "milestones", "seed", "amp", "channels_last")
+KEY_PARAMETERS = ("backbone", "pretrained", "img_height", "img_width", "last_stride", "output_stride", "scale_factor",
+                  "small_view", "siamese", "low_res_aug", "drc", "drc_weight", "triplet", "triplet_margin",
+                  "triplet_normalize", "P", "K", "epochs", "steps_per_epoch", "lr", "milestones", "precise_bn", "seed",
+                  "amp", "channels_last")
 
 
 def config_frame(config: Any, parameters: Sequence[str] | None = KEY_PARAMETERS) -> pd.DataFrame:

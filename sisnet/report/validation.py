@@ -26,7 +26,8 @@ from sisnet.report.context import NotebookContext
 from sisnet.report.tables import last_eval
 
 __all__ = ["Candidate", "Choice", "SWEEP", "TOLERANCE", "schedule", "run_validation", "choose", "schedule_check",
-           "convergence_frame", "SCHEDULE_CHECK_LIMIT"]
+           "convergence_frame", "convergence_summary", "discuss_convergence", "validation_evidence",
+           "other_view_runs", "run_checks", "merge_sweeps", "SCHEDULE_CHECK_LIMIT"]
 
 #: Points of validation rank-1 that a cheaper candidate may lose and still be chosen (also the convergence bar).
 TOLERANCE = 1.5
@@ -93,6 +94,11 @@ SWEEP: tuple[Choice, ...] = (
     ), (("SiSNet", "S.+T."), ("SiSNet+DRC", "S.+T."))),
     Choice("DRC weight lambda", tuple(Candidate(f"lambda {w:g}", dict(drc_weight=w)) for w in (0.1, 1.0, 10.0, 100.0)),
            (("SiSNet+DRC", "S.+T."),)),
+    # The learning-rate choice above was scored on S.+T. cells only; at the chosen settings the softmax-only ("S.")
+    # runs are the ones a too-large step breaks, so the two nearest candidates are re-scored on both losses.
+    Choice("learning rate (both losses)", tuple(Candidate(f"Adam {lr:g}", dict(lr=lr)) for lr in (1e-3, 3e-3)),
+           (("Baseline", "S."), ("Baseline", "S.+T.")),
+           why="re-check at the final settings: the first learning-rate choice saw no softmax-only run"),
 )
 
 
@@ -260,3 +266,109 @@ def run_checks(ctx: NotebookContext, *, validate: bool, convergence: bool, other
                    title=f"Table 2 with the second view '{view}' (disclosed ablation), mean and std over seeds")
         save_table(ctx, "table2_other_view_paired", table2_paired(per_run).assign(second_view=view, command=command),
                    notes=note, title=f"Paired differences with the second view '{view}'")
+
+
+def validation_evidence(tables_dir, config) -> tuple[pd.DataFrame | None, str]:
+    """The committed validation sweep (``validation_choices.csv`` in ``tables_dir``) beside ``config``.
+
+    Returns ``(choices, markdown)``: the table with a column ``in_config`` (for the chosen rows: whether every value
+    the winner sets is ``config``'s value) and a generated sentence saying whether the profile is the sweep's
+    winners. ``(None, text saying how to run the sweep)`` when there is no table.
+    """
+    from pathlib import Path
+
+    path = Path(tables_dir) / "validation_choices.csv"
+    if not path.is_file():
+        return None, (f"No validation sweep in `{path.parent}`: run `python -m sisnet.reproduce --profile "
+                      f"{getattr(config, 'profile', 'cpu')} --validate` to choose this profile's settings on held-out "
+                      "training identities.")
+    choices = pd.read_csv(path)
+    d = config.to_dict()
+    # a later choice of a parameter (e.g. a re-check) supersedes an earlier one: compare each key at its last setter
+    last_setter: dict[str, int] = {}
+    for idx, row in choices[choices["chosen"]].iterrows():
+        for key in json.loads(row["overrides"]):
+            last_setter[key] = idx
+    in_config: list[Any] = []
+    for idx, row in choices.iterrows():
+        want = json.loads(row["overrides"])
+        keys = [k for k in want if last_setter.get(k) == idx and k not in _NOT_COMPARED]
+        in_config.append(all(_same(d.get(k), want[k]) for k in keys) if row["chosen"] else pd.NA)
+    choices["in_config"] = in_config
+    chosen = choices[choices["chosen"]]
+    off = chosen[~chosen["in_config"].astype(bool)]
+    text = (f"The profile uses the validation winner of each of the {len(chosen)} choices."
+            if not len(off) else
+            "The profile differs from the validation winner of: " + ", ".join(off["choice"]) + ".")
+    return choices, text
+
+
+#: Keys a winner may set that do not change what a run learns: precision on the sweep's device, evaluation epochs.
+_NOT_COMPARED = frozenset({"amp", "eval_every", "eval_last"})
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return list(a or []) == list(b or [])
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def convergence_summary(conv: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: mean rank-1 over seeds at each evaluation, and the change between the last two
+    (``last_change``) with ``flat`` = within :data:`TOLERANCE` points (:func:`convergence_frame`'s table)."""
+    means = conv.groupby(["loss", "method", "epoch"], sort=False)["rank1"].mean().unstack("epoch")
+    epochs = sorted(means.columns)
+    out = means[epochs].copy()
+    out.columns = [f"epoch {e}" for e in epochs]
+    if len(epochs) >= 2:
+        out["last_change"] = means[epochs[-1]] - means[epochs[-2]]
+        out["flat"] = out["last_change"].abs() <= TOLERANCE
+    out["n_seeds"] = conv.groupby(["loss", "method"], sort=False)["seed"].nunique()
+    return out.reset_index()
+
+
+def discuss_convergence(summary: pd.DataFrame, check: pd.DataFrame | None) -> str:
+    """Markdown: whether every configuration has flattened, and the 2x-schedule check when it was run."""
+    lines = []
+    if "flat" in summary:
+        n_flat = int(summary["flat"].sum())
+        worst = summary.loc[summary["last_change"].abs().idxmax()]
+        lines.append(f"**Convergence:** {n_flat} of {len(summary)} configurations move by at most {TOLERANCE:g} points "
+                     f"of rank-1 (mean over seeds) between their last two evaluations; the largest move is "
+                     f"{worst['last_change']:+.1f} ({worst['loss']} {worst['method']}).")
+    if check is None or not len(check):
+        lines.append("The 2x-schedule check (`python -m sisnet.reproduce --convergence`) has not been run for these "
+                     "results.")
+    else:
+        ok = int(check["within_limit"].sum())
+        big = check.loc[check["rank1_diff"].abs().idxmax()]
+        lines.append(f"Twice the schedule (seed {int(check['seed'].iloc[0])}) changes rank-1 by at most "
+                     f"{SCHEDULE_CHECK_LIMIT:g} points for {ok} of {len(check)} configurations; the largest change is "
+                     f"{big['rank1_diff']:+.1f} ({big['loss']} {big['method']}).")
+    return " ".join(lines)
+
+
+def merge_sweeps(ctx: NotebookContext, parts: Sequence[tuple[Any, str]]) -> pd.DataFrame:
+    """One validation table from a sweep run in parts (``--validate --choices ... --overrides``), e.g. on different
+    machines: ``parts`` = ``[(tables folder of a part, where it ran), ...]`` in sweep order. Writes
+    ``validation_choices`` and ``validation_runs`` (each row keeps its part's ``command``, with ``where``) and the last
+    part's ``validation_chosen.json`` into ``ctx``'s tables; returns the choices."""
+    from pathlib import Path
+
+    from sisnet.report.io import save_table
+
+    choices, runs = [], []
+    for folder, where in parts:
+        choices.append(pd.read_csv(Path(folder) / "validation_choices.csv").assign(where=where))
+        runs.append(pd.read_csv(Path(folder) / "validation_runs.csv").assign(where=where))
+    merged = pd.concat(choices, ignore_index=True)
+    note = "Made in parts; each row names its command and where it ran (`where`)."
+    save_table(ctx, "validation_runs", pd.concat(runs, ignore_index=True), notes=note,
+               title="Validation sweep: every run (held-out training identities; the test split is not read)")
+    save_table(ctx, "validation_choices", merged, notes=note,
+               title="Validation choices: candidates, validation scores and the chosen one")
+    last = Path(parts[-1][0]) / "validation_chosen.json"
+    (Path(ctx.tables_dir) / "validation_chosen.json").write_text(last.read_text())
+    return merged

@@ -121,18 +121,20 @@ def test_config_round_trips_through_a_json_dict():
         config_from_dict({**d, "bogus": 1})
 
 
-def test_table2_grid_is_the_papers_six_configurations():
-    assert len(TABLE2_GRID) == 6
+def test_table2_grid_is_the_papers_six_configurations_plus_the_control():
+    assert len(TABLE2_GRID) == 8
     names = {(g["name"], g["loss"]) for g in TABLE2_GRID}
-    assert names == {(m, l) for m in ("Baseline", "SiSNet", "SiSNet+DRC") for l in ("S.", "S.+T.")}
+    methods = ("Baseline", "Baseline+LR aug.", "SiSNet", "SiSNet+DRC")
+    assert names == {(m, l) for m in methods for l in ("S.", "S.+T.")}
     run_ids = set()
     for g in TABLE2_GRID:
         cfg = get_config("smoke", **g["overrides"])
         assert cfg.triplet == (g["loss"] == "S.+T.")
-        assert cfg.siamese == (g["name"] != "Baseline")
+        assert cfg.siamese == g["name"].startswith("SiSNet")
         assert cfg.drc == (g["name"] == "SiSNet+DRC")
+        assert cfg.low_res_aug == (0.5 if g["name"] == "Baseline+LR aug." else 0.0)  # the control: half the images
         run_ids.add(cfg.run_id(**KEY))
-    assert len(run_ids) == 6
+    assert len(run_ids) == 8
 
 
 def test_eval_epochs_cover_the_last_five():

@@ -43,5 +43,9 @@ def test_table3_and_cam_discussions_use_the_given_numbers():
     on_person = pd.DataFrame({"method": list(paper.METHODS), "person_share_mean": [0.2, 0.3, 0.62],
                               "mask_area_mean": [0.27, 0.27, 0.27]})
     cams = discuss_cams(agreement, on_person)
-    assert "Baseline 0.99" in cams and "SiSNet+DRC 0.62 (more on the person than" in cams
-    assert "Baseline 0.20 (no more on the person than" in cams and "rely on the background" not in cams
+    assert "Baseline 0.99" in cams and "SiSNet+DRC 0.62" in cams and "Baseline 0.20" in cams
+    assert "no more of their map on the person than a uniform map" in cams  # 0.20 < the person's area 0.27
+    above = discuss_cams(agreement, on_person.assign(person_share_mean=[0.4, 0.5, 0.62]))
+    assert "2 of 3 stay below 0.6" in above and "uniform map:" not in above
+    goal = discuss_cams(agreement, on_person.assign(person_share_mean=[0.6, 0.7, 0.62]))
+    assert "Every model puts at least 0.6" in goal

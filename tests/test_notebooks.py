@@ -21,12 +21,13 @@ EXPECTED_TABLES = (
     "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
     "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "cam_on_person", "scale_robustness", "cam_consistency",
     "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary", "table2_paired", "scale_bins",
+    "convergence", "convergence_summary", "training_cost", "cam_on_person_summary", "drc_share",
 )
 EXPECTED_FIGURES = (
     "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
     "cam_consistency", "ranked_list", "footage_frame", "footage_search", "protocol_query",
 )
-GRID = {(loss, method) for loss in paper.LOSS_TYPES for method in paper.METHODS}
+GRID = {(loss, method) for loss in paper.LOSS_TYPES for method in paper.GRID_METHODS}
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,8 @@ def test_table2_claims_are_tested_with_paired_intervals(smoke_run):
     assert list(paired.columns) == ["loss", "comparison", "protocol", "metric", "mean_diff", "ci_low", "ci_high",
                                     "n_seeds", "verdict"]
     assert set(paired["verdict"]) <= {"supported", "reversed", "not distinguishable"}
-    assert len(paired) == len(paper.CLAIMS) * 2 * paired["protocol"].nunique()
+    # the paper's claims and the control comparisons, each for rank-1 and mAP under every protocol
+    assert len(paired) == (len(paper.CLAIMS) + len(paper.CONTROL_COMPARISONS)) * 2 * paired["protocol"].nunique()
     # the smoke profile has one seed: no interval, so no comparison may be called either way
     assert (paired["n_seeds"] == 1).all() and (paired["verdict"] == "not distinguishable").all()
     bins = _table(smoke_run, "scale_bins")
@@ -165,7 +167,7 @@ def test_table2_has_the_grid_under_both_protocols(smoke_run):
     assert t2[["rank1_mean", "mAP_mean"]].stack().between(0, 100).all()
     runs = _table(smoke_run, "table2_runs")
     native = runs["protocol"].str.startswith(("query height", "native cross-scale"))
-    assert (~native).sum() == 18 and native.sum() == 6 * 4 and runs["run_id"].nunique() == 6
+    assert (~native).sum() == 24 and native.sum() == 8 * 4 and runs["run_id"].nunique() == 8
     md = (smoke_run["out"] / "tables" / "table2.md").read_text()
     assert "SiSNet+DRC" in md and "cross-scale (query x0.5) R1" in md
     assert "profile smoke" in md.splitlines()[-1]  # every table is stamped with what made it
@@ -180,7 +182,8 @@ def test_table1_and_table3_against_the_paper(smoke_run):
     t3 = _table(smoke_run, "table3")
     assert set(zip(t3["loss"], t3["method"])) == GRID
     ref = paper.table3()
-    for _, row in t3.iterrows():
+    assert t3.loc[t3["method"] == paper.CONTROL, "paper_market1501_mAP"].isna().all()  # the control is not the paper's
+    for _, row in t3[t3["method"] != paper.CONTROL].iterrows():
         for d in paper.PAPER_DATASETS:
             want = ref[(ref["loss"] == row["loss"]) & (ref["method"] == row["method"]) & (ref["dataset"] == d)
                        & (ref["metric"] == "mAP")]["gap"].item()
@@ -216,9 +219,21 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     agreement = _table(smoke_run, "fig3_cam_agreement").set_index("method")
     assert list(agreement.index) == list(paper.METHODS) and (agreement["n_images"] == 3).all()
     assert agreement.loc["SiSNet", "corr_mean"] == pytest.approx(fig3[fig3["method"] == "SiSNet"]["corr"].mean())
-    on_person = _table(smoke_run, "cam_on_person")
-    assert list(on_person["method"]) == list(paper.METHODS)
+    on_person = _table(smoke_run, "cam_on_person")  # every configuration of the grid and seed, both losses
+    assert set(zip(on_person["loss"], on_person["method"])) == GRID and len(on_person) == len(GRID)
     assert on_person["person_share_mean"].between(0, 1).all() and on_person["mask_area_mean"].between(0.05, 0.6).all()
+    drc = _table(smoke_run, "drc_share").iloc[0]
+    assert 0 < drc["grad_share"] < 1 and 0 < drc["loss_share_last_epoch"] < 1
+
+
+def test_convergence_and_validation_sections(smoke_run):
+    conv = _table(smoke_run, "convergence")
+    assert set(zip(conv["loss"], conv["method"])) == GRID and set(conv["epoch"]) == {1, 2}
+    summary = _table(smoke_run, "convergence_summary")
+    assert {"last_change", "flat"} <= set(summary.columns) and len(summary) == len(GRID)
+    nb = json.loads((smoke_run["out"] / "03_ablation.ipynb").read_text())
+    text = json.dumps(nb)
+    assert "No validation sweep in" in text  # the smoke results have none: the notebook says how to run one
 
 
 def test_init_comparison_records_the_weights_each_run_started_from(smoke_run):
@@ -296,9 +311,9 @@ def test_footage_notebook_runs_from_a_video_file(smoke_run, tmp_path, video_copy
 
 
 def test_training_runs_are_shared_between_notebooks(smoke_run):
-    # Notebooks 02 and 04-08 reuse the six Table 2 runs of notebook 03 instead of training their own.
+    # Notebooks 02 and 04-08 reuse the eight grid runs of notebook 03 instead of training their own.
     runs = [p for p in (smoke_run["data_root"] / "runs").iterdir() if (p / "history.json").is_file()]
-    assert len(runs) == 6
+    assert len(runs) == 8
 
 
 def _stand_in_notebooks(tmp_path: Path, body=lambda name: "print(profile)") -> Path:

@@ -195,7 +195,7 @@ def test_setup_rejects_bad_parameters_and_unwritable_results(tmp_path):
     with pytest.raises(ValueError, match="dataset"):
         report.setup("smoke", "market", tmp_path / "data", tmp_path / "results", chdir=False)
     ctx = report.setup("cpu", "synthetic", tmp_path / "data", tmp_path / "results", chdir=False)
-    assert ctx.seeds == [0, 1, 2]
+    assert ctx.seeds == [0, 1, 2, 3, 4]
     assert ctx.out_dir == tmp_path / "results" / "cpu" / "synthetic"
     assert ctx.dataset_dir == tmp_path / "data" / "synthetic"
     assert report.setup("smoke", "synthetic", tmp_path / "d", tmp_path / "r", chdir=False).dataset_dir.name == "synthetic-tiny"
@@ -239,7 +239,7 @@ def test_numbers_in_tables_are_readable():
         ["61.0", "100.0", "0.0", "0.991", "0.0015", "0.00035", "-7.2"]
     frame = report.config_frame(get_config("cpu"))
     assert frame.shape[1] == 1 and {"small_view", "drc_weight", "backbone"} <= set(frame.index)
-    assert frame.loc["small_view", "value"] == "degrade" and len(frame) < 25
+    assert frame.loc["small_view", "value"] == "degrade" and len(frame) <= 25
 
 
 def test_cam_mass_on_mask_hand_cases():
@@ -305,8 +305,9 @@ def test_the_init_comparison_is_off_for_the_paper_profile_and_opt_in():
 
     from sisnet.config import profile_settings
 
-    assert [profile_settings(p).init_comparison for p in ("smoke", "cpu", "paper")] == [True, True, False]
-    assert report.init_comparison_enabled("paper") is False and report.init_comparison_enabled("cpu") is True
+    # cpu: off since its runs are 10 epochs at 128x64 (the grid alone fills the time budget)
+    assert [profile_settings(p).init_comparison for p in ("smoke", "cpu", "paper")] == [True, False, False]
+    assert report.init_comparison_enabled("paper") is False and report.init_comparison_enabled("cpu") is False
     assert report.init_comparison_enabled("paper", True) is True and report.init_comparison_enabled("cpu", False) is False
     # notebook 02 declares the parameter and trains the comparison only when it is enabled
     nb = nbformat.read(Path(report.__file__).parents[2] / "notebooks" / "02_training.ipynb", as_version=4)

@@ -128,3 +128,19 @@ def test_a_smoke_run_learns(tmp_path_factory):
     assert losses[-1] < 0.8 * losses[0], losses
     rank1 = [e["rank1"] for e in history["evals"] if e["mode"] == "either"][-1]
     assert rank1 >= 5 * chance, (rank1, chance)
+
+
+def test_drc_share_is_zero_without_the_drc_weight_and_a_share_otherwise(tiny_synthetic_root):
+    from sisnet.engine import build_model
+    from sisnet.report.measure import drc_share
+
+    ds = load_dataset("synthetic", tiny_synthetic_root)
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), drc=True)
+    torch.manual_seed(0)
+    model = build_model(cfg, ds.num_train_pids)
+    on = drc_share(model, cfg, ds, batches=2)
+    off = drc_share(model, cfg.replace(drc_weight=0.0), ds, batches=2)
+    assert 0 < on["grad_share"] < 1 and 0 < on["loss_share"] < 1
+    assert off["grad_share"] == 0 and off["loss_share"] == 0
+    with pytest.raises(ValueError, match="SiSNet\\+DRC"):
+        drc_share(model, cfg.replace(drc=False), ds)

@@ -82,6 +82,7 @@ from sisnet.report.tables import (
     table2_wide,
     table3_measured,
     table3_side_by_side,
+    training_cost,
 )
 
 __all__ = [
@@ -90,7 +91,7 @@ __all__ = [
     "git_commit", "save_table", "read_table", "save_figure", "to_markdown", "format_mean_std",
     "evals_frame", "epochs_frame", "last_eval", "GridRun", "runs_frame", "summarize", "table2_wide",
     "table2_effects", "table2_paired", "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
-    "table1_wide_with_provenance", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
+    "table1_wide_with_provenance", "training_cost", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
     "grid_config", "config_frame", "run_folder", "train", "run_grid", "init_comparison", "TrainedModel", "load_models",
     "QUERY_SCALES", "measure_protocols", "scale_robustness", "evaluate_query_scales", "pearson_rows",
     "cam_agreement", "cam_agreement_summary", "cam_consistency", "cam_mass_on_mask", "cam_on_person",

@@ -310,8 +310,8 @@ def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, flo
             return float(torch.sqrt(sum((g.float() ** 2).sum() for g in gs if g is not None)))
 
         nd, nr = norm(g_drc), norm(g_rest)
-        rows.append({"loss_drc": float(losses["drc"]), "loss_total": float(losses["total"]),
-                     "loss_share": float(losses["drc"]) / max(float(losses["total"]), 1e-12),
+        drc, total = float(losses["drc"].detach()), float(losses["total"].detach())
+        rows.append({"loss_drc": drc, "loss_total": total, "loss_share": drc / max(total, 1e-12),
                      "grad_share": nd / max(nd + nr, 1e-12)})
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 

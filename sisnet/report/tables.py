@@ -303,3 +303,13 @@ def table2_paired(per_run: pd.DataFrame, metrics: Sequence[str] = ("rank1", "mAP
     from sisnet.stats import Comparison, paired_table
 
     return paired_table(per_run, [Comparison(*c) for c in (*paper.CLAIMS, *paper.CONTROL_COMPARISONS)], metrics)
+
+
+def training_cost(runs: Iterable[GridRun]) -> pd.DataFrame:
+    """Wall seconds of training (evaluations included) per configuration: mean and total over its runs, from the
+    runs' histories (each run trained with the profile's threads per run, see :mod:`sisnet.parallel`)."""
+    df = pd.DataFrame([{"loss": r.loss, "method": r.method, "seed": r.seed,
+                        "wall_seconds": float(r.history.get("wall_seconds", float("nan")))} for r in runs])
+    g = df.groupby(["loss", "method"], sort=False)["wall_seconds"]
+    out = pd.DataFrame({"mean_seconds": g.mean(), "total_seconds": g.sum(), "n_runs": g.size()})
+    return _order(out.reset_index())

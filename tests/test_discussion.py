@@ -44,7 +44,7 @@ def test_table3_and_cam_discussions_use_the_given_numbers():
                               "mask_area_mean": [0.27, 0.27, 0.27]})
     cams = discuss_cams(agreement, on_person)
     assert "Baseline 0.99" in cams and "SiSNet+DRC 0.62" in cams and "Baseline 0.20" in cams
-    assert "no more of their map on the person than a uniform map" in cams  # 0.20 < the person's area 0.27
+    assert "1 of 3 models put no more of their map on the person than a uniform map" in cams  # 0.20 < area 0.27
     above = discuss_cams(agreement, on_person.assign(person_share_mean=[0.4, 0.5, 0.62]))
     assert "2 of 3 stay below 0.6" in above and "uniform map:" not in above
     goal = discuss_cams(agreement, on_person.assign(person_share_mean=[0.6, 0.7, 0.62]))

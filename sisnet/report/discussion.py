@@ -152,8 +152,11 @@ def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None)
                          f"of {len(shares)} stay below {PERSON_SHARE_GOAL:g}: at this map size (a few cells per body "
                          "part) much of each map's mass spills onto the background around the person.")
         else:
-            lines.append("- Some models put no more of their map on the person than a uniform map: they rely on the "
-                         "background, which the paper's mechanism (consistent regions on the person) does not address.")
+            low = [f"{r['method']} ({r['loss']})" if "loss" in on_person else str(r["method"])
+                   for _, r in on_person.iterrows() if r[share_col] <= area]
+            lines.append(f"- {len(low)} of {len(shares)} models put no more of their map on the person than a uniform "
+                         "map would: their class activation maps do not single out the person, so the paper's mechanism "
+                         "(consistent discriminative regions on the person) has little to align.")
     return "\n".join(lines)
 
 

@@ -77,7 +77,7 @@ def _benchmark_section(bench_dir: Path) -> list[str]:
 
 def _validation_section(choices: pd.DataFrame) -> list[str]:
     chosen = choices[choices["chosen"].astype(bool)]
-    commands = sorted(set(choices["command"])) if "command" in choices else []
+    commands = list(dict.fromkeys(choices["command"])) if "command" in choices else []
     lines = ["### Settings chosen on validation", "",
              "Each chosen on identities held out from the training split (never the test split), by the rule in "
              "`sisnet.report.validation` (from `validation_choices.csv`; mean validation rank-1 of the candidates):", ""]
@@ -85,7 +85,10 @@ def _validation_section(choices: pd.DataFrame) -> list[str]:
         cands = "; ".join(f"{'**' if c else ''}{cand} {r1:.1f}{'**' if c else ''}"
                           for cand, r1, c in zip(group["candidate"], group["val_rank1"], group["chosen"].astype(bool)))
         lines.append(f"- {name}: {cands}")
-    lines += ["", f"{len(chosen)} choices; made by " + ", ".join(f"`{c}`" for c in commands) + "."]
+    where = list(dict.fromkeys(choices["where"])) if "where" in choices else []
+    lines += ["", f"{len(chosen)} choices; made, in order, by " + ", ".join(f"`{c}`" for c in commands)
+              + (" (where each ran: " + "; ".join(where) + "; the overrides files are in "
+                 "`validation_inputs/`)" if where else "") + "."]
     return lines
 
 

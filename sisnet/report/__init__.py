@@ -21,6 +21,14 @@ Metrics in histories are fractions in [0, 1]; every table and figure here shows 
 """
 from __future__ import annotations
 
+import warnings
+
+with warnings.catch_warnings():
+    # tqdm.auto warns once at import when ipywidgets is missing ("IProgress not found"), then falls back to text
+    # bars (fine here). timm's hub client imports it, so it is imported here first, before anything else, quietly.
+    warnings.simplefilter("ignore")
+    import tqdm.auto  # noqa: F401
+
 from sisnet.evaluation import evaluate_query_scales
 from sisnet.provenance import git_commit
 from sisnet.report.context import (NotebookContext, dataset_dir, default_seeds, init_comparison_enabled, load,

@@ -182,15 +182,7 @@ def setup(
     return ctx
 
 def _style() -> None:
-    import warnings
-
     import matplotlib
-
-    with warnings.catch_warnings():
-        # tqdm.auto warns once at import when ipywidgets is missing, then falls back to text bars (fine here).
-        warnings.simplefilter("ignore")
-        import tqdm.auto  # noqa: F401
-
     import pandas as pd
 
     from sisnet.report.io import format_number

@@ -63,6 +63,7 @@ from sisnet.report.measure import (
     cam_on_person_grid,
     cam_on_person_summary,
     drc_share,
+    drc_share_table,
     measure_protocols,
     pearson_rows,
     scale_robustness,
@@ -110,5 +111,5 @@ __all__ = [
     "discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "discuss_training",
     "discuss_table1", "discuss_footage",
     "convergence_frame", "convergence_summary", "discuss_convergence", "validation_evidence",
-    "drc_share", "cam_on_person_grid", "cam_on_person_summary",
+    "drc_share", "drc_share_table", "cam_on_person_grid", "cam_on_person_summary",
 ]

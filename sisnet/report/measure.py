@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["QUERY_SCALES", "measure_protocols", "native_height_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
            "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick", "drc_share",
-           "cam_on_person_grid", "cam_on_person_summary"]
+           "cam_on_person_grid", "cam_on_person_summary", "drc_share_table"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
 QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
@@ -340,3 +340,12 @@ def cam_on_person_summary(per_run: pd.DataFrame) -> pd.DataFrame:
     out["uniform_map_share"] = g["mask_area_mean"].mean()
     out["n_seeds"] = g["seed"].nunique()
     return out.reset_index()
+
+
+def drc_share_table(trained: TrainedModel, history: Mapping[str, Any], ds, *, batches: int = 4) -> pd.DataFrame:
+    """One row for a trained SiSNet+DRC model: its ``drc_weight``, the DRC share of the loss in the last training
+    epoch (from ``history``) and :func:`drc_share` on ``batches`` training batches."""
+    last = history["epochs"][-1]
+    return pd.DataFrame([{"drc_weight": trained.config.drc_weight,
+                          "loss_share_last_epoch": last["loss_drc"] / last["loss_total"],
+                          **drc_share(trained.model, trained.config, ds, batches=batches)}])

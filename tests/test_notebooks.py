@@ -22,6 +22,7 @@ EXPECTED_TABLES = (
     "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "cam_on_person", "scale_robustness", "cam_consistency",
     "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary", "table2_paired", "scale_bins",
     "convergence", "convergence_summary", "training_cost", "cam_on_person_summary", "drc_share",
+    "cam_on_person_backbone", "triplet_diagnosis", "triplet_diagnosis_paired",
 )
 EXPECTED_FIGURES = (
     "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
@@ -142,6 +143,16 @@ def test_table2_claims_are_tested_with_paired_intervals(smoke_run):
     bins = _table(smoke_run, "scale_bins")
     assert {"query height < 48 px", "query height 48-96 px", "query height >= 96 px"} <= set(bins["protocol"])
     assert (bins.groupby(["loss", "method"]).size() == 4).all() and "num_valid_queries" in bins
+    # the triplet diagnosis scores the Baseline's runs twice on the same features: the distractor-free gallery is
+    # a sub-problem, and its standard rows are the standard protocol's numbers
+    diag = _table(smoke_run, "triplet_diagnosis")
+    assert set(diag["method"]) == {"Baseline"} and set(diag["loss"]) == {"S.", "S.+T."}
+    std = diag[diag["protocol"] == "standard"].set_index("loss")["rank1"]
+    table2 = _table(smoke_run, "table2_runs")
+    base = table2[(table2["method"] == "Baseline") & (table2["protocol"] == "standard")].set_index("loss")["rank1"]
+    assert std.to_dict() == pytest.approx(base.to_dict())
+    assert (diag[diag["loss"] == "S."]["loss_triplet_last"] == 0).all() and (diag[diag["loss"] == "S.+T."]["loss_triplet_first"] > 0).all()
+    assert len(_table(smoke_run, "triplet_diagnosis_paired")) == 4  # 2 protocols x rank-1 / mAP
 
 
 def test_dataset_and_training_tables(smoke_run):
@@ -222,6 +233,9 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     on_person = _table(smoke_run, "cam_on_person")  # every configuration of the grid and seed, both losses
     assert set(zip(on_person["loss"], on_person["method"])) == GRID and len(on_person) == len(GRID)
     assert on_person["person_share_mean"].between(0, 1).all() and on_person["mask_area_mean"].between(0.05, 0.6).all()
+    assert on_person["activation_share_mean"].between(0, 1).all() and (on_person["outer_area"] == 0.5).all()
+    backbone = _table(smoke_run, "cam_on_person_backbone").iloc[0]
+    assert backbone["weights"] == "random" and backbone["n_images"] == on_person["n_images"].iloc[0]
     drc = _table(smoke_run, "drc_share").iloc[0]
     assert 0 < drc["grad_share"] < 1 and 0 < drc["loss_share_last_epoch"] < 1
 

@@ -26,3 +26,25 @@ def test_update_rewrites_only_the_block(tmp_path, monkeypatch):
     assert text.startswith("# Title\n\nintro\n\n") and text.endswith(f"{END}\n\n## After\n")
     assert "99.9" not in text and "### Table 2" in text and "No complete run" in text  # no manifest copied
     assert update_readme(readme, "results") is False  # idempotent
+
+
+def test_time_section_reads_the_quick_manifest_and_estimates_the_default_seeds(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from sisnet.report.readme import _minutes, _time_section
+
+    assert _minutes(119.6) == "2 min 0 s" and _minutes(61.2) == "1 min 1 s"
+    assert _time_section(tmp_path, "cpu", "synthetic", None) == []  # no quick run: nothing said
+    quick = tmp_path / "quick" / "cpu" / "synthetic"
+    quick.mkdir(parents=True)
+    (quick / "manifest.json").write_text(json.dumps({
+        "wall_seconds_total": 600.0, "parameters": {"seeds": [4]}, "commit": "abc",
+        "notebooks": {"01_data.ipynb": {"wall_seconds": 20.0}, "03_ablation.ipynb": {"wall_seconds": 580.0}},
+        "platform": {"usable_cores": 2}, "load_average": {"start": "load average 1", "end": "load average 2"}}))
+    cost = pd.DataFrame({"mean_seconds": [100.0, 140.0]})  # one seed of the grid: 240 s of run wall time
+    text = _time_section(tmp_path, "cpu", "synthetic", cost)[0]
+    assert "--quick --seed 4" in text and "took 10 min 0 s" in text
+    # the cpu profile's 5 seeds: 600 s + 4 more seeds x 240 s / 2 workers = 1080 s
+    assert "5 seeds: about 18 min 0 s" in text

@@ -257,6 +257,44 @@ def test_cam_mass_on_mask_hand_cases():
     assert report.cam_mass_on_mask(cam[:1] + 3.0, mask[:1]).item() == pytest.approx(1.0)
 
 
+def test_outer_columns_and_activation_share_hand_cases():
+    import torch
+
+    from sisnet.model import ModelOutput
+    from sisnet.report.measure import activation_share, outer_columns
+
+    outer = outer_columns((2, 8))  # 2 columns on each side of 8
+    assert outer.tolist() == [[True, True, False, False, False, False, True, True]] * 2
+    assert outer.float().mean().item() == pytest.approx(0.5)
+
+    class Maps(torch.nn.Module):  # returns a fixed feature map: the thing under test is the scoring of it
+        def __init__(self, fmap):
+            super().__init__()
+            self.fmap = fmap
+
+        def forward(self, x):
+            return ModelOutput(self.fmap, None, None, None)
+
+    fmap = torch.zeros(2, 3, 2, 8)
+    fmap[0, :, :, 3:5] = 1.0  # image 0 responds on the middle columns only
+    fmap[1, :, :, :2] = 2.0  # image 1 on the left edge; negative responses are cut by the ReLU
+    fmap[1, :, :, 3:5] = -5.0
+    mask = ~outer.expand(2, 2, 8)  # "the person" is the middle half
+    share = activation_share(Maps(fmap), torch.zeros(2, 3, 4, 16), mask)
+    assert share.tolist() == pytest.approx([1.0, 0.0])
+
+
+def test_backbone_on_person_scores_the_untrained_backbone(tiny_synthetic_root):
+    from sisnet.config import get_config
+    from sisnet.data import load_dataset
+
+    ds = load_dataset("synthetic", tiny_synthetic_root)
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root))
+    row = report.backbone_on_person(cfg, ds, n_images=4).iloc[0]
+    assert row["weights"] == "random" and row["n_images"] == 4  # the smoke profile starts from random weights
+    assert 0 < row["activation_share_mean"] < 1 and 0.05 < row["mask_area_mean"] < 0.6
+
+
 def test_synthetic_person_masks_cover_the_person(tiny_synthetic_root):
     from sisnet.data import load_dataset
 

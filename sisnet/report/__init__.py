@@ -33,7 +33,7 @@ from sisnet.evaluation import evaluate_query_scales
 from sisnet.provenance import git_commit
 from sisnet.report.context import (NotebookContext, dataset_dir, default_seeds, init_comparison_enabled, load,
                                    prepare_dataset, setup, synthetic_size)
-from sisnet.report.discussion import (discuss_cams, discuss_footage, discuss_scale_robustness, discuss_table1,
+from sisnet.report.discussion import (discuss_cams, discuss_footage, discuss_triplet, discuss_scale_robustness, discuss_table1,
                                      discuss_table2, discuss_table3, discuss_training)
 from sisnet.report.figures import (
     RankedRow,
@@ -55,6 +55,7 @@ from sisnet.report.figures import (
 from sisnet.report.io import format_mean_std, read_table, save_figure, save_table, to_markdown
 from sisnet.report.measure import (
     QUERY_SCALES,
+    backbone_on_person,
     cam_agreement,
     cam_agreement_summary,
     cam_consistency,
@@ -67,6 +68,7 @@ from sisnet.report.measure import (
     measure_protocols,
     pearson_rows,
     scale_robustness,
+    triplet_diagnosis,
 )
 from sisnet.report.validation import (convergence_frame, convergence_summary, discuss_convergence,
                                       validation_evidence)
@@ -109,7 +111,8 @@ __all__ = [
     "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results", "plot_worked_query",
     "protocol_example", "ProtocolExample", "worked_query",
     "discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "discuss_training",
-    "discuss_table1", "discuss_footage",
+    "discuss_table1", "discuss_footage", "discuss_triplet",
     "convergence_frame", "convergence_summary", "discuss_convergence", "validation_evidence",
-    "drc_share", "drc_share_table", "cam_on_person_grid", "cam_on_person_summary",
+    "drc_share", "drc_share_table", "cam_on_person_grid", "cam_on_person_summary", "backbone_on_person",
+    "triplet_diagnosis",
 ]

@@ -15,7 +15,7 @@ from sisnet import paper
 from sisnet.stats import paired_difference
 
 __all__ = ["discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "discuss_training",
-           "discuss_table1", "discuss_footage", "GOAL_HALF_WIDTH", "FLAT_POINTS"]
+           "discuss_table1", "discuss_footage", "discuss_triplet", "GOAL_HALF_WIDTH", "FLAT_POINTS"]
 
 #: The interval half-width (points) below which a comparison counts as measured precisely enough.
 GOAL_HALF_WIDTH = 3.0
@@ -95,6 +95,60 @@ def discuss_table2(paired: pd.DataFrame, *, goal_half_width: float = GOAL_HALF_W
     return "\n".join(lines)
 
 
+def discuss_triplet(per_run: pd.DataFrame, paired: pd.DataFrame, validation_runs: pd.DataFrame | None = None,
+                    validation_choices: pd.DataFrame | None = None) -> str:
+    """Markdown: what :func:`sisnet.report.triplet_diagnosis` measured about the S.+T. - S. gap of one method,
+    and (given the validation sweep's ``validation_runs`` / ``validation_choices`` tables) the same gap on the
+    validation split at the last chosen candidate that trained that method with both losses."""
+    from sisnet.report.tables import PROTOCOL_STANDARD
+
+    method = str(per_run["method"].iloc[0])
+    n = int(paired["n_seeds"].max()) if len(paired) else 0
+    lines = [f"**The triplet anomaly** ({method}, S.+T. - S., paired by seed, n = {n}; mean [95 % t-interval] in "
+             "points):", ""]
+    by = {(r["protocol"], r["metric"]): r for _, r in paired.iterrows()}
+    for protocol in dict.fromkeys(paired["protocol"]):
+        cells = [f"{_LABEL[m]} {_signed(by[protocol, m]['mean_diff'])} "
+                 f"{_interval(by[protocol, m]['ci_low'], by[protocol, m]['ci_high'])} **{by[protocol, m]['verdict']}**"
+                 for m in ("rank1", "mAP") if (protocol, m) in by]
+        lines.append(f"- {protocol}: " + "; ".join(cells))
+    others = [p for p in dict.fromkeys(paired["protocol"]) if p != PROTOCOL_STANDARD]
+    if others and (PROTOCOL_STANDARD, "rank1") in by:
+        std, other = by[PROTOCOL_STANDARD, "rank1"], by[others[0], "rank1"]
+        if std["verdict"] == "reversed":
+            lines.append(f"- The gallery's distractors are {'not ' if other['verdict'] == 'reversed' else ''}what "
+                         f"makes the gap: without them the rank-1 difference is {_signed(other['mean_diff'])} "
+                         f"(standard: {_signed(std['mean_diff'])})"
+                         + (", still reversed." if other["verdict"] == "reversed" else ", no longer reversed."))
+    one = per_run[per_run["protocol"] == PROTOCOL_STANDARD].groupby("loss")
+    if {"S.", "S.+T."} <= set(one.groups):
+        trip = one.get_group("S.+T.")
+        id_s, id_st = one.get_group("S.")["loss_id_last"].mean(), trip["loss_id_last"].mean()
+        lines.append(f"- Training (means over seeds): the triplet term falls from {trip['loss_triplet_first'].mean():.2f} "
+                     f"in the first epoch to {trip['loss_triplet_last'].mean():.2f} in the last; the ID loss ends at "
+                     f"{id_st:.2f} with it and {id_s:.2f} without. "
+                     + ("So the triplet loss is optimised and the training identities are fitted at least as well: "
+                        "what it learns transfers worse to unseen identities."
+                        if id_st <= id_s else "With it the training identities are fitted less well."))
+    if validation_runs is not None and validation_choices is not None:
+        chosen = validation_choices[validation_choices["chosen"].astype(bool)]
+        runs = validation_runs.merge(chosen[["choice", "candidate"]], on=["choice", "candidate"])
+        runs = runs[runs["method"] == method]
+        both = [c for c in dict.fromkeys(runs["choice"]) if runs[runs["choice"] == c]["loss"].nunique() == 2]
+        if both:
+            sub = runs[runs["choice"] == both[-1]]
+            m = sub.groupby("loss")[["rank1", "mAP"]].mean()
+            cand = sub["candidate"].iloc[0]
+            lines.append(f"- On the validation split (held-out training identities; the sweep's '{both[-1]}' stage, "
+                         f"chosen candidate {cand}, seeds {sorted(set(sub['seed']))}): S.+T. R1 {m.loc['S.+T.', 'rank1']:.1f} "
+                         f"vs S. {m.loc['S.', 'rank1']:.1f}, mAP {m.loc['S.+T.', 'mAP']:.1f} vs {m.loc['S.', 'mAP']:.1f}. "
+                         + ("The issue's condition S.+T. >= S. holds there in rank-1 "
+                            + ("and in mAP." if m.loc["S.+T.", "mAP"] >= m.loc["S.", "mAP"] else "but not in mAP.")
+                            if m.loc["S.+T.", "rank1"] >= m.loc["S.", "rank1"] else
+                            "The gap is there on validation too."))
+    return "\n".join(lines)
+
+
 def discuss_table3(per_run: pd.DataFrame) -> str:
     """Markdown: the paper's Table 3 reading (the cascaded-minus-either gap shrinks from Baseline to SiSNet to
     SiSNet+DRC) tested on ``per_run`` (:func:`sisnet.report.table3_measured`), paired by seed."""
@@ -120,11 +174,13 @@ def discuss_table3(per_run: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None) -> str:
+def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None,
+                 backbone: pd.DataFrame | None = None) -> str:
     """Markdown: CAM agreement between the two views per model, and how much of each CAM lies on the person.
 
     ``agreement``: :func:`sisnet.report.cam_agreement_summary` (index = method); ``on_person``:
-    :func:`sisnet.report.cam_on_person`.
+    :func:`sisnet.report.cam_on_person` or its summary; ``backbone``: :func:`sisnet.report.backbone_on_person`
+    (the activation share before ReID training), to say where the maps' location comes from.
     """
     lines = ["**What the CAMs show:**", ""]
     corr = agreement["corr_mean"]
@@ -157,7 +213,42 @@ def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None)
             lines.append(f"- {len(low)} of {len(shares)} models put no more of their map on the person than a uniform "
                          "map would: their class activation maps do not single out the person, so the paper's mechanism "
                          "(consistent discriminative regions on the person) has little to align.")
+        if "activation_share" in on_person or "activation_share_mean" in on_person:
+            lines.append(_where_maps_look(on_person, area, backbone))
     return "\n".join(lines)
+
+
+def _where_maps_look(on_person: pd.DataFrame, area: float, backbone: pd.DataFrame | None) -> str:
+    """One bullet: the class-free activation map's share on the person (trained models, and the backbone before
+    ReID training when given) and the CAMs' share in the outer columns, each against a uniform map."""
+    act_col = "activation_share" if "activation_share" in on_person else "activation_share_mean"
+    outer_col = "outer_share" if "outer_share" in on_person else "outer_share_mean"
+    uniform_outer = float(on_person["uniform_outer_share" if "uniform_outer_share" in on_person else "outer_area"].mean())
+    act, outer = on_person[act_col], on_person[outer_col]
+    text = (f"- *Where the maps come from.* The class-free activation map (channel sum of the last feature map) puts "
+            f"{act.min():.2f}-{act.max():.2f} of its mass on the person for the trained models")
+    if backbone is not None and len(backbone):
+        b = backbone.iloc[0]
+        text += f", and {b['activation_share_mean']:.2f} for the backbone before any ReID training ({b['weights']} weights)"
+    text += (f"; the CAMs put {outer.min():.2f}-{outer.max():.2f} of their mass in the image's outer quarter columns "
+             f"on either side, where a pedestrian crop holds background (a uniform map: {uniform_outer:.2f}). ")
+    if act.max() <= area:
+        text += "So the backbone's response itself, not only the class weighting, sits off the person"
+    elif act.min() > area:
+        text += "The backbone's response does favour the person; the CAMs' class weighting is what spreads them"
+    else:
+        text += "The trained models differ in whether their backbone's response favours the person"
+    if backbone is not None and len(backbone):
+        b = float(backbone.iloc[0]["activation_share_mean"])
+        if act.max() < b:
+            text += f"; ReID training moved it further off the person ({b:.2f} before training)"
+        elif act.min() > b:
+            text += f"; ReID training moved it towards the person ({b:.2f} before training)"
+        else:
+            text += f"; ReID training left it about where it started ({b:.2f} before training)"
+    text += (". After global average pooling the losses see only the pooled feature, and one cell of this map has a "
+             "receptive field larger than the crop, so nothing in training asks the map to sit on the person.")
+    return text
 
 
 def discuss_scale_robustness(df: pd.DataFrame, metric: str = "rank1") -> str:

@@ -20,7 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["QUERY_SCALES", "measure_protocols", "native_height_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
            "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick", "drc_share",
-           "cam_on_person_grid", "cam_on_person_summary", "drc_share_table"]
+           "cam_on_person_grid", "cam_on_person_summary", "drc_share_table", "activation_share", "outer_columns",
+           "backbone_on_person",
+           "triplet_diagnosis", "PROTOCOL_NO_DISTRACTORS"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
 QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
@@ -101,6 +103,48 @@ def measure_protocols(
                              "run_id": run.run_id, "num_valid_queries": res["num_valid_queries"]})
         frames.append(pd.DataFrame(rows))
     return pd.concat(frames, ignore_index=True)
+
+#: Label of the diagnostic protocol of :func:`triplet_diagnosis`: the standard one with the gallery's distractors
+#: (pid 0: images of identities no query has) removed.
+PROTOCOL_NO_DISTRACTORS = "standard, gallery without distractors"
+
+
+def triplet_diagnosis(ctx: NotebookContext, runs: Sequence[GridRun], method: str = "Baseline") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Why adding the triplet loss lowers ``method`` here: ``(per_run, paired)``.
+
+    ``per_run``: for each of ``method``'s runs in ``runs`` (both losses, every seed) rank-1 / mAP under the standard
+    protocol and with the gallery's distractors removed (:data:`PROTOCOL_NO_DISTRACTORS`; both scored by
+    :func:`sisnet.evaluation.evaluate_subsets` on the same features), and the ID and triplet loss terms of its
+    first and last training epoch (from the run's history). ``paired``: :func:`sisnet.stats.paired_table` of
+    S.+T. - S. under both protocols. If the gap is the distractors' doing, it closes without them.
+    """
+    from sisnet import paper
+    from sisnet.evaluation import evaluate_subsets
+    from sisnet.runs import load_model
+    from sisnet.stats import Comparison, paired_table
+    from sisnet.report.tables import PROTOCOL_STANDARD
+
+    ds = load(ctx)
+    every_query = np.ones(len(ds.query), dtype=bool)
+    subsets = {PROTOCOL_STANDARD: (every_query, np.ones(len(ds.gallery), dtype=bool)),
+               PROTOCOL_NO_DISTRACTORS: (every_query, np.array([r.pid != 0 for r in ds.gallery]))}
+    rows, cache = [], {}
+    for run in (r for r in runs if r.method == method):
+        model, config = load_model(run.run_dir)
+        first, last = run.history["epochs"][0], run.history["epochs"][-1]
+        losses = {"loss_id_first": first["loss_id"], "loss_id_last": last["loss_id"],
+                  "loss_triplet_first": first["loss_triplet"], "loss_triplet_last": last["loss_triplet"]}
+        for protocol, res in evaluate_subsets(model, ds, config, subsets, image_cache=cache).items():
+            rows.append({"loss": run.loss, "method": run.method, "seed": run.seed, "protocol": protocol,
+                         **_percent(res), "num_valid_queries": res["num_valid_queries"], **losses,
+                         "run_id": run.run_id})
+    per_run = pd.DataFrame(rows)
+    if not len(per_run):
+        raise ValueError(f"triplet_diagnosis: no run of {method!r} among the {len(runs)} runs given.")
+    comparison = Comparison(f"{method}: S.+T. - S.", "S.+T. - S.", (paper.LOSS_TYPES[1], method),
+                            (paper.LOSS_TYPES[0], method))
+    return per_run, paired_table(per_run, [comparison])
+
 
 def scale_robustness(models: Mapping[str, TrainedModel], ds, query_scales: Sequence[float] = QUERY_SCALES) -> pd.DataFrame:
     """Rank-1/5/10, mAP, mINP (percent, either-scale) for each model and query resolution factor.
@@ -246,13 +290,38 @@ def cam_mass_on_mask(cam: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor
     return torch.where(total > 0, share, m.flatten(1).mean(1))
 
 
+def activation_share(model: Any, x: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor":
+    """Share of ``model``'s activation map on ``mask`` (N,): the channel sum of the ReLU'd last feature map, i.e.
+    where the backbone responds whatever the class, scored like a CAM (:func:`cam_mass_on_mask`)."""
+    import torch
+
+    with torch.no_grad():
+        fmap = model(x).feature_map
+    return cam_mass_on_mask(fmap.float().clamp_min(0).sum(1), mask)
+
+
+def outer_columns(shape_hw: tuple[int, int], fraction: float = 0.25) -> "torch.Tensor":
+    """Bool mask (H, W) of the left and right ``fraction`` of the width each (a uniform map puts ``2 * fraction``
+    of its mass there): where the background lies in a pedestrian crop whatever the pose."""
+    import torch
+
+    h, w = shape_hw
+    k = max(1, int(round(w * fraction)))
+    m = torch.zeros(h, w, dtype=torch.bool)
+    m[:, :k] = True
+    m[:, w - k:] = True
+    return m
+
+
 def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64, seed: int = 0) -> pd.DataFrame:
     """How much of each model's CAM lies on the person, on query images (test identities).
 
     For ``n_images`` query images (the same for every model) the CAM of the class the model predicts is
     compared with the image's person mask (``ds.person_masks``; the synthetic generator writes them). Columns:
     ``method``, ``loss``, ``seed``, ``person_share_mean`` / ``_std`` (see :func:`cam_mass_on_mask`),
-    ``mask_area_mean`` (what a uniform map would score: the person's share of the image) and ``n_images``.
+    ``mask_area_mean`` (what a uniform map would score: the person's share of the image), ``activation_share_mean``
+    (:func:`activation_share`: the same for the class-free activation map), ``outer_share_mean`` (the CAM's share
+    in the :func:`outer_columns`; a uniform map scores ``outer_area``) and ``n_images``.
     Raises ``ValueError`` when the dataset has no person masks.
     """
     import torch
@@ -261,18 +330,42 @@ def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64,
     rows = []
     for method, tm in models.items():
         cfg = tm.config
-        masks = ds.person_masks(records, (cfg.img_height, cfg.img_width))
-        if masks is None:
-            raise ValueError(f"{ds.name} at {ds.root} has no person masks ({ds.root}/person_masks/); CAM mass on the "
-                             "person can only be measured on data that records them, such as the synthetic set "
-                             "(regenerate it with the current sisnet.data.synthetic if it predates the masks).")
-        cam, _ = cams(tm.model, _views(records, cfg), None)
-        m = torch.from_numpy(masks)
+        m = torch.from_numpy(_person_masks(ds, records, cfg))
+        x = _views(records, cfg)
+        cam, _ = cams(tm.model, x, None)
         share = cam_mass_on_mask(cam, m).numpy()
+        outer = outer_columns(tuple(m.shape[-2:]))
         rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "person_share_mean": float(share.mean()),
                      "person_share_std": float(share.std()), "mask_area_mean": float(m.float().mean()),
-                     "n_images": len(records)})
+                     "activation_share_mean": float(activation_share(tm.model, x, m).mean()),
+                     "outer_share_mean": float(cam_mass_on_mask(cam, outer.expand_as(m)).mean()),
+                     "outer_area": float(outer.float().mean()), "n_images": len(records)})
     return pd.DataFrame(rows)
+
+
+def _person_masks(ds, records, cfg) -> np.ndarray:
+    masks = ds.person_masks(records, (cfg.img_height, cfg.img_width))
+    if masks is None:
+        raise ValueError(f"{ds.name} at {ds.root} has no person masks ({ds.root}/person_masks/); CAM mass on the "
+                         "person can only be measured on data that records them, such as the synthetic set "
+                         "(regenerate it with the current sisnet.data.synthetic if it predates the masks).")
+    return masks
+
+
+def backbone_on_person(config: Any, ds, *, n_images: int = 64, seed: int = 0) -> pd.DataFrame:
+    """The reference for :func:`cam_on_person`'s ``activation_share_mean``: the same query images through the
+    backbone as ``config`` builds it *before* any ReID training (its starting weights, e.g. ImageNet's). One row:
+    ``weights`` (where they came from), ``activation_share_mean``, ``mask_area_mean``, ``n_images``."""
+    import torch
+
+    from sisnet.engine import build_model
+
+    records = _sample_queries(ds, n_images, seed)
+    m = torch.from_numpy(_person_masks(ds, records, config))
+    model = build_model(config, ds.num_train_pids).eval()
+    share = activation_share(model, _views(records, config), m)
+    return pd.DataFrame([{"weights": model.weights_info["source"], "activation_share_mean": float(share.mean()),
+                          "mask_area_mean": float(m.float().mean()), "n_images": len(records)}])
 
 
 def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, float]:
@@ -334,10 +427,14 @@ def cam_on_person_grid(ctx: NotebookContext, *, seeds: Sequence[int], losses: Se
 
 def cam_on_person_summary(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of :func:`cam_on_person_grid`'s share, per loss and method, with the uniform-map
-    share (``mask_area_mean``) beside it."""
+    share (``mask_area_mean``) beside it, and the means of the activation-map and outer-column shares."""
     g = per_run.groupby(["loss", "method"], sort=False)
     out = g["person_share_mean"].agg(["mean", "std"]).rename(columns={"mean": "person_share", "std": "person_share_std"})
     out["uniform_map_share"] = g["mask_area_mean"].mean()
+    if "activation_share_mean" in per_run:
+        out["activation_share"] = g["activation_share_mean"].mean()
+        out["outer_share"] = g["outer_share_mean"].mean()
+        out["uniform_outer_share"] = g["outer_area"].mean()
     out["n_seeds"] = g["seed"].nunique()
     return out.reset_index()
 

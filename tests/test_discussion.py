@@ -49,3 +49,53 @@ def test_table3_and_cam_discussions_use_the_given_numbers():
     assert "2 of 3 stay below 0.6" in above and "uniform map:" not in above
     goal = discuss_cams(agreement, on_person.assign(person_share_mean=[0.6, 0.7, 0.62]))
     assert "Every model puts at least 0.6" in goal
+
+
+def _triplet_runs(gap_standard: list[float], gap_clean: list[float]) -> pd.DataFrame:
+    """Baseline runs of both losses under the two protocols of ``triplet_diagnosis``; S.+T. = S. + gap."""
+    rows = []
+    for seed, (g_std, g_clean) in enumerate(zip(gap_standard, gap_clean)):
+        for protocol, gap in (("standard", g_std), ("standard, gallery without distractors", g_clean)):
+            for loss, delta in (("S.", 0.0), ("S.+T.", gap)):
+                rows.append({"loss": loss, "method": "Baseline", "seed": seed, "protocol": protocol,
+                             "rank1": 90 + delta, "mAP": 80 + 2 * delta,
+                             "loss_id_first": 5.0, "loss_id_last": 1.5 if loss == "S.+T." else 1.7,
+                             "loss_triplet_first": 6.0 if loss == "S.+T." else 0.0,
+                             "loss_triplet_last": 0.1 if loss == "S.+T." else 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_triplet_discussion_says_whether_the_distractors_make_the_gap():
+    from sisnet.report.discussion import discuss_triplet
+    from sisnet.stats import Comparison, paired_table
+
+    comp = [Comparison("Baseline: S.+T. - S.", "S.+T. - S.", ("S.+T.", "Baseline"), ("S.", "Baseline"))]
+    still = _triplet_runs([-5.0, -6.0, -4.0], [-4.0, -5.0, -3.5])
+    text = discuss_triplet(still, paired_table(still, comp))
+    assert "n = 3" in text and "standard: R1 -5.0" in text
+    assert "distractors are not what makes the gap" in text and "still reversed" in text
+    assert "from 6.00 in the first epoch to 0.10" in text and "1.50 with it and 1.70 without" in text
+    closed = _triplet_runs([-5.0, -6.0, -4.0], [1.0, -1.0, 0.5])
+    text = discuss_triplet(closed, paired_table(closed, comp))
+    assert "distractors are what makes the gap" in text and "no longer reversed" in text
+    # the validation rows: the last chosen candidate that trained the Baseline with both losses
+    choices = pd.DataFrame({"choice": ["lr", "lr"], "candidate": ["a", "b"], "chosen": [False, True]})
+    vruns = pd.DataFrame({"choice": ["lr"] * 4, "candidate": ["a", "a", "b", "b"], "method": ["Baseline"] * 4,
+                          "loss": ["S.", "S.+T.", "S.", "S.+T."], "seed": [0] * 4,
+                          "rank1": [10.0, 20.0, 96.0, 97.0], "mAP": [5.0, 6.0, 95.0, 90.0]})
+    text = discuss_triplet(still, paired_table(still, comp), vruns, choices)
+    assert "S.+T. R1 97.0 vs S. 96.0, mAP 90.0 vs 95.0" in text and "holds there in rank-1 but not in mAP" in text
+
+
+def test_cam_discussion_says_where_the_maps_come_from():
+    agreement = pd.DataFrame({"corr_mean": [0.95]}, index=["Baseline"])
+    on_person = pd.DataFrame({"loss": ["S."], "method": ["Baseline"], "person_share": [0.25],
+                              "uniform_map_share": [0.26], "activation_share": [0.18], "outer_share": [0.55],
+                              "uniform_outer_share": [0.5]})
+    backbone = pd.DataFrame({"weights": ["imagenet"], "activation_share_mean": [0.28]})
+    text = discuss_cams(agreement, on_person, backbone)
+    assert "puts 0.18 of its mass on the person" in text and "0.28 for the backbone before" in text
+    assert "sits off the person" in text and "moved it further off the person" in text
+    on_person["activation_share"] = 0.4
+    text = discuss_cams(agreement, on_person, backbone)
+    assert "does favour the person" in text and "moved it towards the person" in text

@@ -218,6 +218,11 @@ def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None,
     return "\n".join(lines)
 
 
+def _span(values: pd.Series) -> str:
+    lo, hi = float(values.min()), float(values.max())
+    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f}"
+
+
 def _where_maps_look(on_person: pd.DataFrame, area: float, backbone: pd.DataFrame | None) -> str:
     """One bullet: the class-free activation map's share on the person (trained models, and the backbone before
     ReID training when given) and the CAMs' share in the outer columns, each against a uniform map."""
@@ -226,11 +231,11 @@ def _where_maps_look(on_person: pd.DataFrame, area: float, backbone: pd.DataFram
     uniform_outer = float(on_person["uniform_outer_share" if "uniform_outer_share" in on_person else "outer_area"].mean())
     act, outer = on_person[act_col], on_person[outer_col]
     text = (f"- *Where the maps come from.* The class-free activation map (channel sum of the last feature map) puts "
-            f"{act.min():.2f}-{act.max():.2f} of its mass on the person for the trained models")
+            f"{_span(act)} of its mass on the person for the trained models")
     if backbone is not None and len(backbone):
         b = backbone.iloc[0]
         text += f", and {b['activation_share_mean']:.2f} for the backbone before any ReID training ({b['weights']} weights)"
-    text += (f"; the CAMs put {outer.min():.2f}-{outer.max():.2f} of their mass in the image's outer quarter columns "
+    text += (f"; the CAMs put {_span(outer)} of their mass in the image's outer quarter columns "
              f"on either side, where a pedestrian crop holds background (a uniform map: {uniform_outer:.2f}). ")
     if act.max() <= area:
         text += "So the backbone's response itself, not only the class weighting, sits off the person"

@@ -85,6 +85,10 @@ def test_triplet_discussion_says_whether_the_distractors_make_the_gap():
                           "rank1": [10.0, 20.0, 96.0, 97.0], "mAP": [5.0, 6.0, 95.0, 90.0]})
     text = discuss_triplet(still, paired_table(still, comp), vruns, choices)
     assert "S.+T. R1 97.0 vs S. 96.0, mAP 90.0 vs 95.0" in text and "holds there in rank-1 but not in mAP" in text
+    check = pd.DataFrame({"loss": ["S.", "S.+T."], "method": ["Baseline"] * 2, "seed": [0, 0],
+                          "rank1_1x": [96.0, 88.5], "rank1_2x": [96.9, 92.3]})
+    text = discuss_triplet(still, paired_table(still, comp), schedule_check=check)
+    assert "gap narrows: -7.5 at the schedule, -4.6 at twice it" in text
 
 
 def test_cam_discussion_says_where_the_maps_come_from():

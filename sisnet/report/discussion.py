@@ -96,10 +96,11 @@ def discuss_table2(paired: pd.DataFrame, *, goal_half_width: float = GOAL_HALF_W
 
 
 def discuss_triplet(per_run: pd.DataFrame, paired: pd.DataFrame, validation_runs: pd.DataFrame | None = None,
-                    validation_choices: pd.DataFrame | None = None) -> str:
+                    validation_choices: pd.DataFrame | None = None, schedule_check: pd.DataFrame | None = None) -> str:
     """Markdown: what :func:`sisnet.report.triplet_diagnosis` measured about the S.+T. - S. gap of one method,
-    and (given the validation sweep's ``validation_runs`` / ``validation_choices`` tables) the same gap on the
-    validation split at the last chosen candidate that trained that method with both losses."""
+    (given the validation sweep's ``validation_runs`` / ``validation_choices`` tables) the same gap on the
+    validation split at the last chosen candidate that trained that method with both losses, and (given
+    ``convergence_2x``, :func:`sisnet.report.validation.schedule_check`) the gap at twice the schedule."""
     from sisnet.report.tables import PROTOCOL_STANDARD
 
     method = str(per_run["method"].iloc[0])
@@ -130,6 +131,16 @@ def discuss_triplet(per_run: pd.DataFrame, paired: pd.DataFrame, validation_runs
                      + ("So the triplet loss is optimised and the training identities are fitted at least as well: "
                         "what it learns transfers worse to unseen identities."
                         if id_st <= id_s else "With it the training identities are fitted less well."))
+    if schedule_check is not None and len(schedule_check):
+        r1 = schedule_check[schedule_check["method"] == method].set_index("loss")
+        if {"S.", "S.+T."} <= set(r1.index):
+            at1 = r1.loc["S.+T.", "rank1_1x"] - r1.loc["S.", "rank1_1x"]
+            at2 = r1.loc["S.+T.", "rank1_2x"] - r1.loc["S.", "rank1_2x"]
+            trend = "narrows" if abs(at2) < abs(at1) else "does not narrow"
+            lines.append(f"- Schedule: at twice the schedule (seed {int(r1['seed'].iloc[0])}, one seed) the rank-1 gap "
+                         f"{trend}: {_signed(at1)} at the schedule, {_signed(at2)} at twice it "
+                         f"(S.+T. {r1.loc['S.+T.', 'rank1_1x']:.1f} -> {r1.loc['S.+T.', 'rank1_2x']:.1f}, "
+                         f"S. {r1.loc['S.', 'rank1_1x']:.1f} -> {r1.loc['S.', 'rank1_2x']:.1f}).")
     if validation_runs is not None and validation_choices is not None:
         chosen = validation_choices[validation_choices["chosen"].astype(bool)]
         runs = validation_runs.merge(chosen[["choice", "candidate"]], on=["choice", "candidate"])

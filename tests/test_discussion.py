@@ -99,7 +99,7 @@ def test_cam_discussion_says_where_the_maps_come_from():
     backbone = pd.DataFrame({"weights": ["imagenet"], "activation_share_mean": [0.28]})
     text = discuss_cams(agreement, on_person, backbone)
     assert "puts 0.18 of its mass on the person" in text and "0.28 for the backbone before" in text
-    assert "sits off the person" in text and "moved it further off the person" in text
+    assert "does not favour the person" in text and "moved it away from the person" in text
     on_person["activation_share"] = 0.4
     text = discuss_cams(agreement, on_person, backbone)
     assert "does favour the person" in text and "moved it towards the person" in text

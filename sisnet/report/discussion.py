@@ -153,7 +153,7 @@ def discuss_triplet(per_run: pd.DataFrame, paired: pd.DataFrame, validation_runs
             lines.append(f"- On the validation split (held-out training identities; the sweep's '{both[-1]}' stage, "
                          f"chosen candidate {cand}, seeds {sorted(set(sub['seed']))}): S.+T. R1 {m.loc['S.+T.', 'rank1']:.1f} "
                          f"vs S. {m.loc['S.', 'rank1']:.1f}, mAP {m.loc['S.+T.', 'mAP']:.1f} vs {m.loc['S.', 'mAP']:.1f}. "
-                         + ("The issue's condition S.+T. >= S. holds there in rank-1 "
+                         + ("S.+T. >= S. holds there in rank-1 "
                             + ("and in mAP." if m.loc["S.+T.", "mAP"] >= m.loc["S.", "mAP"] else "but not in mAP.")
                             if m.loc["S.+T.", "rank1"] >= m.loc["S.", "rank1"] else
                             "The gap is there on validation too."))
@@ -249,7 +249,7 @@ def _where_maps_look(on_person: pd.DataFrame, area: float, backbone: pd.DataFram
     text += (f"; the CAMs put {_span(outer)} of their mass in the image's outer quarter columns "
              f"on either side, where a pedestrian crop holds background (a uniform map: {uniform_outer:.2f}). ")
     if act.max() <= area:
-        text += "So the backbone's response itself, not only the class weighting, sits off the person"
+        text += "So the backbone's response itself, not only the class weighting, does not favour the person"
     elif act.min() > area:
         text += "The backbone's response does favour the person; the CAMs' class weighting is what spreads them"
     else:
@@ -257,13 +257,13 @@ def _where_maps_look(on_person: pd.DataFrame, area: float, backbone: pd.DataFram
     if backbone is not None and len(backbone):
         b = float(backbone.iloc[0]["activation_share_mean"])
         if act.max() < b:
-            text += f"; ReID training moved it further off the person ({b:.2f} before training)"
+            text += f"; ReID training moved it away from the person ({b:.2f} before training)"
         elif act.min() > b:
             text += f"; ReID training moved it towards the person ({b:.2f} before training)"
         else:
             text += f"; ReID training left it about where it started ({b:.2f} before training)"
-    text += (". After global average pooling the losses see only the pooled feature, and one cell of this map has a "
-             "receptive field larger than the crop, so nothing in training asks the map to sit on the person.")
+    text += (". After global average pooling the losses see only the pooled feature, so nothing in training asks the "
+             "map to sit on the person.")
     return text
 
 

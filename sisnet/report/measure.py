@@ -13,7 +13,7 @@ import pandas as pd
 from sisnet.evaluation import evaluate_query_scales
 from sisnet.report.context import NotebookContext, load
 from sisnet.report.runs import TrainedModel
-from sisnet.report.tables import PROTOCOL_RERANK, GridRun, protocol_cross_scale, runs_frame
+from sisnet.report.tables import PROTOCOL_RERANK, PROTOCOL_STANDARD, GridRun, protocol_cross_scale, runs_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -122,7 +122,6 @@ def triplet_diagnosis(ctx: NotebookContext, runs: Sequence[GridRun], method: str
     from sisnet.evaluation import evaluate_subsets
     from sisnet.runs import load_model
     from sisnet.stats import Comparison, paired_table
-    from sisnet.report.tables import PROTOCOL_STANDARD
 
     ds = load(ctx)
     every_query = np.ones(len(ds.query), dtype=bool)
@@ -141,9 +140,9 @@ def triplet_diagnosis(ctx: NotebookContext, runs: Sequence[GridRun], method: str
     per_run = pd.DataFrame(rows)
     if not len(per_run):
         raise ValueError(f"triplet_diagnosis: no run of {method!r} among the {len(runs)} runs given.")
-    comparison = Comparison(f"{method}: S.+T. - S.", "S.+T. - S.", (paper.LOSS_TYPES[1], method),
-                            (paper.LOSS_TYPES[0], method))
-    return per_run, paired_table(per_run, [comparison])
+    # the paper's own claim for this method (sisnet.paper.CLAIMS), not a second definition of it
+    comparison = [Comparison(*c) for c in paper.CLAIMS if c[0] == f"{method}: S.+T. - S."]
+    return per_run, paired_table(per_run, comparison)
 
 
 def scale_robustness(models: Mapping[str, TrainedModel], ds, query_scales: Sequence[float] = QUERY_SCALES) -> pd.DataFrame:

@@ -33,12 +33,17 @@ def _table(tables: Path, name: str) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
+def _per_notebook(manifest: dict) -> str:
+    """A manifest's wall time per notebook, e.g. ``01 10 s, 02 8 s``."""
+    return ", ".join(f"{name.split('_')[0]} {entry['wall_seconds']:.0f} s" for name, entry in manifest["notebooks"].items())
+
+
 def _run_section(out_dir: Path) -> list[str]:
     manifest_path = out_dir / "manifest.json"
     if not manifest_path.is_file():
         return [f"No complete run in `{out_dir.as_posix()}` (no `manifest.json`)."]
     m = json.loads(manifest_path.read_text(encoding="utf-8"))
-    per_nb = ", ".join(f"{name.split('_')[0]} {entry['wall_seconds']:.0f} s" for name, entry in m["notebooks"].items())
+    per_nb = _per_notebook(m)
     plat = m.get("platform", {})
     cores = plat.get("usable_cores") or plat.get("cpu_count")
     load = m.get("load_average")
@@ -90,7 +95,7 @@ def _time_section(results_dir: Path, profile: str, dataset: str, cost: pd.DataFr
     m = json.loads(manifest.read_text(encoding="utf-8"))
     total = float(m["wall_seconds_total"])
     seeds = m["parameters"]["seeds"]
-    per_nb = ", ".join(f"{name.split('_')[0]} {entry['wall_seconds']:.0f} s" for name, entry in m["notebooks"].items())
+    per_nb = _per_notebook(m)
     load = m.get("load_average") or {}
     cores = m.get("platform", {}).get("usable_cores") or 1
     lines = [f"**Time from scratch.** `python -m sisnet.reproduce --quick --seed {seeds[0]}` (the whole grid for one "

@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= cpu
 DATASET ?= synthetic
 
-.PHONY: install test reproduce benchmark clean-venv
+.PHONY: install test reproduce benchmark time-from-scratch clean-venv
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ reproduce: install
 
 benchmark: install
 	$(BIN)/python -m sisnet.benchmark
+
+# `make reproduce` timed in a fresh clone (install included); writes results/scratch/$(PROFILE)/$(DATASET)/.
+time-from-scratch:
+	PROFILE=$(PROFILE) DATASET=$(DATASET) tools/time_from_scratch.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -48,3 +48,35 @@ def test_time_section_reads_the_quick_manifest_and_estimates_the_default_seeds(t
     assert "--quick --seed 4" in text and "took 10 min 0 s" in text
     # the cpu profile's 5 seeds: 600 s + 4 more seeds x 240 s / 2 workers = 1080 s
     assert "5 seeds: about 18 min 0 s" in text
+
+
+def test_time_section_reports_a_timed_make_reproduce_instead_of_the_estimate(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from sisnet.report.readme import _time_section
+
+    quick = tmp_path / "quick" / "cpu" / "synthetic"
+    quick.mkdir(parents=True)
+    (quick / "manifest.json").write_text(json.dumps({
+        "wall_seconds_total": 600.0, "parameters": {"seeds": [4]}, "commit": "abc",
+        "notebooks": {"01_data.ipynb": {"wall_seconds": 600.0}}, "platform": {"usable_cores": 2}}))
+    scratch = tmp_path / "scratch" / "cpu" / "synthetic"
+    scratch.mkdir(parents=True)
+    (scratch / "manifest.json").write_text(json.dumps({
+        "wall_seconds_total": 3000.0, "notebooks": {"01_data.ipynb": {"wall_seconds": 10.0},
+                                                    "03_ablation.ipynb": {"wall_seconds": 2990.0}}}))
+    timing = {"command": "make reproduce PROFILE=cpu DATASET=synthetic", "commit": "0123456789abcdef", "exit_status": 0,
+              "wall_seconds": 3100, "install_seconds": 95, "usable_cores": 2,
+              "load_average": {"start": "0.50 0.60 0.70", "end": "1.90 1.95 2.00"}}
+    (scratch / "timing.json").write_text(json.dumps(timing))
+    cost = pd.DataFrame({"mean_seconds": [100.0, 140.0]})
+    text = _time_section(tmp_path, "cpu", "synthetic", cost)[0]
+    assert "`make reproduce PROFILE=cpu DATASET=synthetic`" in text and "took 51 min 40 s in all" in text
+    assert "`make install` 1 min 35 s" in text and "the notebooks 50 min 0 s (01 10 s, 03 2990 s)" in text
+    assert "0.50 0.60 0.70 at its start" in text and "commit `0123456789ab`" in text
+    assert "an estimate" not in text  # measured: the estimate from the quick run is not repeated
+    assert "--quick --seed 4" in text  # the quick run is still reported
+    (scratch / "timing.json").write_text(json.dumps({**timing, "exit_status": 2}))
+    assert "FAILED (exit status 2) after 51 min 40 s" in _time_section(tmp_path, "cpu", "synthetic", cost)[0]

@@ -184,6 +184,52 @@ def test_table2_has_the_grid_under_both_protocols(smoke_run):
     assert "profile smoke" in md.splitlines()[-1]  # every table is stamped with what made it
 
 
+def test_other_view_table_has_the_headline_protocols_and_shares_its_one_branch_runs(smoke_run, tmp_path):
+    """``python -m sisnet.reproduce --other-view``: the grid with the other second view, measured under the
+    headline's protocols; only the siamese runs differ (the one-branch ones never see a second view)."""
+    from sisnet.report import setup
+    from sisnet.report.validation import run_checks
+
+    ctx = setup("smoke", "synthetic", data_root=smoke_run["data_root"], results_dir=tmp_path, chdir=False)
+    other = "native" if ctx.config().small_view == "degrade" else "degrade"
+    runs_dir = smoke_run["data_root"] / "runs"
+    before = set(runs_dir.iterdir())
+    try:
+        run_checks(ctx, validate=False, convergence=False, other_view=True, overrides=None, command="cmd", log=None)
+        assert len(set(runs_dir.iterdir()) - before) == 4  # the siamese runs; the one-branch ones from the cache
+    finally:  # the smoke run's runs cache stays the grid's eight runs (another test counts them)
+        for new_run in set(runs_dir.iterdir()) - before:
+            shutil.rmtree(new_run)
+    out = pd.read_csv(ctx.tables_dir / "table2_other_view_runs.csv")
+    head = _table(smoke_run, "table2_runs")
+    head = head[head["protocol"] != "standard + re-ranking"]  # the smoke notebook run adds re-ranking
+    assert set(out["protocol"]) == set(head["protocol"]) and len(out) == len(head)
+    assert (out["second_view"] == other).all() and (out["command"] == "cmd").all()
+    keys = ["loss", "method", "protocol"]
+    both = out.merge(head, on=keys, suffixes=("", "_head"))
+    one_branch = both["method"].str.startswith("Baseline")
+    assert (both.loc[one_branch, "run_id"] == both.loc[one_branch, "run_id_head"]).all()
+    assert (both.loc[one_branch, "rank1"] == both.loc[one_branch, "rank1_head"]).all()
+    assert (both.loc[~one_branch, "run_id"] != both.loc[~one_branch, "run_id_head"]).all()
+    summary = pd.read_csv(ctx.tables_dir / "table2_other_view.csv")
+    assert set(summary["protocol"]) == {"standard", "cross-scale (query x0.5)"}  # the native bins are not Table 2
+    paired = pd.read_csv(ctx.tables_dir / "table2_other_view_paired.csv")
+    assert set(paired["protocol"]) == set(head["protocol"])
+
+
+def test_notebook_scale_protocol_defaults_are_the_library_constants():
+    """Notebook 03's parameters and ``--other-view`` measure the same protocols."""
+    import ast
+
+    from sisnet.report.measure import CROSS_SCALE, HEIGHT_EDGES
+
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "03_ablation.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values = {t.id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
+              if isinstance(node, ast.Assign) for t in node.targets}
+    assert values["cross_scale"] == CROSS_SCALE and tuple(values["height_edges"]) == HEIGHT_EDGES
+
+
 def test_table1_and_table3_against_the_paper(smoke_run):
     t1 = _table(smoke_run, "table1")
     assert (t1["provenance"] == "published").sum() == 60

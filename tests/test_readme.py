@@ -67,13 +67,14 @@ def test_time_section_reports_a_timed_make_reproduce_instead_of_the_estimate(tmp
     (scratch / "manifest.json").write_text(json.dumps({
         "wall_seconds_total": 3000.0, "notebooks": {"01_data.ipynb": {"wall_seconds": 10.0},
                                                     "03_ablation.ipynb": {"wall_seconds": 2990.0}}}))
-    timing = {"command": "make reproduce PROFILE=cpu DATASET=synthetic", "commit": "0123456789abcdef", "exit_status": 0,
+    timing = {"command": "make reproduce PROFILE=cpu DATASET=synthetic", "procedure": "fresh clone", "exit_status": 0,
+              "commit": "0123456789abcdef",
               "wall_seconds": 3100, "install_seconds": 95, "usable_cores": 2,
               "load_average": {"start": "0.50 0.60 0.70", "end": "1.90 1.95 2.00"}}
     (scratch / "timing.json").write_text(json.dumps(timing))
     cost = pd.DataFrame({"mean_seconds": [100.0, 140.0]})
     text = _time_section(tmp_path, "cpu", "synthetic", cost)[0]
-    assert "`make reproduce PROFILE=cpu DATASET=synthetic`" in text and "took 51 min 40 s in all" in text
+    assert "`make reproduce PROFILE=cpu DATASET=synthetic` (fresh clone) took 51 min 40 s in all" in text
     assert "`make install` 1 min 35 s" in text and "the notebooks 50 min 0 s (01 10 s, 03 2990 s)" in text
     assert "0.50 0.60 0.70 at its start" in text and "commit `0123456789ab`" in text
     assert "an estimate" not in text  # measured: the estimate from the quick run is not repeated

@@ -68,6 +68,7 @@ from sisnet.report.measure import (
     measure_protocols,
     pearson_rows,
     scale_robustness,
+    split_scale_bins,
     triplet_diagnosis,
 )
 from sisnet.report.validation import (convergence_frame, convergence_summary, discuss_convergence,
@@ -104,7 +105,7 @@ __all__ = [
     "table2_effects", "table2_paired", "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
     "table1_wide_with_provenance", "training_cost", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
     "grid_config", "config_frame", "run_folder", "train", "run_grid", "init_comparison", "TrainedModel", "load_models",
-    "QUERY_SCALES", "measure_protocols", "scale_robustness", "evaluate_query_scales", "pearson_rows",
+    "QUERY_SCALES", "measure_protocols", "split_scale_bins", "scale_robustness", "evaluate_query_scales", "pearson_rows",
     "cam_agreement", "cam_agreement_summary", "cam_consistency", "cam_mass_on_mask", "cam_on_person",
     "RankedRow", "draw_ranked_lists", "plot_sample_grid", "plot_scale_distribution", "plot_training",
     "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",

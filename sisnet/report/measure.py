@@ -22,16 +22,23 @@ __all__ = ["QUERY_SCALES", "measure_protocols", "native_height_protocols", "scal
            "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick", "drc_share",
            "cam_on_person_grid", "cam_on_person_summary", "drc_share_table", "activation_share", "outer_columns",
            "backbone_on_person",
-           "triplet_diagnosis", "PROTOCOL_NO_DISTRACTORS"]
+           "triplet_diagnosis", "PROTOCOL_NO_DISTRACTORS", "CROSS_SCALE", "HEIGHT_EDGES", "split_scale_bins"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
 QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
+#: Table 2's scale protocols (notebook 03's ``cross_scale`` and ``height_edges`` parameters, whose defaults a test
+#: holds to these, and ``python -m sisnet.reproduce --other-view``): the query factor of the cross-scale protocol,
+#: and the native query-height bin edges in pixels.
+CROSS_SCALE: float = 0.5
+HEIGHT_EDGES: tuple[float, float] = (48, 96)
+#: The protocol labels :func:`native_height_protocols` gives start with these.
+_NATIVE_PREFIXES = ("query height", "native cross-scale")
 
 
 def _percent(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(metrics[k]) * 100.0 for k in ("rank1", "rank5", "rank10", "mAP", "mINP") if k in metrics}
 
-def native_height_protocols(ds, edges: Sequence[float] = (48, 96)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def native_height_protocols(ds, edges: Sequence[float] = HEIGHT_EDGES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Protocols on *native* capture heights (``scales.csv``), which do not reuse the training's down-scaling.
 
     For ``edges = (lo, hi)``: queries in each height bin (< lo, lo-hi, >= hi px) against the whole gallery, and
@@ -53,6 +60,13 @@ def native_height_protocols(ds, edges: Sequence[float] = (48, 96)) -> dict[str, 
         f"query height >= {hi:g} px": (qh >= hi, everything),
         f"native cross-scale (query < {lo:g} px, gallery >= {hi:g} px)": (qh < lo, gh >= hi),
     }
+
+
+def split_scale_bins(per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(the paper's protocols, the native-height ones)`` of a :func:`measure_protocols` frame: Table 2 summarises
+    the first (standard, cross-scale, re-ranking); ``scale_bins.csv`` holds the second."""
+    native = per_run["protocol"].str.startswith(_NATIVE_PREFIXES)
+    return per_run[~native], per_run[native]
 
 
 def measure_protocols(

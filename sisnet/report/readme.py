@@ -100,8 +100,8 @@ def _time_section(results_dir: Path, profile: str, dataset: str, cost: pd.DataFr
         verb = "took" if t["exit_status"] == 0 else f"FAILED (exit status {t['exit_status']}) after"
         install = (f"`make install` {_minutes(float(t['install_seconds']))}, then " if t.get("install_seconds") is not None
                    else "")
-        lines.append(f"**Time from scratch.** `{t['command']}` in a fresh clone (no `.venv`, no `data/`, an empty runs "
-                     f"cache; `tools/time_from_scratch.sh`) {verb} {_minutes(float(t['wall_seconds']))} in all: {install}"
+        lines.append(f"**Time from scratch.** `{t['command']}` ({t['procedure']}) {verb} "
+                     f"{_minutes(float(t['wall_seconds']))} in all: {install}"
                      f"the notebooks {_minutes(float(run['wall_seconds_total']))} ({_per_notebook(run)}); "
                      f"`{timed.as_posix()}`, commit `{str(t['commit'])[:12]}`, {t['usable_cores']} usable cores, load "
                      f"average {t['load_average']['start']} at its start and {t['load_average']['end']} at its end "

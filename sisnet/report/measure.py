@@ -73,7 +73,7 @@ def measure_protocols(
     ctx: NotebookContext,
     runs: Sequence[GridRun],
     *,
-    cross_scale: float | None = 0.5,
+    cross_scale: float | None = CROSS_SCALE,
     rerank: bool = False,
     height_edges: Sequence[float] | None = None,
 ) -> pd.DataFrame:

@@ -81,3 +81,6 @@ def test_time_section_reports_a_timed_make_reproduce_instead_of_the_estimate(tmp
     assert "--quick --seed 4" in text  # the quick run is still reported
     (scratch / "timing.json").write_text(json.dumps({**timing, "exit_status": 2}))
     assert "FAILED (exit status 2) after 51 min 40 s" in _time_section(tmp_path, "cpu", "synthetic", cost)[0]
+    (scratch / "manifest.json").unlink()  # a failed notebook leaves no manifest: the paragraph still renders
+    failed = _time_section(tmp_path, "cpu", "synthetic", cost)[0]
+    assert "after 51 min 40 s in all: `make install` 1 min 35 s;" in failed and "the notebooks" not in failed.split("--quick")[0]

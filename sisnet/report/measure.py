@@ -31,8 +31,8 @@ QUERY_SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
 #: and the native query-height bin edges in pixels.
 CROSS_SCALE: float = 0.5
 HEIGHT_EDGES: tuple[float, float] = (48, 96)
-#: The protocol labels :func:`native_height_protocols` gives start with these.
-_NATIVE_PREFIXES = ("query height", "native cross-scale")
+#: The labels of :func:`native_height_protocols` start with these (:func:`split_scale_bins` keys on them).
+_QUERY_HEIGHT, _NATIVE_CROSS = "query height", "native cross-scale"
 
 
 def _percent(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -55,17 +55,17 @@ def native_height_protocols(ds, edges: Sequence[float] = HEIGHT_EDGES) -> dict[s
     gh = scales.loc[scales["subset"] == "gallery", "height_px"].to_numpy()
     everything = np.ones(len(gh), dtype=bool)
     return {
-        f"query height < {lo:g} px": (qh < lo, everything),
-        f"query height {lo:g}-{hi:g} px": ((qh >= lo) & (qh < hi), everything),
-        f"query height >= {hi:g} px": (qh >= hi, everything),
-        f"native cross-scale (query < {lo:g} px, gallery >= {hi:g} px)": (qh < lo, gh >= hi),
+        f"{_QUERY_HEIGHT} < {lo:g} px": (qh < lo, everything),
+        f"{_QUERY_HEIGHT} {lo:g}-{hi:g} px": ((qh >= lo) & (qh < hi), everything),
+        f"{_QUERY_HEIGHT} >= {hi:g} px": (qh >= hi, everything),
+        f"{_NATIVE_CROSS} (query < {lo:g} px, gallery >= {hi:g} px)": (qh < lo, gh >= hi),
     }
 
 
 def split_scale_bins(per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(the paper's protocols, the native-height ones)`` of a :func:`measure_protocols` frame: Table 2 summarises
     the first (standard, cross-scale, re-ranking); ``scale_bins.csv`` holds the second."""
-    native = per_run["protocol"].str.startswith(_NATIVE_PREFIXES)
+    native = per_run["protocol"].str.startswith((_QUERY_HEIGHT, _NATIVE_CROSS))
     return per_run[~native], per_run[native]
 
 

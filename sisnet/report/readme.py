@@ -96,13 +96,14 @@ def _time_section(results_dir: Path, profile: str, dataset: str, cost: pd.DataFr
     timed = scratch / "timing.json"
     if timed.is_file():
         t = json.loads(timed.read_text(encoding="utf-8"))
-        run = json.loads((scratch / "manifest.json").read_text(encoding="utf-8"))
         verb = "took" if t["exit_status"] == 0 else f"FAILED (exit status {t['exit_status']}) after"
-        install = (f"`make install` {_minutes(float(t['install_seconds']))}, then " if t.get("install_seconds") is not None
-                   else "")
+        parts = [f"`make install` {_minutes(float(t['install_seconds']))}"] if t.get("install_seconds") is not None else []
+        run_manifest = scratch / "manifest.json"  # absent when a notebook failed (the script copies what there is)
+        if run_manifest.is_file():
+            run = json.loads(run_manifest.read_text(encoding="utf-8"))
+            parts.append(f"the notebooks {_minutes(float(run['wall_seconds_total']))} ({_per_notebook(run)})")
         lines.append(f"**Time from scratch.** `{t['command']}` ({t['procedure']}) {verb} "
-                     f"{_minutes(float(t['wall_seconds']))} in all: {install}"
-                     f"the notebooks {_minutes(float(run['wall_seconds_total']))} ({_per_notebook(run)}); "
+                     f"{_minutes(float(t['wall_seconds']))} in all" + (": " + ", then ".join(parts) if parts else "") + "; "
                      f"`{timed.as_posix()}`, commit `{str(t['commit'])[:12]}`, {t['usable_cores']} usable cores, load "
                      f"average {t['load_average']['start']} at its start and {t['load_average']['end']} at its end "
                      f"(one sample a minute in `{(scratch / 'load.log').as_posix()}`).")

@@ -210,7 +210,7 @@ def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu"):
     Returns ``(model, config)`` with the model in eval mode on ``device``. Accepts the checkpoint file
     or its run folder.
     """
-    from sisnet.model import SiSNet
+    from sisnet.engine import build_model  # (lazy: the engine imports this module)
 
     path = Path(checkpoint_path)
     if path.is_dir():
@@ -221,10 +221,10 @@ def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu"):
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{str(path)!r} is not a sisnet checkpoint (no 'model'/'config' entries).")
     config = config_from_dict(ckpt["config"])
-    model = SiSNet(config.backbone, int(ckpt["num_classes"]), pretrained=False, last_stride=config.last_stride)
+    # the architecture as training built it (output stride included: the weights fit any stride, so a model
+    # rebuilt another way would load without error and compute something else)
+    model = build_model(config, int(ckpt["num_classes"]), pretrained=False)
     model.load_state_dict(ckpt["model"])
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     model.weights_info = ckpt.get("weights", {"source": "checkpoint"})
     return model.to(select_device(device)).eval(), config
 

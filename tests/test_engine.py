@@ -83,6 +83,18 @@ def test_runs_cache_returns_without_training(grid_runs, monkeypatch):
         fit(cfg.replace(seed=cfg.seed + 1), progress=False)
 
 
+def test_load_model_rebuilds_the_trained_output_stride(tiny_synthetic_root, tmp_path):
+    """A dilated backbone's weights also fit the undilated one: the rebuilt model must be the one trained."""
+    cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(tmp_path), last_stride=None,
+                     output_stride=8, epochs=1, milestones=(), eval_last=1)
+    h = fit(cfg, progress=False)
+    model, cfg2 = load_model(f"{cfg.runs_dir}/{run_key(cfg)}")
+    x = torch.zeros(2, 3, cfg.img_height, cfg.img_width)
+    assert tuple(model(x).feature_map.shape[-2:]) == (cfg.img_height // 8, cfg.img_width // 8)
+    res = evaluate(model, load_dataset("synthetic", tiny_synthetic_root), cfg2)
+    assert res["either"]["mAP"] == pytest.approx(h.final("either")["mAP"], abs=1e-6)
+
+
 def test_load_model_extract_and_evaluate(grid_runs, tiny_synthetic_root):
     cfg, h = grid_runs[("SiSNet+DRC", "S.")]
     model, cfg2 = load_model(f"{cfg.runs_dir}/{run_key(cfg)}/last.pt")

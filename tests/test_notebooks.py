@@ -14,7 +14,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from sisnet import paper
+from sisnet import paper, report
 from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
 
 EXPECTED_TABLES = (
@@ -22,7 +22,8 @@ EXPECTED_TABLES = (
     "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "cam_on_person", "scale_robustness", "cam_consistency",
     "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary", "table2_paired", "scale_bins",
     "convergence", "convergence_summary", "training_cost", "cam_on_person_summary", "drc_share",
-    "cam_on_person_backbone", "triplet_diagnosis", "triplet_diagnosis_paired",
+    "cam_on_person_backbone", "triplet_diagnosis", "triplet_diagnosis_paired", "person_reliance",
+    "cam_cell_sources", "person_reliance_paired",
 )
 EXPECTED_FIGURES = (
     "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
@@ -280,6 +281,26 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     assert set(zip(on_person["loss"], on_person["method"])) == GRID and len(on_person) == len(GRID)
     assert on_person["person_share_mean"].between(0, 1).all() and on_person["mask_area_mean"].between(0.05, 0.6).all()
     assert on_person["activation_share_mean"].between(0, 1).all() and (on_person["outer_area"] == 0.5).all()
+    assert (on_person["coverage_map_share_mean"] > on_person["mask_area_mean"]).all()  # a map that follows the person
+    # retrieval with edited queries: every configuration and seed, every edit; unedited queries score exactly the
+    # standard protocol of the same runs in Table 2
+    reliance = _table(smoke_run, "person_reliance")
+    n_seeds = on_person["seed"].nunique()
+    assert set(zip(reliance["loss"], reliance["method"])) == GRID
+    assert len(reliance) == len(GRID) * n_seeds * len(report.PERSON_EDITS) and reliance["rank1"].between(0, 100).all()
+    runs = _table(smoke_run, "table2_runs")
+    keys = ["loss", "method", "seed"]
+    standard = runs[(runs["protocol"] == "standard") & (runs["mode"] == "either")].set_index(keys)
+    original = reliance[reliance["query"] == "original"].set_index(keys)
+    assert original["rank1"].to_dict() == pytest.approx(standard.loc[original.index, "rank1"].to_dict())
+    assert original["mAP"].to_dict() == pytest.approx(standard.loc[original.index, "mAP"].to_dict())
+    paired = _table(smoke_run, "person_reliance_paired")  # S.+T. - S. per method and edit, rank-1 and mAP cost
+    assert len(paired) == len(paper.METHODS) * (len(report.PERSON_EDITS) - 1) * 2
+    assert (paired["n_seeds"] == n_seeds).all()
+    sources = _table(smoke_run, "cam_cell_sources")
+    assert set(zip(sources["loss"], sources["method"])) == GRID
+    assert (sources["cell_share_min"] <= sources["cell_share_mean"]).all()
+    assert (sources["cell_share_mean"] <= sources["cell_share_max"]).all() and sources["cell_share_max"].le(1).all()
     backbone = _table(smoke_run, "cam_on_person_backbone").iloc[0]
     assert backbone["weights"] == "random" and backbone["n_images"] == on_person["n_images"].iloc[0]
     drc = _table(smoke_run, "drc_share").iloc[0]

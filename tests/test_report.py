@@ -353,3 +353,130 @@ def test_the_init_comparison_is_off_for_the_paper_profile_and_opt_in():
     assert "init_comparison = None" in params.source
     (cell,) = [c for c in nb.cells if "report.init_comparison(" in c.source]
     assert cell.source.startswith("if report.init_comparison_enabled(profile, init_comparison):\n")
+
+
+def test_edit_queries_hand_case():
+    import torch
+
+    from sisnet.report.measure import FLAT_GREY, PERSON_EDITS, edit_queries
+
+    images = torch.arange(3 * 3 * 4 * 2, dtype=torch.uint8).reshape(3, 3, 4, 2)
+    masks = torch.zeros(3, 4, 2, dtype=torch.bool)
+    masks[:, :2] = True  # the person fills the top half of every image
+    edits = edit_queries(images, masks, [7, 7, 9], seed=0)
+    assert list(edits) == list(PERSON_EDITS)
+    person, background = masks[:, None].expand_as(images), ~masks[:, None].expand_as(images)
+    removed = edits["person removed"]
+    assert torch.equal(removed[background], images[background])  # the background is kept
+    for i in range(3):  # the person is painted with the median colour of the image's own background
+        median = images[i][:, 2:].reshape(3, -1).median(dim=1).values
+        assert torch.equal(removed[i][:, :2], median[:, None, None].expand(3, 2, 2))
+    for name in ("background swapped", "background flat"):
+        assert torch.equal(edits[name][person], images[person])  # the person is kept
+    assert (edits["background flat"][background] == FLAT_GREY).all()
+    swapped = edits["background swapped"]
+    # images 0 and 1 (identity 7) can only take image 2's background (identity 9); image 2 takes 0's or 1's
+    assert torch.equal(swapped[0][:, 2:], removed[2][:, 2:]) and torch.equal(swapped[1][:, 2:], removed[2][:, 2:])
+    assert any(torch.equal(swapped[2][:, 2:], removed[j][:, 2:]) for j in (0, 1))
+    with pytest.raises(ValueError, match="two identities"):
+        edit_queries(images, masks, [7, 7, 7])
+    with pytest.raises(ValueError, match="whole image"):
+        edit_queries(images, torch.ones(3, 4, 2, dtype=torch.bool), [7, 7, 9])
+    with pytest.raises(ValueError, match="must agree"):
+        edit_queries(images, masks[:2], [7, 7, 9])
+
+
+def test_coverage_map_share_hand_cases():
+    import torch
+
+    from sisnet.report.measure import coverage_map_share
+
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[0, :, :2] = True  # left half
+    mask[1, :2, :2] = True  # top-left quarter
+    # at the mask's own size the map is the mask: all of its mass on the person
+    assert coverage_map_share(mask, (4, 4)).tolist() == pytest.approx([1.0, 1.0])
+    # one cell: a uniform map, which scores the person's area
+    assert coverage_map_share(mask, (1, 1)).tolist() == pytest.approx([0.5, 0.25])
+
+
+def test_person_reliance_verdict_follows_the_larger_loss():
+    import pandas as pd
+
+    from sisnet.report.discussion import _person_reliance_bullet
+
+    def table(removed: float, swapped: float) -> pd.DataFrame:
+        values = {"original": 90.0, "background swapped": swapped, "background flat": swapped, "person removed": removed}
+        return pd.DataFrame([{"loss": "S.", "method": m, "seed": 0, "query": q, "rank1": v}
+                             for m in ("Baseline", "SiSNet") for q, v in values.items()])
+
+    assert "identify mainly the person" in _person_reliance_bullet(table(removed=5.0, swapped=85.0))
+    assert "use the background" in _person_reliance_bullet(table(removed=85.0, swapped=5.0))
+    assert "both the person and the background" in _person_reliance_bullet(table(removed=50.0, swapped=40.0))
+
+
+def test_cell_person_share_tells_local_cells_from_global_ones():
+    import torch
+    import torch.nn.functional as F
+
+    from sisnet.model import ModelOutput
+    from sisnet.report.measure import cell_person_share
+
+    class Cells(torch.nn.Module):
+        """Feature map from the input: each cell the pixels under it (local) or the whole image (global)."""
+
+        def __init__(self, local: bool):
+            super().__init__()
+            self.local = local
+            self.bottleneck = torch.nn.BatchNorm1d(3).eval()
+            self.classifier = torch.nn.Linear(3, 2, bias=False)
+            torch.nn.init.ones_(self.classifier.weight)
+
+        def forward(self, x):
+            fmap = F.avg_pool2d(x, 4)  # (N, 3, 2, 2): one cell per 4x4 block
+            if not self.local:
+                fmap = fmap.mean((2, 3), keepdim=True).expand_as(fmap)
+            pooled = fmap.mean((2, 3))
+            return ModelOutput(fmap, pooled, pooled, self.classifier(pooled))
+
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, :, :4] = True  # the person fills the left half: the left cells lie on it, the right ones off it
+    x = torch.rand(1, 3, 8, 8)
+    local = cell_person_share(Cells(local=True), x, mask)
+    assert local.flatten().tolist() == pytest.approx([1.0, 0.0, 1.0, 0.0])  # each cell's own footprint
+    global_ = cell_person_share(Cells(local=False), x, mask)
+    assert global_.flatten().tolist() == pytest.approx([0.5] * 4)  # the person's area, wherever the cell lies
+
+
+def test_cell_sources_verdict():
+    import pandas as pd
+
+    from sisnet.report.discussion import _cell_sources_bullet
+
+    def table(outer: float) -> pd.DataFrame:
+        return pd.DataFrame([{"method": "Baseline", "loss": "S.", "seed": 0, "map_hw": "8x4", "cell_share_min": outer,
+                              "cell_share_max": 0.5, "cell_share_mean": 0.45, "outer_cell_share": outer,
+                              "inner_cell_share": 0.5, "mask_area_mean": 0.3, "n_images": 16}])
+
+    assert "every cell reads the person wherever it lies" in _cell_sources_bullet(table(outer=0.45))
+    assert "mostly from the background under them" in _cell_sources_bullet(table(outer=0.1))
+
+
+def test_person_reliance_paired_hand_case():
+    import pandas as pd
+
+    from sisnet.report.measure import person_reliance_paired
+
+    rows = []
+    # the S.+T. Baseline loses 10 and 14 rank-1 points to a swapped background (seeds 0, 1), the S. one 4 and 6
+    for loss, costs in (("S.", (4.0, 6.0)), ("S.+T.", (10.0, 14.0))):
+        for seed, cost in enumerate(costs):
+            rows += [{"loss": loss, "method": "Baseline", "seed": seed, "query": "original", "rank1": 90.0, "mAP": 80.0},
+                     {"loss": loss, "method": "Baseline", "seed": seed, "query": "background swapped",
+                      "rank1": 90.0 - cost, "mAP": 80.0 - cost}]
+    out = person_reliance_paired(pd.DataFrame(rows)).set_index("metric")
+    assert set(out["protocol"]) == {"background swapped"} and set(out["comparison"]) == {"Baseline: S.+T. - S."}
+    assert out.loc["rank1_cost", "mean_diff"] == pytest.approx(7.0)  # (10 - 4 + 14 - 6) / 2
+    assert out.loc["rank1_cost", "n_seeds"] == 2
+    # the differences 6 and 8: sd sqrt(2), t(0.975, 1) = 12.706 -> half-width 12.706 * sqrt(2) / sqrt(2)
+    assert out.loc["rank1_cost", "ci_high"] - 7.0 == pytest.approx(12.706, abs=1e-3)

@@ -54,10 +54,12 @@ from sisnet.report.figures import (
 )
 from sisnet.report.io import format_mean_std, read_table, save_figure, save_table, to_markdown
 from sisnet.report.measure import (
+    PERSON_EDITS,
     QUERY_SCALES,
     backbone_on_person,
     cam_agreement,
     cam_agreement_summary,
+    cam_cell_sources,
     cam_consistency,
     cam_mass_on_mask,
     cam_on_person,
@@ -67,6 +69,9 @@ from sisnet.report.measure import (
     drc_share_table,
     measure_protocols,
     pearson_rows,
+    person_reliance,
+    person_reliance_grid,
+    person_reliance_paired,
     scale_robustness,
     split_scale_bins,
     triplet_diagnosis,
@@ -105,7 +110,7 @@ __all__ = [
     "table2_effects", "table2_paired", "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
     "table1_wide_with_provenance", "training_cost", "PROTOCOL_STANDARD", "protocol_cross_scale", "PROTOCOL_RERANK",
     "grid_config", "config_frame", "run_folder", "train", "run_grid", "init_comparison", "TrainedModel", "load_models",
-    "QUERY_SCALES", "measure_protocols", "split_scale_bins", "scale_robustness", "evaluate_query_scales", "pearson_rows",
+    "QUERY_SCALES", "PERSON_EDITS", "measure_protocols", "split_scale_bins", "scale_robustness", "evaluate_query_scales", "pearson_rows",
     "cam_agreement", "cam_agreement_summary", "cam_consistency", "cam_mass_on_mask", "cam_on_person",
     "RankedRow", "draw_ranked_lists", "plot_sample_grid", "plot_scale_distribution", "plot_training",
     "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
@@ -115,5 +120,6 @@ __all__ = [
     "discuss_table1", "discuss_footage", "discuss_triplet",
     "convergence_frame", "convergence_summary", "discuss_convergence", "validation_evidence",
     "drc_share", "drc_share_table", "cam_on_person_grid", "cam_on_person_summary", "backbone_on_person",
-    "triplet_diagnosis",
+    "triplet_diagnosis", "person_reliance", "person_reliance_grid", "person_reliance_paired",
+    "cam_cell_sources",
 ]

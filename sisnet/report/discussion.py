@@ -186,12 +186,17 @@ def discuss_table3(per_run: pd.DataFrame) -> str:
 
 
 def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None,
-                 backbone: pd.DataFrame | None = None) -> str:
+                 backbone: pd.DataFrame | None = None, reliance: pd.DataFrame | None = None,
+                 sources: pd.DataFrame | None = None, reliance_paired: pd.DataFrame | None = None) -> str:
     """Markdown: CAM agreement between the two views per model, and how much of each CAM lies on the person.
 
     ``agreement``: :func:`sisnet.report.cam_agreement_summary` (index = method); ``on_person``:
     :func:`sisnet.report.cam_on_person` or its summary; ``backbone``: :func:`sisnet.report.backbone_on_person`
-    (the activation share before ReID training), to say where the maps' location comes from.
+    (the activation share before ReID training), to say where the maps' location comes from; ``reliance``:
+    :func:`sisnet.report.person_reliance` (retrieval with edited queries), to say whether the *models* use the
+    person, whatever their maps show, with ``reliance_paired`` (:func:`sisnet.report.person_reliance_paired`)
+    comparing the losses; ``sources``: :func:`sisnet.report.cam_cell_sources`, to say whether each cell
+    of the map is computed from the pixels under it.
     """
     lines = ["**What the CAMs show:**", ""]
     corr = agreement["corr_mean"]
@@ -224,9 +229,79 @@ def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None,
             lines.append(f"- {len(low)} of {len(shares)} models put no more of their map on the person than a uniform "
                          "map would: their class activation maps do not single out the person, so the paper's mechanism "
                          "(consistent discriminative regions on the person) has little to align.")
+        cover_col = "coverage_map_share" if "coverage_map_share" in on_person else "coverage_map_share_mean"
+        if cover_col in on_person:
+            cover = float(on_person[cover_col].mean())
+            lines.append(f"- *What the map size allows.* A map whose every cell is weighted by how much of it the person "
+                         f"covers scores {cover:.2f} at these maps' size (`coverage_map_share`); reaching "
+                         f"{PERSON_SHARE_GOAL:g} " + ("needs a map sharper than the person's own outline at this "
+                                                      "resolution." if cover < PERSON_SHARE_GOAL else
+                                                      "is within what this resolution allows."))
         if "activation_share" in on_person or "activation_share_mean" in on_person:
             lines.append(_where_maps_look(on_person, area, backbone))
+    if reliance is not None and len(reliance):
+        lines.append(_person_reliance_bullet(reliance, reliance_paired))
+    if sources is not None and len(sources):
+        lines.append(_cell_sources_bullet(sources))
     return "\n".join(lines)
+
+
+def _cell_sources_bullet(sources: pd.DataFrame) -> str:
+    """One bullet from :func:`sisnet.report.cam_cell_sources`: how much of each map cell's input gradient lies on the
+    person, in the outer columns against the inner ones and against the person's area."""
+    outer, inner, area = sources["outer_cell_share"], sources["inner_cell_share"], float(sources["mask_area_mean"].mean())
+    text = (f"- *What each cell of the map is computed from.* The share of a cell's input gradient that lies on the "
+            f"person ({len(sources)} models, {sources['map_hw'].iloc[0]} maps, {int(sources['n_images'].iloc[0])} query "
+            f"images; the person covers {area:.2f} of the image): cells over the outer map columns "
+            f"{_span(outer)}, the inner cells {_span(inner)}, every cell between {sources['cell_share_min'].min():.2f} "
+            f"and {sources['cell_share_max'].max():.2f}. ")
+    if (outer > area).all():
+        text += ("Even the cells over the background at the crop's edges draw more of their value from the person than "
+                 "its area: every cell reads the person wherever it lies, so the map's spatial pattern does not say "
+                 "which pixels the decision rests on.")
+    else:
+        text += "The cells over the crop's edges draw their value mostly from the background under them."
+    return text
+
+
+def _person_reliance_bullet(reliance: pd.DataFrame, paired: pd.DataFrame | None = None) -> str:
+    """One bullet from :func:`sisnet.report.person_reliance` (mean over its seeds): what editing the query images
+    costs each model in rank-1, whether the models identify the person or the background (from the sizes of the
+    two costs), and (given :func:`sisnet.report.person_reliance_paired`) how the triplet loss changes the cost of
+    a swapped background."""
+    r1 = reliance.pivot_table(index=["loss", "method"], columns="query", values="rank1", sort=False)
+    lost_person = r1["original"] - r1["person removed"]
+    lost_background = r1["original"] - r1["background swapped"]
+    seeds = sorted(reliance["seed"].unique())
+
+    def span(values: pd.Series) -> str:
+        lo, hi = float(values.min()), float(values.max())
+        return f"{lo:.1f}-{hi:.1f}"
+
+    text = (f"- *Does the model use the person?* Retrieval with edited query images ({len(r1)} models, mean over "
+            f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}; rank-1 %): unchanged "
+            f"{span(r1['original'])}; the person on another identity's background {span(r1['background swapped'])}; "
+            f"on flat grey {span(r1['background flat'])}; the person painted out {span(r1['person removed'])}. ")
+    if (lost_person > 2 * lost_background).all():
+        text += ("Every model loses far more without the person than without its own background, so the models "
+                 "identify mainly the person; a background shortcut, if any, is secondary. The CAMs' spread over the "
+                 "background therefore does not show what the decision uses.")
+    elif (lost_background > 2 * lost_person).all():
+        text += "Every model loses far more without its background than without the person: the models use the background."
+    else:
+        text += "The models use both the person and the background (neither edit dominates for every model)."
+    if paired is not None and len(paired):
+        rows = paired[(paired["protocol"] == "background swapped") & (paired["metric"] == "rank1_cost")]
+        if len(rows):
+            parts = [f"{r['comparison'].split(':')[0]} {_signed(r['mean_diff'])} {_interval(r['ci_low'], r['ci_high'])} "
+                     f"({_COST_WORD[r['verdict']]})" for _, r in rows.iterrows()]
+            text += (f" The rank-1 a swapped background costs, with the triplet loss minus without it (S.+T. - S., "
+                     f"paired by seed, n = {int(rows['n_seeds'].max())}, points): " + "; ".join(parts) + ".")
+    return text
+
+
+_COST_WORD = {"supported": "costs more with triplet", "reversed": "costs less with triplet",
+              "not distinguishable": "not distinguishable"}
 
 
 def _span(values: pd.Series) -> str:

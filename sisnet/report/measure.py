@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["QUERY_SCALES", "measure_protocols", "native_height_protocols", "scale_robustness", "pearson_rows", "cam_agreement",
            "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "cam_on_person", "cams", "pick", "drc_share",
            "cam_on_person_grid", "cam_on_person_summary", "drc_share_table", "activation_share", "outer_columns",
-           "backbone_on_person",
+           "backbone_on_person", "coverage_map_share", "edit_queries", "person_reliance", "person_reliance_grid",
+           "person_reliance_paired", "PERSON_EDITS", "cell_person_share", "cam_cell_sources",
            "triplet_diagnosis", "PROTOCOL_NO_DISTRACTORS", "CROSS_SCALE", "HEIGHT_EDGES", "split_scale_bins"]
 
 #: Query resolution factors of the scale-robustness study (notebook 07).
@@ -334,7 +335,8 @@ def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64,
     ``method``, ``loss``, ``seed``, ``person_share_mean`` / ``_std`` (see :func:`cam_mass_on_mask`),
     ``mask_area_mean`` (what a uniform map would score: the person's share of the image), ``activation_share_mean``
     (:func:`activation_share`: the same for the class-free activation map), ``outer_share_mean`` (the CAM's share
-    in the :func:`outer_columns`; a uniform map scores ``outer_area``) and ``n_images``.
+    in the :func:`outer_columns`; a uniform map scores ``outer_area``), ``coverage_map_share_mean``
+    (:func:`coverage_map_share`: what a map that follows the person at the CAM's own size scores) and ``n_images``.
     Raises ``ValueError`` when the dataset has no person masks.
     """
     import torch
@@ -352,7 +354,192 @@ def cam_on_person(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64,
                      "person_share_std": float(share.std()), "mask_area_mean": float(m.float().mean()),
                      "activation_share_mean": float(activation_share(tm.model, x, m).mean()),
                      "outer_share_mean": float(cam_mass_on_mask(cam, outer.expand_as(m)).mean()),
-                     "outer_area": float(outer.float().mean()), "n_images": len(records)})
+                     "outer_area": float(outer.float().mean()),
+                     "coverage_map_share_mean": float(coverage_map_share(m, tuple(cam.shape[-2:])).mean()),
+                     "n_images": len(records)})
+    return pd.DataFrame(rows)
+
+
+def coverage_map_share(mask: "torch.Tensor", map_hw: tuple[int, int]) -> "torch.Tensor":
+    """The reference a map of ``map_hw`` cells can be held to: the :func:`cam_mass_on_mask` share (N,) of the map
+    whose every cell equals the fraction of it the person covers (``mask`` (N, H, W) bool, area-averaged). A CAM
+    that follows the person's silhouette as closely as its cells allow, in proportion, scores this; a sharper one
+    (mass only on the cells the person fills) scores more, a uniform one the person's area."""
+    import torch.nn.functional as F
+
+    coverage = F.adaptive_avg_pool2d(mask.float()[:, None], tuple(map_hw))[:, 0]
+    return cam_mass_on_mask(coverage, mask)
+
+
+#: The query edits of :func:`person_reliance`, in its table's order.
+PERSON_EDITS: tuple[str, ...] = ("original", "background swapped", "background flat", "person removed")
+#: The flat background of the "background flat" edit (uint8 grey).
+FLAT_GREY: int = 128
+
+
+def edit_queries(images: "torch.Tensor", masks: "torch.Tensor", pids: Sequence[int], seed: int = 0) -> dict[str, "torch.Tensor"]:
+    """The query images of :func:`person_reliance` under each of :data:`PERSON_EDITS`, made with the person masks.
+
+    ``images`` uint8 (N, 3, H, W), ``masks`` bool (N, H, W) (True on the person), ``pids`` (N,). Returns one
+    uint8 (N, 3, H, W) tensor per edit:
+
+    - ``"original"``: unchanged;
+    - ``"person removed"``: the person's pixels painted with the median colour of the image's own background,
+      the background kept (what the model can still tell from the background alone);
+    - ``"background swapped"``: the person's pixels on the background of another image, drawn (``seed``) among
+      images of *other* identities, whose own person is painted out as above (a flat patch of its background
+      colour is what remains of it);
+    - ``"background flat"``: the person's pixels on a flat grey (:data:`FLAT_GREY`).
+
+    Written here because no library edits images by a per-image mask and donor; a few tensor ``where`` calls.
+    """
+    import torch
+
+    pids_arr = np.asarray(pids)
+    n = len(pids_arr)
+    if images.dim() != 4 or masks.dim() != 3 or images.shape[0] != n or masks.shape[0] != n \
+            or tuple(images.shape[-2:]) != tuple(masks.shape[-2:]):
+        raise ValueError(f"images (N, 3, H, W), masks (N, H, W) and pids (N,) must agree; got {tuple(images.shape)}, "
+                         f"{tuple(masks.shape)} and {n} pids.")
+    if len(np.unique(pids_arr)) < 2:
+        raise ValueError("Swapping backgrounds needs images of at least two identities.")
+    person = masks.bool()[:, None]  # (N, 1, H, W)
+    removed = images.clone()
+    for i in range(n):
+        background = images[i][:, ~person[i, 0]]
+        if background.shape[1] == 0:
+            raise ValueError(f"Image {i}'s person mask covers the whole image: there is no background to edit.")
+        removed[i] = torch.where(person[i], background.median(dim=1).values[:, None, None], images[i])
+    rng = np.random.default_rng(seed)
+    donors = torch.tensor([rng.choice(np.flatnonzero(pids_arr != p)) for p in pids_arr])
+    return {
+        "original": images,
+        "background swapped": torch.where(person, images, removed[donors]),
+        "background flat": torch.where(person, images, torch.full_like(images, FLAT_GREY)),
+        "person removed": removed,
+    }
+
+
+def person_reliance(models: Mapping[str, TrainedModel], ds, *, seed: int = 0) -> pd.DataFrame:
+    """Does each model identify the person or the background? Retrieval of every query (test identities) against
+    the unchanged gallery, with the queries edited by :func:`edit_queries` (the person masks of the synthetic set).
+
+    One row per model and edit (:data:`PERSON_EDITS`): ``method``, ``loss``, ``seed`` (the model's), ``query``
+    (the edit), ``rank1`` and ``mAP`` (%, standard protocol, either-scale features), ``n_queries``. A model that
+    identifies the person keeps its rank-1 when the background is swapped and loses it when the person is
+    removed; one that uses the background does the opposite. ``seed`` draws the donor backgrounds.
+    Raises ``ValueError`` when the dataset has no person masks.
+    """
+    import torch
+
+    from sisnet.evaluation import extract_features, feature_metrics
+    from sisnet.data.transforms import decode_images_cached
+
+    rows = []
+    for method, tm in models.items():
+        cfg = tm.config
+        size = (cfg.img_height, cfg.img_width)
+        masks = torch.from_numpy(_person_masks(ds, ds.query, cfg))
+        queries = decode_images_cached([r.path for r in ds.query], size, "decode query")
+        edits = edit_queries(queries, masks, [r.pid for r in ds.query], seed)
+        gallery = decode_images_cached([r.path for r in ds.gallery], size, "decode gallery")
+        gf, gp, gc = extract_features(tm.model, ds.gallery, cfg, images=gallery)
+        for name in PERSON_EDITS:
+            qf, qp, qc = extract_features(tm.model, ds.query, cfg, images=edits[name])
+            m = _percent(feature_metrics(qf, gf, qp, gp, qc, gc, metric=cfg.metric))
+            rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "query": name,
+                         "rank1": m["rank1"], "mAP": m["mAP"], "n_queries": len(qp)})
+    return pd.DataFrame(rows)
+
+
+def person_reliance_grid(ctx: NotebookContext, *, seeds: Sequence[int], cell_seed: int,
+                         losses: Sequence[str] | None = None, methods: Sequence[str] | None = None,
+                         n_cell_images: int = 16) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`person_reliance` for every configuration (``methods`` x ``losses``, default the whole grid) and seed
+    of ``seeds``, and :func:`cam_cell_sources` (``n_cell_images`` query images) for those of ``cell_seed``, the same
+    images for every model; returns the two tables."""
+    from sisnet import paper
+    from sisnet.report.runs import load_models
+
+    ds = load(ctx)
+    reliance, sources = [], []
+    for loss in losses or paper.LOSS_TYPES:
+        for seed in dict.fromkeys([*seeds, cell_seed]):
+            models = load_models(ctx, loss=loss, seed=seed, methods=methods or paper.GRID_METHODS)
+            if seed in seeds:
+                reliance.append(person_reliance(models, ds))
+            if seed == cell_seed:
+                sources.append(cam_cell_sources(models, ds, n_images=n_cell_images))
+    return pd.concat(reliance, ignore_index=True), pd.concat(sources, ignore_index=True)
+
+
+def person_reliance_paired(reliance: pd.DataFrame) -> pd.DataFrame:
+    """What each edit of :func:`person_reliance` costs (unchanged minus edited, points), S.+T. against S. for each
+    of the paper's methods, paired by seed: :func:`sisnet.stats.paired_table` with the edit as its ``protocol`` and
+    ``rank1_cost`` / ``mAP_cost`` as the metrics. A positive difference: the triplet-trained model loses more."""
+    from sisnet import paper
+    from sisnet.stats import Comparison, paired_table
+
+    keys = ["loss", "method", "seed"]
+    original = reliance[reliance["query"] == "original"].set_index(keys)[["rank1", "mAP"]]
+    edited = reliance[reliance["query"] != "original"].set_index(keys)
+    cost = edited[["query"]].copy()
+    for m in ("rank1", "mAP"):
+        cost[f"{m}_cost"] = original[m].reindex(edited.index).to_numpy() - edited[m].to_numpy()
+    per_run = cost.reset_index().rename(columns={"query": "protocol"})
+    comparisons = [Comparison(*c) for c in paper.CLAIMS if c[1] == "S.+T. - S."]
+    return paired_table(per_run, comparisons, metrics=("rank1_cost", "mAP_cost"))
+
+
+def cell_person_share(model: Any, x: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor":
+    """Where each cell of the CAM takes its value from: for every cell (i, j) of the last feature map, the share of
+    the input-gradient mass ``|d cam(i, j) / d x|`` (summed over colour channels) that falls on ``mask``, per image,
+    then averaged over the images -> (h, w). ``x`` (N, 3, H, W) as the evaluation feeds it, ``mask`` (N, H, W)
+    bool; the CAM is that of each image's predicted class (:func:`cams`), the model in eval mode.
+
+    A cell whose value is computed from the pixels under it scores about its own footprint's person coverage
+    (high on the body, low in the outer columns); a cell that sees the whole crop scores the same wherever it lies.
+    """
+    import torch
+
+    from sisnet.cam import raw_cam
+
+    x = x.detach().clone().requires_grad_(True)
+    m = mask.to(torch.float32)
+    with torch.enable_grad():
+        out = model(x)
+        cam = raw_cam(model, out.feature_map, out.logits.argmax(1))  # (N, h, w)
+        h, w = cam.shape[-2:]
+        share = torch.empty(h, w)
+        for i in range(h):
+            for j in range(w):
+                (grad,) = torch.autograd.grad(cam[:, i, j].sum(), x, retain_graph=True)
+                mass = grad.abs().sum(1)  # (N, H, W); each image's cell depends on that image only
+                share[i, j] = ((mass * m).sum((1, 2)) / mass.sum((1, 2)).clamp_min(1e-12)).mean()
+    return share
+
+
+def cam_cell_sources(models: Mapping[str, TrainedModel], ds, *, n_images: int = 16, seed: int = 0) -> pd.DataFrame:
+    """:func:`cell_person_share` per model on ``n_images`` query images (test identities, the same for every
+    model), summarised: one row per model with ``method``, ``loss``, ``seed``, ``map_hw``, ``cell_share_min`` /
+    ``_max`` / ``_mean`` over the cells, ``outer_cell_share`` (the first and last map columns, over background in a
+    pedestrian crop) and ``inner_cell_share`` (the others), ``mask_area_mean`` (the person's share of the image:
+    what a cell that weighs every pixel alike scores) and ``n_images``."""
+    import torch
+
+    records = _sample_queries(ds, n_images, seed)
+    rows = []
+    for method, tm in models.items():
+        m = torch.from_numpy(_person_masks(ds, records, tm.config))
+        share = cell_person_share(tm.model, _views(records, tm.config), m)
+        h, w = share.shape
+        outer = torch.zeros(h, w, dtype=torch.bool)
+        outer[:, [0, w - 1]] = True
+        rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "map_hw": f"{h}x{w}",
+                     "cell_share_min": float(share.min()), "cell_share_max": float(share.max()),
+                     "cell_share_mean": float(share.mean()), "outer_cell_share": float(share[outer].mean()),
+                     "inner_cell_share": float(share[~outer].mean()) if w > 2 else float("nan"),
+                     "mask_area_mean": float(m.float().mean()), "n_images": len(records)})
     return pd.DataFrame(rows)
 
 
@@ -448,6 +635,8 @@ def cam_on_person_summary(per_run: pd.DataFrame) -> pd.DataFrame:
         out["activation_share"] = g["activation_share_mean"].mean()
         out["outer_share"] = g["outer_share_mean"].mean()
         out["uniform_outer_share"] = g["outer_area"].mean()
+    if "coverage_map_share_mean" in per_run:
+        out["coverage_map_share"] = g["coverage_map_share_mean"].mean()
     out["n_seeds"] = g["seed"].nunique()
     return out.reset_index()
 

@@ -81,6 +81,20 @@ def _benchmark_section(bench_dir: Path) -> list[str]:
     return lines
 
 
+def _rerun_since(timed_run: dict, committed: dict) -> list[str]:
+    """A sentence naming the committed run's notebooks that were re-run after the timed run (another commit),
+    with their recorded wall times beside the timed run's: what the from-scratch time does not include."""
+    changed = [(name, entry) for name, entry in committed["notebooks"].items()
+               if name in timed_run["notebooks"] and entry.get("commit") != timed_run["notebooks"][name].get("commit")]
+    if not changed:
+        return []
+    return ["Re-run since that measurement (`python -m sisnet.reproduce --only`, the runs cache kept; the committed "
+            "run's manifest): " + ", ".join(f"{name.split('_')[0]} {entry['wall_seconds']:.0f} s at commit "
+                                            f"`{str(entry.get('commit'))[:12]}` (timed run: "
+                                            f"{timed_run['notebooks'][name]['wall_seconds']:.0f} s)"
+                                            for name, entry in changed) + "."]
+
+
 def _time_section(results_dir: Path, profile: str, dataset: str, cost: pd.DataFrame | None) -> list[str]:
     """What the companion costs on the machine that made the results: ``make reproduce`` timed from scratch by
     ``tools/time_from_scratch.sh`` (``<results_dir>/scratch/<profile>/<dataset>/timing.json`` and the run's
@@ -107,6 +121,10 @@ def _time_section(results_dir: Path, profile: str, dataset: str, cost: pd.DataFr
                      f"`{timed.as_posix()}`, commit `{str(t['commit'])[:12]}`, {t['usable_cores']} usable cores, load "
                      f"average {t['load_average']['start']} at its start and {t['load_average']['end']} at its end "
                      f"(one sample a minute in `{(scratch / 'load.log').as_posix()}`).")
+        committed = results_dir / profile / dataset / "manifest.json"
+        if run_manifest.is_file() and committed.is_file():
+            lines += _rerun_since(json.loads(run_manifest.read_text(encoding="utf-8")),
+                                  json.loads(committed.read_text(encoding="utf-8")))
     manifest = results_dir / "quick" / profile / dataset / "manifest.json"
     if manifest.is_file():
         m = json.loads(manifest.read_text(encoding="utf-8"))
@@ -201,7 +219,10 @@ def results_block(results_dir: str | Path = "results", profile: str = "cpu", dat
     on_person = on_person if on_person is not None else _table(tables, "cam_on_person")
     if agreement is not None:
         lines += ["### Fig. 3", "", discussion.discuss_cams(agreement.set_index("method"), on_person,
-                                                            _table(tables, "cam_on_person_backbone")), ""]
+                                                            _table(tables, "cam_on_person_backbone"),
+                                                            _table(tables, "person_reliance"),
+                                                            _table(tables, "cam_cell_sources"),
+                                                            _table(tables, "person_reliance_paired")), ""]
     drc = _table(tables, "drc_share")
     if drc is not None:
         r = drc.iloc[0]

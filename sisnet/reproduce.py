@@ -317,16 +317,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--convergence", action="store_true",
                         help="run no notebook: every grid configuration of seed 0 at the schedule and twice as long "
                         "(convergence_2x.csv)")
+    parser.add_argument("--triplet-schedule", action="store_true",
+                        help="run no notebook: Baseline S. and S.+T. at the schedule and at twice it, every seed "
+                        "(triplet_schedule*.csv)")
     parser.add_argument("--other-view", action="store_true",
                         help="run no notebook: the Table 2 grid with the other second view (table2_other_view*.csv)")
     parser.add_argument("--choices", default=None,
                         help="--validate: only these choices of the sweep, comma-separated names (e.g. to resume a "
                         "sweep with --overrides set to the earlier choices' validation_chosen.json)")
     parser.add_argument("--overrides", default=None,
-                        help="JSON file of config overrides for --validate/--convergence/--other-view "
+                        help="JSON file of config overrides for --validate/--convergence/--other-view/--triplet-schedule "
                         "(e.g. the validation_chosen.json a sweep wrote)")
     args = parser.parse_args(argv)
-    if args.validate or args.convergence or args.other_view:
+    if args.validate or args.convergence or args.other_view or args.triplet_schedule:
         from sisnet.report import setup
         from sisnet.report.validation import run_checks
 
@@ -347,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sweep = [c for c in SWEEP if c.name in names]
         with _kernel_env("SISNET_BATCH", "1"):
             run_checks(ctx, validate=args.validate, convergence=args.convergence, other_view=args.other_view,
-                       overrides=overrides, sweep=sweep, command="python -m sisnet.reproduce " + " ".join(sys.argv[1:] if argv is None else argv))
+                       triplet_schedule=args.triplet_schedule, overrides=overrides, sweep=sweep, command="python -m sisnet.reproduce " + " ".join(sys.argv[1:] if argv is None else argv))
         return 0
     if args.quick:
         args.seeds = [args.seed]

@@ -218,6 +218,35 @@ def test_other_view_table_has_the_headline_protocols_and_shares_its_one_branch_r
     assert set(paired["protocol"]) == set(head["protocol"])
 
 
+def test_triplet_schedule_check_reuses_the_headline_runs_and_pairs_by_seed(smoke_run, tmp_path):
+    """``python -m sisnet.reproduce --triplet-schedule``: Baseline S. and S.+T. at the schedule (the headline's own
+    runs, same numbers) and at twice it (new runs), every seed; S.+T. - S. paired by seed at each length."""
+    from sisnet.report import setup
+    from sisnet.report.validation import run_checks
+
+    ctx = setup("smoke", "synthetic", data_root=smoke_run["data_root"], results_dir=tmp_path, chdir=False)
+    runs_dir = smoke_run["data_root"] / "runs"
+    before = set(runs_dir.iterdir())
+    try:
+        run_checks(ctx, validate=False, convergence=False, other_view=False, triplet_schedule=True, overrides=None,
+                   command="cmd", log=None)
+        assert len(set(runs_dir.iterdir()) - before) == 2 * len(ctx.seeds)  # the x2 runs; the x1 ones from the cache
+    finally:  # the smoke run's runs cache stays the grid's eight runs (another test counts them)
+        for new_run in set(runs_dir.iterdir()) - before:
+            shutil.rmtree(new_run)
+    out = pd.read_csv(ctx.tables_dir / "triplet_schedule_runs.csv")
+    assert len(out) == 2 * 2 * len(ctx.seeds) and set(out["loss"]) == {"S.", "S.+T."} and (out["command"] == "cmd").all()
+    x1, x2 = out[out["protocol"] == "schedule x1"], out[out["protocol"] == "schedule x2"]
+    assert (x2["epochs"].to_numpy() == 2 * x1["epochs"].to_numpy()).all()
+    head = _table(smoke_run, "table2_runs")
+    head = head[(head["protocol"] == "standard") & (head["method"] == "Baseline")]
+    both = x1.merge(head, on=["loss", "seed"], suffixes=("", "_head"))
+    assert len(both) == len(x1) and (both["run_id"] == both["run_id_head"]).all()
+    assert both["rank1"].to_numpy() == pytest.approx(both["rank1_head"].to_numpy())
+    paired = pd.read_csv(ctx.tables_dir / "triplet_schedule_paired.csv")
+    assert set(paired["protocol"]) == {"schedule x1", "schedule x2"} and (paired["n_seeds"] == len(ctx.seeds)).all()
+
+
 def test_notebook_scale_protocol_defaults_are_the_library_constants():
     """Notebook 03's parameters and ``--other-view`` measure the same protocols."""
     import ast

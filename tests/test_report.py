@@ -480,3 +480,27 @@ def test_person_reliance_paired_hand_case():
     assert out.loc["rank1_cost", "n_seeds"] == 2
     # the differences 6 and 8: sd sqrt(2), t(0.975, 1) = 12.706 -> half-width 12.706 * sqrt(2) / sqrt(2)
     assert out.loc["rank1_cost", "ci_high"] - 7.0 == pytest.approx(12.706, abs=1e-3)
+
+
+def test_triplet_schedule_bullet_verdicts():
+    import pandas as pd
+
+    from sisnet.report.discussion import _triplet_schedule_bullet
+
+    def runs(gap_x1: list[float], gap_x2: list[float]) -> pd.DataFrame:
+        rows = []
+        for length, epochs, gaps in (("schedule x1", 10, gap_x1), ("schedule x2", 20, gap_x2)):
+            for seed, g in enumerate(gaps):
+                rows += [{"loss": "S.", "method": "Baseline", "seed": seed, "protocol": length, "epochs": epochs,
+                          "rank1": 90.0, "swap_rank1_cost": 5.0},
+                         {"loss": "S.+T.", "method": "Baseline", "seed": seed, "protocol": length, "epochs": epochs,
+                          "rank1": 90.0 + g, "swap_rank1_cost": 5.0 - g}]
+        return pd.DataFrame(rows)
+
+    still = _triplet_schedule_bullet(runs([-6, -5, -7, -6, -5], [-3, -2, -4, -3, -3]))
+    assert "still reversed at the longer schedule, though it narrows" in still and "n = 5" in still
+    gone = _triplet_schedule_bullet(runs([-6, -5, -7, -6, -5], [1, -1, 0, 1, -1]))
+    assert "no longer reversed at the longer schedule: the reversal is consistent with under-training" in gone
+    # an interval that contains 0 is never called supported: a 2x gap of +-3 around 0 is not "narrowing" evidence
+    noisy = _triplet_schedule_bullet(runs([-6, -5, -7, -6, -5], [-20, 15, -18, 16, -2]))
+    assert "its change is not distinguishable" in noisy

@@ -96,11 +96,14 @@ def discuss_table2(paired: pd.DataFrame, *, goal_half_width: float = GOAL_HALF_W
 
 
 def discuss_triplet(per_run: pd.DataFrame, paired: pd.DataFrame, validation_runs: pd.DataFrame | None = None,
-                    validation_choices: pd.DataFrame | None = None, schedule_check: pd.DataFrame | None = None) -> str:
+                    validation_choices: pd.DataFrame | None = None, schedule_check: pd.DataFrame | None = None,
+                    schedule_runs: pd.DataFrame | None = None) -> str:
     """Markdown: what :func:`sisnet.report.triplet_diagnosis` measured about the S.+T. - S. gap of one method,
     (given the validation sweep's ``validation_runs`` / ``validation_choices`` tables) the same gap on the
-    validation split at the last chosen candidate that trained that method with both losses, and (given
-    ``convergence_2x``, :func:`sisnet.report.validation.schedule_check`) the gap at twice the schedule."""
+    validation split at the last chosen candidate that trained that method with both losses, (given
+    ``convergence_2x``, :func:`sisnet.report.validation.schedule_check`) the gap at twice the schedule on one
+    seed, and (given ``triplet_schedule_runs``, :func:`sisnet.report.validation.triplet_schedule_check`) the same
+    on every seed, with what a swapped background costs."""
     from sisnet.report.tables import PROTOCOL_STANDARD
 
     method = str(per_run["method"].iloc[0])
@@ -141,6 +144,8 @@ def discuss_triplet(per_run: pd.DataFrame, paired: pd.DataFrame, validation_runs
                          f"{trend}: {_signed(at1)} at the schedule, {_signed(at2)} at twice it "
                          f"(S.+T. {r1.loc['S.+T.', 'rank1_1x']:.1f} -> {r1.loc['S.+T.', 'rank1_2x']:.1f}, "
                          f"S. {r1.loc['S.', 'rank1_1x']:.1f} -> {r1.loc['S.', 'rank1_2x']:.1f}).")
+    if schedule_runs is not None and len(schedule_runs):
+        lines.append(_triplet_schedule_bullet(schedule_runs[schedule_runs["method"] == method]))
     if validation_runs is not None and validation_choices is not None:
         chosen = validation_choices[validation_choices["chosen"].astype(bool)]
         runs = validation_runs.merge(chosen[["choice", "candidate"]], on=["choice", "candidate"])
@@ -183,6 +188,49 @@ def discuss_table3(per_run: pd.DataFrame) -> str:
             lines.append(f"- {loss} {_LABEL[metric]}: measured {means} (paper, mean of its datasets: {paper_txt}); "
                          + "; ".join(steps))
     return "\n".join(lines)
+
+
+def _triplet_schedule_bullet(runs: pd.DataFrame) -> str:
+    """One bullet from :func:`sisnet.report.validation.triplet_schedule_check`'s runs (one method): S.+T. - S. at
+    each schedule length and how the gap changes between them, both paired by seed, for rank-1 and for the rank-1 a
+    swapped background costs."""
+    from sisnet.stats import paired_difference
+
+    lengths = list(dict.fromkeys(runs["protocol"]))
+    gap = {}  # (length, metric) -> {seed: S.+T. - S.}
+    for length in lengths:
+        sub = runs[runs["protocol"] == length].pivot_table(index="seed", columns="loss",
+                                                           values=["rank1", "swap_rank1_cost"])
+        for metric in ("rank1", "swap_rank1_cost"):
+            gap[length, metric] = (sub[metric]["S.+T."] - sub[metric]["S."]).dropna().to_dict()
+
+    def cell(res) -> str:
+        return f"{_signed(res.mean_diff)} {_interval(res.ci_low, res.ci_high)} **{res.verdict}**"
+
+    zero = {s: 0.0 for s in gap[lengths[0], "rank1"]}
+    epochs = runs.groupby("protocol")["epochs"].first()
+    parts = []
+    for metric, label in (("rank1", "R1"), ("swap_rank1_cost", "R1 a swapped background costs")):
+        at = [paired_difference(gap[length, metric], zero) for length in lengths]
+        text = f"{label}: " + ", ".join(f"{cell(r)} at {epochs[length]} epochs" for r, length in zip(at, lengths))
+        if len(lengths) == 2:
+            change = paired_difference(gap[lengths[1], metric], gap[lengths[0], metric])
+            text += f"; change of the gap {cell(change)}"
+        parts.append(text)
+    n = len(zero)
+    first, last = (paired_difference(gap[length, "rank1"], zero) for length in (lengths[0], lengths[-1]))
+    narrows = paired_difference(gap[lengths[-1], "rank1"], gap[lengths[0], "rank1"]).verdict == "supported"
+    if last.verdict == "reversed":
+        verdict = ("the gap is still reversed at the longer schedule" + (", though it narrows" if narrows else "")
+                   + ": under-training alone does not explain it")
+    elif first.verdict == "reversed":
+        verdict = ("the gap narrows and is no longer reversed at the longer schedule: the reversal is consistent with "
+                   "under-training" if narrows else
+                   "the gap is no longer reversed at the longer schedule, but its change is not distinguishable")
+    else:
+        verdict = "the gap is not reversed at the schedule"
+    return (f"- Schedule, every seed (S.+T. - S., paired by seed, n = {n}; `triplet_schedule_runs.csv`): "
+            + "; ".join(parts) + f". So {verdict}.")
 
 
 def discuss_cams(agreement: pd.DataFrame, on_person: pd.DataFrame | None = None,

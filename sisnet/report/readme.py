@@ -210,7 +210,8 @@ def results_block(results_dir: str | Path = "results", profile: str = "cpu", dat
     t_runs, t_paired = _table(tables, "triplet_diagnosis"), _table(tables, "triplet_diagnosis_paired")
     if t_runs is not None and t_paired is not None:
         lines += [discussion.discuss_triplet(t_runs, t_paired, _table(tables, "validation_runs"),
-                                             _table(tables, "validation_choices"), _table(tables, "convergence_2x")), ""]
+                                             _table(tables, "validation_choices"), _table(tables, "convergence_2x"),
+                                             _table(tables, "triplet_schedule_runs")), ""]
     t3 = _table(tables, "table3_runs")
     if t3 is not None:
         lines += ["### Table 3", "", discussion.discuss_table3(t3), ""]

@@ -12,7 +12,9 @@ points of the best eligible score. Candidates are listed cheapest first, so a to
 schedule length) only when it costs less than ``tolerance`` points; a tolerance of 0 takes the best.
 
 :func:`schedule_check` trains every grid configuration of one seed at the profile's schedule and at twice its
-length, on the test split (the convergence check of the final configuration, not a choice).
+length, on the test split (the convergence check of the final configuration, not a choice);
+:func:`triplet_schedule_check` does the same for the Baseline with and without the triplet loss on every seed (a
+diagnosis of the triplet anomaly, not a choice).
 """
 from __future__ import annotations
 
@@ -183,6 +185,53 @@ def convergence_frame(runs: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def twice_the_schedule(cfg: Any) -> dict[str, Any]:
+    """The overrides that double ``cfg``'s schedule: the epochs, the warm-up, the decayed tail and the evaluated
+    tail (the same steps per epoch)."""
+    decay = cfg.epochs - cfg.milestones[-1] if cfg.milestones else cfg.eval_last
+    return dict(schedule(2 * cfg.epochs, 2 * decay, cfg.steps_per_epoch or STEPS_PER_EPOCH),
+                warmup_epochs=2 * cfg.warmup_epochs)
+
+
+def triplet_schedule_check(ctx: NotebookContext, seeds: Sequence[int], *, method: str = "Baseline",
+                           overrides: dict[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Is the triplet anomaly a matter of schedule? ``method`` with S. and with S.+T., every seed, at the profile's
+    schedule and at twice its length (:func:`twice_the_schedule`; test split).
+
+    Returns ``(per_run, paired)``. ``per_run``: one row per loss, seed and length (``protocol``: "schedule x1" /
+    "schedule x2", ``epochs``, ``run_id``) with the standard protocol's ``rank1`` / ``mAP`` and the rank-1 / mAP a
+    swapped background costs (``swap_rank1_cost`` / ``swap_mAP_cost``: :func:`sisnet.report.person_reliance`).
+    ``paired``: :func:`sisnet.stats.paired_table` of S.+T. - S. at each length, paired by seed.
+    """
+    from sisnet import paper
+    from sisnet.config import TABLE2_GRID
+    from sisnet.report.context import load
+    from sisnet.report.measure import person_reliance
+    from sisnet.report.runs import TrainedModel, train_cells
+    from sisnet.runs import load_model
+    from sisnet.stats import Comparison, paired_table
+
+    overrides = dict(overrides or {})
+    longer = twice_the_schedule(ctx.config(**overrides))
+    losses = [e["loss"] for e in TABLE2_GRID if e["name"] == method]
+    lengths = {"schedule x1": overrides, "schedule x2": {**overrides, **longer}}
+    labelled = [(label, (method, loss, s, o)) for label, o in lengths.items() for s in seeds for loss in losses]
+    runs = train_cells(ctx, [cell for _, cell in labelled], log=None)
+    ds = load(ctx)
+    rows = []
+    for (label, (_, loss, s, _)), run in zip(labelled, runs):
+        model, cfg = load_model(run.run_dir)
+        r = person_reliance({method: TrainedModel(method, loss, s, model, cfg, run.run_dir)}, ds).set_index("query")
+        rows.append({"loss": loss, "method": method, "seed": s, "protocol": label, "epochs": cfg.epochs,
+                     "rank1": r.loc["original", "rank1"], "mAP": r.loc["original", "mAP"],
+                     "swap_rank1_cost": r.loc["original", "rank1"] - r.loc["background swapped", "rank1"],
+                     "swap_mAP_cost": r.loc["original", "mAP"] - r.loc["background swapped", "mAP"],
+                     "run_id": run.run_id})
+    per_run = pd.DataFrame(rows)
+    comparison = [Comparison(*c) for c in paper.CLAIMS if c[0] == f"{method}: S.+T. - S."]
+    return per_run, paired_table(per_run, comparison, metrics=("rank1", "mAP", "swap_rank1_cost", "swap_mAP_cost"))
+
+
 def schedule_check(ctx: NotebookContext, seed: int = 0, *, overrides: dict[str, Any] | None = None,
                    log=print) -> pd.DataFrame:
     """Every grid configuration of ``seed`` at the profile's schedule and at twice its length (test split).
@@ -195,10 +244,7 @@ def schedule_check(ctx: NotebookContext, seed: int = 0, *, overrides: dict[str, 
     from sisnet.report.runs import train_cells
 
     overrides = dict(overrides or {})
-    cfg = ctx.config(seed, **overrides)
-    decay = cfg.epochs - cfg.milestones[-1] if cfg.milestones else cfg.eval_last
-    longer = dict(schedule(2 * cfg.epochs, 2 * decay, cfg.steps_per_epoch or STEPS_PER_EPOCH),
-                  warmup_epochs=2 * cfg.warmup_epochs)
+    longer = twice_the_schedule(ctx.config(seed, **overrides))
     cells = [(e["name"], e["loss"], seed, dict(overrides)) for e in TABLE2_GRID]
     cells += [(e["name"], e["loss"], seed, {**overrides, **longer}) for e in TABLE2_GRID]
     runs = train_cells(ctx, cells, log=None)
@@ -234,8 +280,9 @@ def other_view_runs(ctx: NotebookContext, *, overrides: dict[str, Any] | None = 
 
 def run_checks(ctx: NotebookContext, *, validate: bool, convergence: bool, other_view: bool,
                overrides: dict[str, Any] | None, command: str, val_seeds: Sequence[int] = (0, 1),
-               sweep: Sequence[Choice] | None = None, log=print) -> None:
-    """``python -m sisnet.reproduce --validate / --convergence / --other-view``: run them and write their tables
+               sweep: Sequence[Choice] | None = None, log=print, triplet_schedule: bool = False) -> None:
+    """``python -m sisnet.reproduce --validate / --convergence / --other-view / --triplet-schedule``: run them
+    (the last over the context's seeds) and write their tables
     (each row carries ``command``, the exact command line that made it). The other view's Table 2 is measured
     under the headline's protocols (notebook 03's defaults: standard, cross-scale, native query heights)."""
     from sisnet.report.io import save_table
@@ -259,6 +306,12 @@ def run_checks(ctx: NotebookContext, *, validate: bool, convergence: bool, other
         check = schedule_check(ctx, 0, overrides=overrides, log=log)
         save_table(ctx, "convergence_2x", check.assign(command=command), notes=note,
                    title="Convergence: every configuration at the schedule and at twice its length (seed 0, test)")
+    if triplet_schedule:
+        per_run, paired = triplet_schedule_check(ctx, ctx.seeds, overrides=overrides)
+        save_table(ctx, "triplet_schedule_runs", per_run.assign(command=command), notes=note,
+                   title="Triplet anomaly against the schedule: Baseline S. and S.+T. at the schedule and at twice it")
+        save_table(ctx, "triplet_schedule_paired", paired.assign(command=command), notes=note,
+                   title="Baseline S.+T. - S. at the schedule and at twice it, paired by seed")
     if other_view:
         view, runs = other_view_runs(ctx, overrides=overrides)
         per_run = measure_protocols(ctx, runs, cross_scale=CROSS_SCALE, height_edges=HEIGHT_EDGES)

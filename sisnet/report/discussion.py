@@ -321,15 +321,11 @@ def _person_reliance_bullet(reliance: pd.DataFrame, paired: pd.DataFrame | None 
     lost_person = r1["original"] - r1["person removed"]
     lost_background = r1["original"] - r1["background swapped"]
     seeds = sorted(reliance["seed"].unique())
-
-    def span(values: pd.Series) -> str:
-        lo, hi = float(values.min()), float(values.max())
-        return f"{lo:.1f}-{hi:.1f}"
-
     text = (f"- *Does the model use the person?* Retrieval with edited query images ({len(r1)} models, mean over "
             f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}; rank-1 %): unchanged "
-            f"{span(r1['original'])}; the person on another identity's background {span(r1['background swapped'])}; "
-            f"on flat grey {span(r1['background flat'])}; the person painted out {span(r1['person removed'])}. ")
+            f"{_span(r1['original'], 1)}; the person on another identity's background "
+            f"{_span(r1['background swapped'], 1)}; on flat grey {_span(r1['background flat'], 1)}; the person painted "
+            f"out {_span(r1['person removed'], 1)}. ")
     if (lost_person > 2 * lost_background).all():
         text += ("Every model loses far more without the person than without its own background, so the models "
                  "identify mainly the person; a background shortcut, if any, is secondary. The CAMs' spread over the "
@@ -352,9 +348,9 @@ _COST_WORD = {"supported": "costs more with triplet", "reversed": "costs less wi
               "not distinguishable": "not distinguishable"}
 
 
-def _span(values: pd.Series) -> str:
-    lo, hi = float(values.min()), float(values.max())
-    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f}"
+def _span(values: pd.Series, digits: int = 2) -> str:
+    lo, hi = f"{float(values.min()):.{digits}f}", f"{float(values.max()):.{digits}f}"
+    return lo if lo == hi else f"{lo}-{hi}"
 
 
 def _where_maps_look(on_person: pd.DataFrame, area: float, backbone: pd.DataFrame | None) -> str:

@@ -436,16 +436,18 @@ def person_reliance(models: Mapping[str, TrainedModel], ds, *, seed: int = 0) ->
     from sisnet.data.transforms import decode_images_cached
 
     rows = []
+    edits_by_size: dict[tuple[int, int], dict[str, "torch.Tensor"]] = {}  # the models of a grid share one size
     for method, tm in models.items():
         cfg = tm.config
         size = (cfg.img_height, cfg.img_width)
-        masks = torch.from_numpy(_person_masks(ds, ds.query, cfg))
-        queries = decode_images_cached([r.path for r in ds.query], size, "decode query")
-        edits = edit_queries(queries, masks, [r.pid for r in ds.query], seed)
+        if size not in edits_by_size:
+            masks = torch.from_numpy(_person_masks(ds, ds.query, cfg))
+            queries = decode_images_cached([r.path for r in ds.query], size, "decode query")
+            edits_by_size[size] = edit_queries(queries, masks, [r.pid for r in ds.query], seed)
         gallery = decode_images_cached([r.path for r in ds.gallery], size, "decode gallery")
         gf, gp, gc = extract_features(tm.model, ds.gallery, cfg, images=gallery)
         for name in PERSON_EDITS:
-            qf, qp, qc = extract_features(tm.model, ds.query, cfg, images=edits[name])
+            qf, qp, qc = extract_features(tm.model, ds.query, cfg, images=edits_by_size[size][name])
             m = _percent(feature_metrics(qf, gf, qp, gp, qc, gc, metric=cfg.metric))
             rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "query": name,
                          "rank1": m["rank1"], "mAP": m["mAP"], "n_queries": len(qp)})
@@ -522,9 +524,9 @@ def cell_person_share(model: Any, x: "torch.Tensor", mask: "torch.Tensor") -> "t
 def cam_cell_sources(models: Mapping[str, TrainedModel], ds, *, n_images: int = 16, seed: int = 0) -> pd.DataFrame:
     """:func:`cell_person_share` per model on ``n_images`` query images (test identities, the same for every
     model), summarised: one row per model with ``method``, ``loss``, ``seed``, ``map_hw``, ``cell_share_min`` /
-    ``_max`` / ``_mean`` over the cells, ``outer_cell_share`` (the first and last map columns, over background in a
-    pedestrian crop) and ``inner_cell_share`` (the others), ``mask_area_mean`` (the person's share of the image:
-    what a cell that weighs every pixel alike scores) and ``n_images``."""
+    ``_max`` / ``_mean`` over the cells, ``outer_cell_share`` (the cells of the map's :func:`outer_columns`, over
+    background in a pedestrian crop) and ``inner_cell_share`` (the others), ``mask_area_mean`` (the person's share
+    of the image: what a cell that weighs every pixel alike scores) and ``n_images``."""
     import torch
 
     records = _sample_queries(ds, n_images, seed)
@@ -532,13 +534,11 @@ def cam_cell_sources(models: Mapping[str, TrainedModel], ds, *, n_images: int = 
     for method, tm in models.items():
         m = torch.from_numpy(_person_masks(ds, records, tm.config))
         share = cell_person_share(tm.model, _views(records, tm.config), m)
-        h, w = share.shape
-        outer = torch.zeros(h, w, dtype=torch.bool)
-        outer[:, [0, w - 1]] = True
-        rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "map_hw": f"{h}x{w}",
+        outer = outer_columns(tuple(share.shape))
+        rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "map_hw": "{}x{}".format(*share.shape),
                      "cell_share_min": float(share.min()), "cell_share_max": float(share.max()),
                      "cell_share_mean": float(share.mean()), "outer_cell_share": float(share[outer].mean()),
-                     "inner_cell_share": float(share[~outer].mean()) if w > 2 else float("nan"),
+                     "inner_cell_share": float(share[~outer].mean()) if (~outer).any() else float("nan"),
                      "mask_area_mean": float(m.float().mean()), "n_images": len(records)})
     return pd.DataFrame(rows)
 

@@ -113,8 +113,8 @@ def _time_section(results_dir: Path, profile: str, dataset: str, cost: pd.DataFr
         verb = "took" if t["exit_status"] == 0 else f"FAILED (exit status {t['exit_status']}) after"
         parts = [f"`make install` {_minutes(float(t['install_seconds']))}"] if t.get("install_seconds") is not None else []
         run_manifest = scratch / "manifest.json"  # absent when a notebook failed (the script copies what there is)
-        if run_manifest.is_file():
-            run = json.loads(run_manifest.read_text(encoding="utf-8"))
+        run = json.loads(run_manifest.read_text(encoding="utf-8")) if run_manifest.is_file() else None
+        if run is not None:
             parts.append(f"the notebooks {_minutes(float(run['wall_seconds_total']))} ({_per_notebook(run)})")
         lines.append(f"**Time from scratch.** `{t['command']}` ({t['procedure']}) {verb} "
                      f"{_minutes(float(t['wall_seconds']))} in all" + (": " + ", then ".join(parts) if parts else "") + "; "
@@ -122,9 +122,8 @@ def _time_section(results_dir: Path, profile: str, dataset: str, cost: pd.DataFr
                      f"average {t['load_average']['start']} at its start and {t['load_average']['end']} at its end "
                      f"(one sample a minute in `{(scratch / 'load.log').as_posix()}`).")
         committed = results_dir / profile / dataset / "manifest.json"
-        if run_manifest.is_file() and committed.is_file():
-            lines += _rerun_since(json.loads(run_manifest.read_text(encoding="utf-8")),
-                                  json.loads(committed.read_text(encoding="utf-8")))
+        if run is not None and committed.is_file():
+            lines += _rerun_since(run, json.loads(committed.read_text(encoding="utf-8")))
     manifest = results_dir / "quick" / profile / dataset / "manifest.json"
     if manifest.is_file():
         m = json.loads(manifest.read_text(encoding="utf-8"))

@@ -32,6 +32,13 @@ def test_table2_discussion_says_when_intervals_are_too_wide():
     text = discuss_table2(table2_paired(_per_run(1.0, [0.0, 9.0, -9.0])), goal_half_width=3.0)
     assert "Precision:" in text and "seeds would bring the widest to ±3" in text
     assert "not distinguishable" in text
+    # the goal's own scope: rank-1, standard protocol, the S.+T. and S.+T. - S. comparisons; only SiSNet is noisy
+    # and the same on both losses, so the two S.+T. comparisons with SiSNet in them miss ±3, the other four meet it
+    scope = text.split("*The goal's scope*")[1]
+    assert "4 of 6 half-widths are within ±3" in scope, scope
+    assert "The widest, SiSNet" in scope and "seeds would bring it to ±3" in scope
+    precise = discuss_table2(table2_paired(_per_run(1.0, [0.0, 0.5, -0.5])), goal_half_width=3.0)
+    assert "6 of 6 half-widths are within ±3" in precise and "The widest" not in precise
 
 
 def test_table3_and_cam_discussions_use_the_given_numbers():

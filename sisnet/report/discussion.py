@@ -92,7 +92,34 @@ def discuss_table2(paired: pd.DataFrame, *, goal_half_width: float = GOAL_HALF_W
                          f"distinguishable* verdict means the experiment cannot tell, not that the methods are equal.")
         else:
             lines.append(f"**Precision:** every half-width is at most {worst:.1f} points (goal ±{goal_half_width:g}).")
+        goal = _goal_precision(paired, n, goal_half_width)
+        if goal:
+            lines.append("")
+            lines.append(goal)
     return "\n".join(lines)
+
+
+def _goal_precision(paired: pd.DataFrame, n: int, goal_half_width: float) -> str:
+    """The experiment issue's precision goal, on its own scope: rank-1, standard protocol, every comparison with
+    the triplet loss (S.+T. between methods, and S.+T. - S.); which meet ±goal and what the widest would need."""
+    from sisnet.report.tables import PROTOCOL_STANDARD
+
+    scope = paired[(paired["metric"] == "rank1") & (paired["protocol"] == PROTOCOL_STANDARD)
+                   & paired["loss"].str.startswith("S.+T.")].dropna(subset=["ci_low"])
+    if not len(scope):
+        return ""
+    half = (scope["ci_high"] - scope["ci_low"]) / 2
+    met = int((half <= goal_half_width).sum())
+    widest = scope.loc[half.idxmax()]
+    label = widest["comparison"] if ":" in widest["comparison"] else f"{widest['comparison']} ({widest['loss']})"
+    text = (f"*The goal's scope* (rank-1, standard protocol, the {len(scope)} comparisons with the triplet loss): "
+            f"{met} of {len(scope)} half-widths are within ±{goal_half_width:g} ({half.min():.1f} to "
+            f"{half.max():.1f}).")
+    if met < len(scope):
+        need = math.ceil(n * (float(half.max()) / goal_half_width) ** 2)
+        text += (f" The widest, {label}, is ±{half.max():.1f}; at its spread about {need} seeds would bring it to "
+                 f"±{goal_half_width:g}.")
+    return text
 
 
 def discuss_triplet(per_run: pd.DataFrame, paired: pd.DataFrame, validation_runs: pd.DataFrame | None = None,

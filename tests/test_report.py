@@ -504,3 +504,15 @@ def test_triplet_schedule_bullet_verdicts():
     # an interval that contains 0 is never called supported: a 2x gap of +-3 around 0 is not "narrowing" evidence
     noisy = _triplet_schedule_bullet(runs([-6, -5, -7, -6, -5], [-20, 15, -18, 16, -2]))
     assert "its change is not distinguishable" in noisy
+
+
+def test_split_scale_bins_writes_no_index_column(tmp_path):
+    from sisnet.report.measure import split_scale_bins
+
+    per_run = pd.DataFrame({"protocol": ["standard", "query height < 48 px", "cross-scale (query x0.5)",
+                                         "native cross-scale (query < 48 px, gallery >= 96 px)"], "rank1": [1, 2, 3, 4]})
+    paper_rows, bins = split_scale_bins(per_run)
+    assert list(paper_rows["rank1"]) == [1, 3] and list(bins["rank1"]) == [2, 4]
+    csv, _ = report.save_table(tmp_path, "scale_bins", bins)
+    assert pd.read_csv(csv).columns.tolist() == ["protocol", "rank1"]
+

@@ -67,7 +67,8 @@ def split_scale_bins(per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     """``(the paper's protocols, the native-height ones)`` of a :func:`measure_protocols` frame: Table 2 summarises
     the first (standard, cross-scale, re-ranking); ``scale_bins.csv`` holds the second."""
     native = per_run["protocol"].str.startswith((_QUERY_HEIGHT, _NATIVE_CROSS))
-    return per_run[~native], per_run[native]
+    # fresh row numbers: a kept slice's index would be written as an unnamed first column of the CSV
+    return per_run[~native].reset_index(drop=True), per_run[native].reset_index(drop=True)
 
 
 def measure_protocols(

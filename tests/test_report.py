@@ -516,3 +516,15 @@ def test_split_scale_bins_writes_no_index_column(tmp_path):
     csv, _ = report.save_table(tmp_path, "scale_bins", bins)
     assert pd.read_csv(csv).columns.tolist() == ["protocol", "rank1"]
 
+
+def test_committed_tables_have_named_columns():
+    """A pandas index written by mistake shows up as an unnamed first column ('Unnamed: 0' when read back).
+
+    The committed runs of each profile and dataset (``results/<profile>/<dataset>/``); the records of other runs
+    (``results/quick``, ``results/scratch``) stay as their commit wrote them."""
+    from pathlib import Path
+
+    tables = sorted(Path(__file__).resolve().parents[1].glob("results/*/*/tables/*.csv"))
+    assert tables, "no committed tables found"
+    unnamed = [str(p) for p in tables if p.read_text().split("\n", 1)[0].split(",")[0] == ""]
+    assert not unnamed, f"tables with an unnamed (index) first column: {unnamed}"

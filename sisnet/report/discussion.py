@@ -85,8 +85,7 @@ def discuss_table2(paired: pd.DataFrame, *, goal_half_width: float = GOAL_HALF_W
         worst = float(half.max())
         lines.append("")
         if worst > goal_half_width:
-            # the half-width shrinks as 1/sqrt(n): seeds needed for the widest interval to reach the goal
-            need = math.ceil(n * (worst / goal_half_width) ** 2)
+            need = _seeds_needed(worst, n, goal_half_width)
             lines.append(f"**Precision:** half-widths run from {half.min():.1f} to {worst:.1f} points; at this spread "
                          f"about {need} seeds would bring the widest to ±{goal_half_width:g}. Until then a *not "
                          f"distinguishable* verdict means the experiment cannot tell, not that the methods are equal.")
@@ -97,6 +96,12 @@ def discuss_table2(paired: pd.DataFrame, *, goal_half_width: float = GOAL_HALF_W
             lines.append("")
             lines.append(goal)
     return "\n".join(lines)
+
+
+def _seeds_needed(half_width: float, n: int, goal_half_width: float) -> int:
+    """Seeds for an interval of ``half_width`` at ``n`` seeds to reach ``goal_half_width``: the half-width shrinks
+    as 1/sqrt(n) at the same spread (the t-quantile's own shrinking is left out, so this errs high)."""
+    return math.ceil(n * (half_width / goal_half_width) ** 2)
 
 
 def _goal_precision(paired: pd.DataFrame, n: int, goal_half_width: float) -> str:
@@ -116,7 +121,7 @@ def _goal_precision(paired: pd.DataFrame, n: int, goal_half_width: float) -> str
             f"{met} of {len(scope)} half-widths are within ±{goal_half_width:g} ({half.min():.1f} to "
             f"{half.max():.1f}).")
     if met < len(scope):
-        need = math.ceil(n * (float(half.max()) / goal_half_width) ** 2)
+        need = _seeds_needed(float(half.max()), n, goal_half_width)
         text += (f" The widest, {label}, is ±{half.max():.1f}; at its spread about {need} seeds would bring it to "
                  f"±{goal_half_width:g}.")
     return text

@@ -34,6 +34,11 @@ def _interval(low: float, high: float) -> str:
     return "no interval (one seed)" if math.isnan(low) else f"[{low:+.1f}, {high:+.1f}]"
 
 
+def _claim_label(comparison: str, loss: str) -> str:
+    """A paired-table row's name: the comparison, with its loss unless the comparison already names it."""
+    return comparison if comparison.endswith(loss) or ":" in comparison else f"{comparison} ({loss})"
+
+
 def _counts(verdicts: Sequence[str]) -> str:
     parts = [f"{sum(v == k for v in verdicts)} {k}" for k in ("supported", "reversed", "not distinguishable")]
     return ", ".join(parts)
@@ -58,8 +63,7 @@ def discuss_table2(paired: pd.DataFrame, *, goal_half_width: float = GOAL_HALF_W
             for _, r in rows.iterrows():
                 cells.append(f"{_LABEL.get(r['metric'], r['metric'])} {_signed(r['mean_diff'])} "
                              f"{_interval(r['ci_low'], r['ci_high'])} **{r['verdict']}**")
-            label = comp if comp.endswith(loss) or ":" in comp else f"{comp} ({loss})"
-            lines.append(f"- {label}: " + "; ".join(cells))
+            lines.append(f"- {_claim_label(comp, loss)}: " + "; ".join(cells))
         lines.append("")
     controls = {c[0] for c in paper.CONTROL_COMPARISONS}
     is_control = paired["comparison"].isin(controls)
@@ -116,13 +120,12 @@ def _goal_precision(paired: pd.DataFrame, n: int, goal_half_width: float) -> str
     half = (scope["ci_high"] - scope["ci_low"]) / 2
     met = int((half <= goal_half_width).sum())
     widest = scope.loc[half.idxmax()]
-    label = widest["comparison"] if ":" in widest["comparison"] else f"{widest['comparison']} ({widest['loss']})"
     text = (f"*The goal's scope* (rank-1, standard protocol, the {len(scope)} comparisons with the triplet loss): "
             f"{met} of {len(scope)} half-widths are within ±{goal_half_width:g} ({half.min():.1f} to "
             f"{half.max():.1f}).")
     if met < len(scope):
         need = _seeds_needed(float(half.max()), n, goal_half_width)
-        text += (f" The widest, {label}, is ±{half.max():.1f}; at its spread about {need} seeds would bring it to "
+        text += (f" The widest, {_claim_label(widest['comparison'], widest['loss'])}, is ±{half.max():.1f}; at its spread about {need} seeds would bring it to "
                  f"±{goal_half_width:g}.")
     return text
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["train_in_workers", "default_workers"]
+__all__ = ["train_in_workers", "map_in_workers", "default_workers"]
 
 
 def default_workers(threads_per_run: int | None) -> int:
@@ -35,23 +35,31 @@ def default_workers(threads_per_run: int | None) -> int:
     return max(1, cores // max(1, int(threads_per_run)))
 
 
-def _train_one(config: dict[str, Any], run_dir: str, resume: bool, threads: int | None) -> str:
-    """Worker: train one config into ``run_dir`` (or find it complete there); returns the run folder."""
-    import torch
-
+def _train_one(config: dict[str, Any], run_dir: str, resume: bool) -> str:
+    """Worker job: train one config into ``run_dir`` (or find it complete there); returns the run folder."""
     from sisnet.config import config_from_dict
     from sisnet.engine import fit
 
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     fit(config_from_dict(config), run_dir, resume=resume, progress=False)
     return run_dir
 
 
-def train_in_workers(jobs: Sequence[tuple[Any, str | Path, bool]], *, workers: int, threads: int | None) -> list[str]:
-    """Train ``jobs`` = ``[(config, run_dir, resume), ...]`` in ``workers`` processes, each run with ``threads``
-    torch threads; returns the run folders in job order. A failing run raises its error here (the other runs
-    of the pool finish first)."""
+def _call_with_threads(fn: Callable[..., Any], threads: int | None, args: tuple) -> Any:
+    """Worker: set the run's torch threads, then call ``fn(*args)``."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    return fn(*args)
+
+
+def map_in_workers(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, threads: int | None) -> list[Any]:
+    """``[fn(*args) for args in jobs]`` in ``workers`` spawned processes, each with ``threads`` torch threads.
+
+    ``fn`` must be a module-level function (it is pickled by name). Results come back in job order; a failing job
+    raises its error here (the pool's other jobs finish first). The one process pool of the package: the Table 2
+    grid and the real-data experiment both train through it.
+    """
     import concurrent.futures as cf
     import multiprocessing as mp
 
@@ -60,6 +68,13 @@ def train_in_workers(jobs: Sequence[tuple[Any, str | Path, bool]], *, workers: i
     if not jobs:
         return []
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_one, cfg.to_dict(), str(run_dir), bool(resume), threads)
-                   for cfg, run_dir, resume in jobs]
+        futures = [pool.submit(_call_with_threads, fn, threads, tuple(args)) for args in jobs]
         return [f.result() for f in futures]
+
+
+def train_in_workers(jobs: Sequence[tuple[Any, str | Path, bool]], *, workers: int, threads: int | None) -> list[str]:
+    """Train ``jobs`` = ``[(config, run_dir, resume), ...]`` in ``workers`` processes, each run with ``threads``
+    torch threads; returns the run folders in job order. A failing run raises its error here (the other runs
+    of the pool finish first)."""
+    return map_in_workers(_train_one, [(cfg.to_dict(), str(run_dir), bool(resume)) for cfg, run_dir, resume in jobs],
+                          workers=workers, threads=threads)

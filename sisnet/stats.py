@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["PairedDifference", "paired_difference", "verdict", "paired_table", "Comparison", "VERDICTS",
+__all__ = ["PairedDifference", "paired_difference", "verdict", "paired_table", "holm_family", "Comparison", "VERDICTS",
            "CONFIDENCE"]
 
 CONFIDENCE = 0.95
@@ -132,3 +132,51 @@ def paired_table(
                              "n_seeds": res.n_seeds, "verdict": res.verdict})
     return pd.DataFrame(rows, columns=["loss", "comparison", "protocol", "metric", "mean_diff", "ci_low", "ci_high",
                                        "n_seeds", "verdict"])
+
+
+def holm_family(rows: pd.DataFrame, alpha: float = 1 - CONFIDENCE) -> pd.DataFrame:
+    """Holm's step-down adjustment over one pre-registered family of paired comparisons.
+
+    ``rows``: one row per claim with ``mean_diff``, ``ci_low``, ``ci_high`` and ``n_seeds`` (a :func:`paired_table`
+    slice). Each claim is a two-sided paired t-test of ``mean_diff = 0`` with ``n_seeds - 1`` degrees of freedom
+    (its standard error is read back from the unadjusted interval). Added columns:
+
+    - ``p_value``: the unadjusted two-sided p-value;
+    - ``p_holm``: Holm's adjusted p-value, ``max_{j <= i} min(1, (m - j + 1) p_(j))`` over the claims sorted by p;
+    - ``ci_low_holm`` / ``ci_high_holm``: the interval at the level Holm's step ``i`` tests, ``1 - alpha / (m - i + 1)``,
+      held at the first step that rejects nothing (so that an adjusted interval excludes 0 exactly when
+      ``p_holm < alpha``);
+    - ``verdict_holm``: :func:`verdict` of the adjusted interval.
+
+    Claims whose interval cannot be computed (one seed) get NaN and ``not distinguishable``; they count in ``m``.
+    """
+    from scipy import stats as sps
+
+    out = rows.copy().reset_index(drop=True)
+    m = len(out)
+    n = out["n_seeds"].astype(float).to_numpy()
+    dof = np.maximum(n - 1, 1)
+    t_crit = sps.t.ppf(0.5 + CONFIDENCE / 2, dof)
+    se = ((out["ci_high"] - out["ci_low"]).to_numpy(dtype=float) / 2) / t_crit
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_stat = np.abs(out["mean_diff"].to_numpy(dtype=float)) / se
+    p = np.where(np.isfinite(t_stat), 2 * sps.t.sf(t_stat, dof), np.nan)
+    p = np.where((se == 0) & (out["mean_diff"].to_numpy(dtype=float) != 0), 0.0, p)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
+    p_holm = np.full(m, np.nan)
+    level = np.full(m, np.nan)
+    running, stopped_at = 0.0, None
+    for step, i in enumerate(order, start=1):
+        if np.isnan(p[i]):
+            continue
+        running = max(running, min(1.0, (m - step + 1) * p[i]))
+        p_holm[i] = running
+        if stopped_at is None and p[i] > alpha / (m - step + 1):
+            stopped_at = step
+        level[i] = alpha / (m - (stopped_at or step) + 1)
+    half = sps.t.ppf(1 - level / 2, dof) * se
+    mean = out["mean_diff"].to_numpy(dtype=float)
+    out["p_value"], out["p_holm"] = p, p_holm
+    out["ci_low_holm"], out["ci_high_holm"] = mean - half, mean + half
+    out["verdict_holm"] = [verdict(lo, hi) for lo, hi in zip(out["ci_low_holm"], out["ci_high_holm"])]
+    return out

@@ -1,0 +1,54 @@
+"""Command line of the experiments: ``python -m sisnet.experiments real [--seeds 0,1,2,3,4] [--out DIR]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from sisnet.experiments.real_data import DATA_SOURCES
+
+
+def _real(args: argparse.Namespace) -> int:
+    from sisnet.experiments.real import run_experiment
+    from sisnet.experiments.tables import TABLE_TITLES, real_tables
+    from sisnet.parallel import default_workers
+    from sisnet.provenance import git_commit, load_average, machine, package_versions
+    from sisnet.report.io import save_table
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    workers = args.workers or default_workers(args.threads)
+    command = "python -m sisnet.experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    t0 = time.time()
+    raw = run_experiment(args.data_root, seeds, workers, args.threads)
+    out = Path(args.out)
+    tables_dir = out / "tables"
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in real_tables(raw, command).items():
+        save_table(tables_dir, name, frame, title=TABLE_TITLES[name])
+    manifest = {"command": command, "wall_seconds": time.time() - t0, "data_sources": DATA_SOURCES,
+                "settings": raw["settings"].to_dict("records")[0], "git_commit": git_commit(), "machine": machine(),
+                "packages": package_versions(), "load_average_end": load_average()}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {tables_dir} ({manifest['wall_seconds']:.0f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sisnet.experiments", description=__doc__)
+    sub = parser.add_subparsers(dest="experiment", required=True)
+    real = sub.add_parser("real", help="Table 2 on real pedestrians (CUHK03 + CUHK01 -> VIPeR, PRID, GRID, i-LIDS)")
+    real.add_argument("--data-root", default="data", help="folder holding cuhk03/, cuhk01/, viper/, prid/, grid/, "
+                                                          "ilids/ and the runs cache (default: data)")
+    real.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default: 0,1,2,3,4)")
+    real.add_argument("--out", default="results/cpu/real", help="results folder (default: results/cpu/real)")
+    real.add_argument("--workers", type=int, default=0, help="worker processes (default: cores / threads)")
+    real.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    args = parser.parse_args(argv)
+    return {"real": _real}[args.experiment](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

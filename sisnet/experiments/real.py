@@ -1,0 +1,237 @@
+"""Table 2 on real pedestrians: the real profile, its pre-registered family, validation, grid, 2x check and tables.
+
+``python -m sisnet.experiments real`` runs, from an empty runs cache, in this order:
+
+1. **Validation** (:data:`VALIDATION_GRID`): the Baseline (S.+T., seed 0) at every learning rate x schedule pair,
+   chosen jointly on CUHK03's validation identities by mAP: the cheapest candidate whose mAP lies within one
+   standard error of the best (a paired bootstrap over validation queries, :func:`choose_within_se`).
+2. **The grid**: Baseline, Baseline+LR aug., SiSNet and SiSNet+DRC under S.+T. at every seed, chosen settings.
+3. **The 2x check**: every arm at twice the chosen schedule (seed 0).
+4. **Tables**: per run, DG summary, paired differences with Holm's adjustment over :data:`PRIMARY_FAMILY`
+   (declared here, before any run), validation, plateau check, height bins.
+
+The paper trains and tests on one domain (Market-1501, DukeMTMC-reID); this study is ours: a domain-generalisation
+reading of its claims on the four classic small sets, which is where a CPU can train on real people.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from sisnet.config import TABLE2_GRID, config_from_dict, get_config, runs_folder
+from sisnet.experiments.real_data import TARGETS, evaluate_real, load_sources, load_targets
+from sisnet.stats import Comparison, holm_family, paired_table
+from sisnet.utils import atomic_write
+
+__all__ = ["REAL_SETTINGS", "VALIDATION_GRID", "ARMS", "PRIMARY_FAMILY", "PRIMARY_PROTOCOLS", "PRIMARY_METRIC",
+           "PLATEAU_TOLERANCE", "real_config", "choose_within_se", "dg_frame", "paired_real", "run_experiment"]
+
+#: The real profile: the cpu profile's MobileNetV2 (offline ImageNet weights), 128x64 input and 8x4 batches, with
+#: the native second view (a real small capture has fewer pixels), 100-step epochs, decay x0.1 for the last fifth.
+REAL_SETTINGS: dict[str, Any] = dict(dataset="cuhk03", dataset_dir="data/cuhk03", small_view="native",
+                                     scale_factor=0.5, steps_per_epoch=100, warmup_epochs=1, precise_bn=8,
+                                     eval_every=2, eval_last=2)
+#: learning rate x epochs, chosen jointly (Bag of Tricks' Adam 3.5e-4 and the cpu profile's 1e-3)
+VALIDATION_GRID: tuple[tuple[float, int], ...] = ((3.5e-4, 5), (3.5e-4, 10), (1e-3, 5), (1e-3, 10))
+ARMS = ("Baseline", "Baseline+LR aug.", "SiSNet", "SiSNet+DRC")
+LOSS = "S.+T."
+#: The pre-registered primary family (declared before any run): Holm over these claims x PRIMARY_PROTOCOLS.
+PRIMARY_FAMILY = (
+    Comparison("SiSNet - Baseline+LR aug.", LOSS, (LOSS, "SiSNet"), (LOSS, "Baseline+LR aug.")),
+    Comparison("SiSNet+DRC - SiSNet", LOSS, (LOSS, "SiSNet+DRC"), (LOSS, "SiSNet")),
+    Comparison("SiSNet - Baseline", LOSS, (LOSS, "SiSNet"), (LOSS, "Baseline")),
+)
+EXPLORATORY = (
+    Comparison("SiSNet+DRC - Baseline", LOSS, (LOSS, "SiSNet+DRC"), (LOSS, "Baseline")),
+    Comparison("SiSNet+DRC - Baseline+LR aug.", LOSS, (LOSS, "SiSNet+DRC"), (LOSS, "Baseline+LR aug.")),
+    Comparison("Baseline+LR aug. - Baseline", LOSS, (LOSS, "Baseline+LR aug."), (LOSS, "Baseline")),
+)
+PRIMARY_PROTOCOLS = ("targets mean, standard", "targets mean, cross-scale")
+PRIMARY_METRIC = "mAP"
+#: the plateau check: twice the schedule moves no arm's mean target mAP by more than this (points)
+PLATEAU_TOLERANCE = 1.5
+BOOTSTRAP_REPS = 500
+
+
+def _milestones(epochs: int) -> tuple[int, ...]:
+    return (max(1, round(0.8 * epochs)),)
+
+
+def real_config(method: str, seed: int, lr: float, epochs: int, data_root: str | Path, **overrides: Any):
+    """The :class:`~sisnet.config.TrainConfig` of one real-profile run (cpu profile + :data:`REAL_SETTINGS`)."""
+    entry = next(e for e in TABLE2_GRID if e["name"] == method and e["loss"] == LOSS)
+    values = {**REAL_SETTINGS, "dataset_dir": str(Path(data_root) / "cuhk03"), "runs_dir": str(runs_folder(data_root)),
+              **entry["overrides"], "seed": seed, "lr": lr, "epochs": epochs, "milestones": _milestones(epochs),
+              **overrides}
+    return get_config("cpu", **values)
+
+
+def _run_dir(config: Any, train_set: Any) -> Path:
+    from sisnet.runs import run_key
+
+    return Path(config.runs_dir) / run_key(config, train_set, "cpu")
+
+
+def train_and_evaluate(config: dict[str, Any], data_root: str) -> str:
+    """Worker job: train one real-profile run (or find it in the runs cache), evaluate it once; its run folder."""
+    from sisnet.engine import fit
+    from sisnet.runs import load_model
+
+    cfg = config_from_dict(config)
+    sources = load_sources(data_root)
+    run_dir = _run_dir(cfg, sources.train)
+    fit(cfg, run_dir, dataset=sources.train, progress=False)
+    out = run_dir / "real_eval.csv"
+    if not out.is_file():
+        model, _ = load_model(run_dir)
+        frame = evaluate_real(model, cfg, sources, load_targets(data_root))
+        with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
+            frame.to_csv(fh, index=False)
+    return str(run_dir)
+
+
+def imagenet_only(data_root: str) -> pd.DataFrame:
+    """The evaluations of the ImageNet MobileNetV2 before any ReID training (BNNeck at its initial identity)."""
+    import torch
+
+    from sisnet.engine import build_model
+
+    cfg = real_config("Baseline", 0, VALIDATION_GRID[0][0], VALIDATION_GRID[0][1], data_root)
+    sources = load_sources(data_root)
+    out = Path(cfg.runs_dir) / f"imagenet-only-{sources.train.fingerprint()}" / "real_eval.csv"
+    if not out.is_file():
+        torch.manual_seed(0)
+        model = build_model(cfg, 1).eval()
+        frame = evaluate_real(model, cfg, sources, load_targets(data_root))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
+            frame.to_csv(fh, index=False)
+    return pd.read_csv(out)
+
+
+def choose_within_se(frame: pd.DataFrame, score: str = "mAP", se: str = "se_diff", cost: str = "epochs") -> int:
+    """Row label of the choice: the cheapest row (``cost``) whose ``score`` is within one ``se`` (the standard error
+    of its difference from the best row) of the best; ties in cost go to the higher score."""
+    best = frame[score].max()
+    ok = frame[(best - frame[score]) <= frame[se]]
+    return ok.sort_values([cost, score], ascending=[True, False]).index[0]
+
+
+def _val_features(run_dir: Path, data_root: str):
+    import torch
+
+    from sisnet.evaluation import extract_features
+    from sisnet.runs import load_model
+
+    model, cfg = load_model(run_dir)
+    val = load_sources(data_root).train
+    with torch.no_grad():
+        qf, qp, qc = extract_features(model, val.query, cfg)
+        gf, gp, gc = extract_features(model, val.gallery, cfg)
+    return (1 - qf @ gf.T).numpy(), qp, gp, qc, gc
+
+
+def bootstrap_se(dist_a, dist_b, q_pids, g_pids, q_camids, g_camids, reps: int = BOOTSTRAP_REPS) -> float:
+    """Standard error of ``mAP(a) - mAP(b)`` from a paired bootstrap over queries (the same resample for both)."""
+    from sisnet.evaluation import rank_metrics
+
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(reps):
+        idx = rng.integers(0, len(q_pids), len(q_pids))
+        m = [rank_metrics(d[idx], q_pids[idx], g_pids, q_camids[idx], g_camids)["mAP"] for d in (dist_a, dist_b)]
+        diffs.append(100 * (m[0] - m[1]))
+    return float(np.std(diffs, ddof=1))
+
+
+def dg_frame(evals: pd.DataFrame, targets: Sequence[str] = TARGETS) -> pd.DataFrame:
+    """Per-run protocol rows from :func:`evaluate_real` output (+ run columns): each set's mean over its splits
+    (height bin ``all``) and the mean over the targets, ``targets mean, <protocol>``."""
+    keys = [c for c in evals.columns if c not in ("set", "split", "protocol", "height_bin", "rank1", "mAP",
+                                                  "n_query", "n_gallery")]
+    allbins = evals[evals["height_bin"] == "all"]
+    per_set = allbins.groupby(keys + ["set", "protocol"], sort=False, dropna=False)[["rank1", "mAP", "n_query"]].mean()
+    per_set = per_set.reset_index()
+    per_set["protocol_name"] = per_set["set"] + ", " + per_set["protocol"]
+    dg = per_set[per_set["set"].isin(targets)].groupby(keys + ["protocol"], sort=False, dropna=False)[["rank1", "mAP"]]
+    dg = dg.mean().reset_index()
+    dg["protocol_name"] = "targets mean, " + dg["protocol"]
+    dg["set"] = "targets mean"
+    return pd.concat([dg, per_set], ignore_index=True)
+
+
+def paired_real(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Paired differences by seed: the primary family with Holm columns (``family = primary``), then every other
+    comparison and protocol, unadjusted (``family = exploratory``)."""
+    frame = per_run.rename(columns={"protocol": "protocol_kind"}).rename(columns={"protocol_name": "protocol"})
+    primary = paired_table(frame[frame["protocol"].isin(PRIMARY_PROTOCOLS)], PRIMARY_FAMILY, metrics=(PRIMARY_METRIC,))
+    primary = holm_family(primary)
+    primary.insert(0, "family", "primary")
+    rest = paired_table(frame, PRIMARY_FAMILY + EXPLORATORY, metrics=("rank1", "mAP"))
+    key = primary.set_index(["comparison", "protocol", "metric"]).index
+    rest = rest[~rest.set_index(["comparison", "protocol", "metric"]).index.isin(key)]
+    rest.insert(0, "family", "exploratory")
+    return pd.concat([primary, rest], ignore_index=True)
+
+
+def _evals(run_dirs: Sequence[str], labels: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    frames = []
+    for run_dir, label in zip(run_dirs, labels):
+        f = pd.read_csv(Path(run_dir) / "real_eval.csv")
+        hist = json.loads((Path(run_dir) / "history.json").read_text())
+        for k, v in {**label, "run_id": Path(run_dir).name, "train_seconds": hist.get("wall_seconds")}.items():
+            f.insert(0, k, v)
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: int = 1,
+                   log=print) -> dict[str, pd.DataFrame]:
+    """Validation, grid and 2x check (see the module docstring); returns the tables by name."""
+    from sisnet.parallel import map_in_workers
+
+    def train(jobs):
+        return map_in_workers(train_and_evaluate, [(c.to_dict(), data_root) for c in jobs], workers=workers,
+                              threads=threads)
+
+    t0 = time.perf_counter()
+    cands = [real_config("Baseline", seeds[0], lr, ep, data_root) for lr, ep in VALIDATION_GRID]
+    cand_dirs = train(cands)
+    log(f"validation runs done ({time.perf_counter() - t0:.0f} s)")
+    val = pd.DataFrame([{"lr": c.lr, "epochs": c.epochs, "steps": c.epochs * c.steps_per_epoch} for c in cands])
+    feats = [_val_features(Path(d), data_root) for d in cand_dirs]
+    from sisnet.evaluation import rank_metrics
+
+    val["mAP"] = [100 * rank_metrics(*f)["mAP"] for f in feats]
+    val["rank1"] = [100 * rank_metrics(*f)["rank1"] for f in feats]
+    best = int(val["mAP"].idxmax())
+    val["se_diff"] = [0.0 if i == best else bootstrap_se(feats[best][0], f[0], *feats[best][1:]) for i, f in
+                      enumerate(feats)]
+    val["diff_from_best"] = val["mAP"] - val.loc[best, "mAP"]
+    chosen = choose_within_se(val)
+    val["chosen"] = val.index == chosen
+    lr, epochs = float(val.loc[chosen, "lr"]), int(val.loc[chosen, "epochs"])
+    log(f"chosen on validation: lr={lr:g}, epochs={epochs}")
+
+    grid = [real_config(m, s, lr, epochs, data_root) for s in seeds for m in ARMS]
+    twice = [real_config(m, seeds[0], lr, 2 * epochs, data_root) for m in ARMS]
+    dirs = train(grid + twice)
+    log(f"grid and 2x check done ({time.perf_counter() - t0:.0f} s)")
+    labels = [{"method": m, "loss": LOSS, "seed": s, "schedule": "1x"} for s in seeds for m in ARMS]
+    labels += [{"method": m, "loss": LOSS, "seed": seeds[0], "schedule": "2x"} for m in ARMS]
+    evals = _evals(dirs, labels)
+    cand_evals = _evals(cand_dirs, [{"method": "Baseline", "loss": LOSS, "seed": seeds[0], "lr": c.lr,
+                                     "epochs": c.epochs} for c in cands])
+    imagenet = imagenet_only(data_root)
+    imagenet.insert(0, "method", "ImageNet only")
+    return {"evals": evals, "validation": val, "validation_evals": cand_evals, "imagenet": imagenet,
+            "settings": pd.DataFrame([{"lr": lr, "epochs": epochs, "steps_per_epoch": REAL_SETTINGS["steps_per_epoch"],
+                                       "seeds": ",".join(map(str, seeds)), "workers": workers, "threads": threads,
+                                       "wall_seconds": time.perf_counter() - t0,
+                                       "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())}])}

@@ -6,9 +6,10 @@ Modules (one job each; README's "Layout" section has the full map):
     sisnet.config      TrainConfig, the named profiles (smoke / cpu / paper) and their settings, the Table 2 grid
     sisnet.data        dataset formats, synthetic generator, PK sampler, two-scale transforms, MOT conversion
     sisnet.weights     what ``pretrained`` may be, and which ImageNet weights it resolves to
-    sisnet.model       the weight-shared siamese network on a timm backbone; the either / cascaded feature
+    sisnet.model       the weight-shared siamese network on a timm backbone; the either / cascaded feature;
+                       build_model (a config's network)
     sisnet.cam         class activation maps
-    sisnet.losses      ID (label smoothing), batch-hard triplet, DRC
+    sisnet.losses      ID (label smoothing), batch-hard triplet (gathered over processes under torchrun), DRC
     sisnet.metrics     CMC / mAP / mINP, k-reciprocal re-ranking, distances, the reference evaluators
     sisnet.evaluation  feature extraction and evaluation of a model (standard / cross-scale / re-ranking)
     sisnet.runs        a run on disk: history, checkpoints, load_model

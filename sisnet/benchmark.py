@@ -25,7 +25,8 @@ Sections
 * ``gpu``: the paper-profile step on CUDA, fp32 vs bf16 AMP, contiguous vs channels_last, model-only vs
   end-to-end; one "skipped" row without a GPU.
 
-The training sections live in :mod:`sisnet.benchmark_training`.
+The training sections live in :mod:`sisnet.benchmark_training`; the helpers both use (the table's row, alternate
+timing, medians, formats) in :mod:`sisnet.benchmark_common`.
 
 Problems are synthetic (:func:`sisnet.metrics.reference.make_features`): identities with several images in several cameras,
 distractors, noisy features, so rank distributions are realistic. ``--quick`` shrinks the
@@ -46,6 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sisnet.benchmark_common import COLUMNS, alternate, fmt_bytes, fmt_s, median, row
 from sisnet.benchmark_training import bench_gpu, bench_loader, bench_train, conv_macs, two_scale_arithmetic
 from sisnet.metrics.reference import (  # noqa: F401  (importable from here too)
     make_eval_problem,
@@ -65,12 +67,9 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# Measurement helpers
+# Sections and problem sizes (the measurement helpers are in sisnet.benchmark_common)
 # --------------------------------------------------------------------------------------------
-COLUMNS = ["section", "case", "measured", "reference", "ratio", "goal", "holds"]
 SECTIONS = ("eval", "rerank", "train", "extract", "loader", "gpu")
-GiB = 2**30
-MiB = 2**20
 
 # Problem sizes: (num_query, num_gallery, num_ids, num_cams, feature_dim)
 SIZES: dict[str, dict[str, tuple[int, int, int, int, int]]] = {
@@ -93,44 +92,6 @@ SIZES: dict[str, dict[str, tuple[int, int, int, int, int]]] = {
         "rerank_msmt": (60, 240, 20, 6, 32),
     },
 }
-
-
-def _median(xs: list[float]) -> float:
-    return float(np.median(np.asarray(xs, dtype=np.float64)))
-
-
-def _fmt_s(seconds: float) -> str:
-    return f"{seconds:.3g} s"
-
-
-def _fmt_bytes(n: float) -> str:
-    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.0f} MiB"
-
-
-def _row(section: str, case: str, measured: str, reference: str, ratio: float | None, goal: str, holds: bool | None) -> dict:
-    return {
-        "section": section,
-        "case": case,
-        "measured": measured,
-        "reference": reference,
-        "ratio": None if ratio is None or not math.isfinite(ratio) else round(float(ratio), 3),
-        "goal": goal,
-        "holds": holds,
-    }
-
-
-def _alternate(reference: Callable[[], Any], fast: Callable[[], Any], repeats: int) -> tuple[list[float], list[float], Any, Any]:
-    """Time ``reference`` and ``fast`` alternately ``repeats`` times each; returns both time lists and last outputs."""
-    t_ref, t_fast = [], []
-    out_ref = out_fast = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out_ref = reference()
-        t_ref.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        out_fast = fast()
-        t_fast.append(time.perf_counter() - t0)
-    return t_ref, t_fast, out_ref, out_fast
 
 
 def _rss_bytes(field: str) -> int | None:
@@ -256,27 +217,27 @@ def bench_eval(size_name: str, repeats: int, log: Callable[[str], None]) -> list
         args = (p["distmat"], p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"])
         evaluate_rank(*args)  # warm-up (thread pools, allocator)
         log(f"eval: {nq}x{ng}, noise {noise}: literal reference vs evaluate_rank, {repeats} alternating repeats")
-        t_ref, t_fast, ref, got = _alternate(lambda: reference_evaluate_rank(*args), lambda: evaluate_rank(*args), repeats)
-        sp_up = _median(t_ref) / _median(t_fast)
+        t_ref, t_fast, ref, got = alternate(lambda: reference_evaluate_rank(*args), lambda: evaluate_rank(*args), repeats)
+        sp_up = median(t_ref) / median(t_fast)
         goal = 10 if noise == EVAL_NOISE[0] else 4
-        rows.append(_row("eval", f"evaluate_rank time, {label}, noise {noise} ({_quality(ref)})",
-                         _fmt_s(_median(t_fast)), _fmt_s(_median(t_ref)) + " literal per-query NumPy", sp_up,
-                         f"speed-up >= {goal}x" + note, (sp_up >= goal) if at_goal else None))
+        rows.append(row("eval", f"evaluate_rank time, {label}, noise {noise} ({_quality(ref)})",
+                        fmt_s(median(t_fast)), fmt_s(median(t_ref)) + " literal per-query NumPy", sp_up,
+                        f"speed-up >= {goal}x" + note, (sp_up >= goal) if at_goal else None))
         diffs.append(max(float(np.abs(np.asarray(got["cmc"]) - np.asarray(ref["cmc"])).max()),
                          abs(got["mAP"] - ref["mAP"]), abs(got["mINP"] - ref["mINP"])))
         qualities.append(f"{noise}: R1 {got['cmc'][0]:.4f}, mAP {got['mAP']:.4f}, mINP {got['mINP']:.4f}")
-    rows.append(_row("eval", f"max |diff| of CMC/mAP/mINP vs literal, {label}, noise {'/'.join(map(str, EVAL_NOISE))}",
-                     f"{max(diffs):.1e} ({'; '.join(qualities)})", "literal per-query NumPy", None, "<= 1e-6",
-                     max(diffs) <= 1e-6))
+    rows.append(row("eval", f"max |diff| of CMC/mAP/mINP vs literal, {label}, noise {'/'.join(map(str, EVAL_NOISE))}",
+                    f"{max(diffs):.1e} ({'; '.join(qualities)})", "literal per-query NumPy", None, "<= 1e-6",
+                    max(diffs) <= 1e-6))
     log("eval: peak extra memory (fresh subprocess)")
     mem = _run_child({"case": "eval", "size": [nq, ng, ids, cams, dim]})
     if "error" in mem:
-        rows.append(_row("eval", f"peak extra memory, {label}", mem["error"], "", None, "< 2x distmat", False))
+        rows.append(row("eval", f"peak extra memory, {label}", mem["error"], "", None, "< 2x distmat", False))
     else:
         ratio = mem["extra_bytes"] / mem["input_bytes"]
-        rows.append(_row("eval", f"peak extra memory, {label}", _fmt_bytes(mem["extra_bytes"]),
-                         _fmt_bytes(mem["input_bytes"]) + " distmat", ratio, "< 2x distmat" + note,
-                         (ratio < 2) if at_goal else None))
+        rows.append(row("eval", f"peak extra memory, {label}", fmt_bytes(mem["extra_bytes"]),
+                        fmt_bytes(mem["input_bytes"]) + " distmat", ratio, "< 2x distmat" + note,
+                        (ratio < 2) if at_goal else None))
     return rows + _bench_eval_msmt(size_name, repeats, log)
 
 
@@ -294,25 +255,25 @@ def _bench_eval_msmt(size_name: str, repeats: int, log: Callable[[str], None]) -
             out = _run_child({"case": "eval", "size": [nq, ng, ids, cams, dim], "noise": noise,
                               "repeats": max(1, min(3, repeats))})
             if "error" in out:
-                return [_row("eval", f"MSMT17-sized evaluate_rank, {label}", out["error"], "", None,
-                             "runs within 24 GB", False)]
+                return [row("eval", f"MSMT17-sized evaluate_rank, {label}", out["error"], "", None,
+                            "runs within 24 GB", False)]
             res[quality].append(out)
-    t = {q: _median([x for o in outs for x in o["times"]]) for q, outs in res.items()}
+    t = {q: median([x for o in outs for x in o["times"]]) for q, outs in res.items()}
     m = {q: outs[0]["metrics"] for q, outs in res.items()}
     ratio = t["weak"] / t["good"]
     rows = [
-        _row("eval", f"MSMT17-sized evaluate_rank time, good model (noise {EVAL_MSMT_NOISE['good']}, {_quality(m['good'])}), {label}",
-             _fmt_s(t["good"]), "", None, "reported", None),
-        _row("eval", f"MSMT17-sized evaluate_rank, weak-model time / good-model time (weak: noise {EVAL_MSMT_NOISE['weak']}, "
-             f"{_quality(m['weak'])}), {label}", _fmt_s(t["weak"]) + " weak", _fmt_s(t["good"]) + " good", ratio,
-             "<= 3x" + note, (ratio <= 3) if at_goal else None),
+        row("eval", f"MSMT17-sized evaluate_rank time, good model (noise {EVAL_MSMT_NOISE['good']}, {_quality(m['good'])}), {label}",
+            fmt_s(t["good"]), "", None, "reported", None),
+        row("eval", f"MSMT17-sized evaluate_rank, weak-model time / good-model time (weak: noise {EVAL_MSMT_NOISE['weak']}, "
+            f"{_quality(m['weak'])}), {label}", fmt_s(t["weak"]) + " weak", fmt_s(t["good"]) + " good", ratio,
+            "<= 3x" + note, (ratio <= 3) if at_goal else None),
     ]
     worst = max((o for outs in res.values() for o in outs), key=lambda o: o["peak_bytes"])
     extra = worst["extra_bytes"] / worst["input_bytes"]
-    rows.append(_row("eval", f"MSMT17-sized peak memory, {label}",
-                     f"{_fmt_bytes(worst['peak_bytes'])} total, {_fmt_bytes(worst['extra_bytes'])} extra",
-                     _fmt_bytes(worst["input_bytes"]) + " distmat", extra, "total < 24 GB; extra < 2x distmat",
-                     worst["peak_bytes"] < 24e9 and (extra < 2 or not at_goal)))
+    rows.append(row("eval", f"MSMT17-sized peak memory, {label}",
+                    f"{fmt_bytes(worst['peak_bytes'])} total, {fmt_bytes(worst['extra_bytes'])} extra",
+                    fmt_bytes(worst["input_bytes"]) + " distmat", extra, "total < 24 GB; extra < 2x distmat",
+                    worst["peak_bytes"] < 24e9 and (extra < 2 or not at_goal)))
     return rows
 
 
@@ -336,30 +297,30 @@ def bench_rerank(size_name: str, repeats: int, log: Callable[[str], None]) -> li
                 ts.append(res["seconds"])
                 ps.append(res["peak_bytes"])
         diff = float(np.abs(np.load(f_ref) - np.load(f_fast)).max())
-    sp_up = _median(t_ref) / _median(t_fast)
+    sp_up = median(t_ref) / median(t_fast)
     at_goal = size_name == "full"  # the goals are stated for the Market-sized problem
     note = "" if at_goal else " (Market-size goal; not judged at this size)"
-    rows.append(_row("rerank", f"re_ranking time, {label}", _fmt_s(_median(t_fast)), _fmt_s(_median(t_ref)) + " dense",
-                     sp_up, "speed-up >= 3x" + note, (sp_up >= 3) if at_goal else None))
+    rows.append(row("rerank", f"re_ranking time, {label}", fmt_s(median(t_fast)), fmt_s(median(t_ref)) + " dense",
+                    sp_up, "speed-up >= 3x" + note, (sp_up >= 3) if at_goal else None))
     peak = max(p_fast)
-    rows.append(_row("rerank", f"re_ranking peak memory (process RSS), {label}", _fmt_bytes(peak),
-                     _fmt_bytes(max(p_ref)) + " dense", peak / max(p_ref), "< 4 GB" + note,
-                     (peak < 4e9) if at_goal else None))
-    rows.append(_row("rerank", f"max |diff| vs dense reference, {label}", f"{diff:.1e}", "dense (float32)", None,
-                     "<= 1e-5", diff <= 1e-5))
+    rows.append(row("rerank", f"re_ranking peak memory (process RSS), {label}", fmt_bytes(peak),
+                    fmt_bytes(max(p_ref)) + " dense", peak / max(p_ref), "< 4 GB" + note,
+                    (peak < 4e9) if at_goal else None))
+    rows.append(row("rerank", f"max |diff| vs dense reference, {label}", f"{diff:.1e}", "dense (float32)", None,
+                    "<= 1e-5", diff <= 1e-5))
     nq, ng, ids, cams, dim = SIZES[size_name]["rerank_msmt"]
     label = f"{nq + ng} images ({nq} q + {ng} g, {dim}-d)"
     log(f"rerank: MSMT17-sized {label} (fresh subprocess)")
     res = _run_child({"case": "rerank", "size": [nq, ng, ids, cams, dim]})
     if "error" in res:
-        rows.append(_row("rerank", f"MSMT17-sized re_ranking, {label}", res["error"], "", None, "completes within 24 GB", False))
+        rows.append(row("rerank", f"MSMT17-sized re_ranking, {label}", res["error"], "", None, "completes within 24 GB", False))
     else:
-        rows.append(_row("rerank", f"MSMT17-sized re_ranking time, {label}", _fmt_s(res["seconds"]), "", None,
-                         "completes (time reported)", True))
+        rows.append(row("rerank", f"MSMT17-sized re_ranking time, {label}", fmt_s(res["seconds"]), "", None,
+                        "completes (time reported)", True))
         dense_bytes = 4 * 4 * (nq + ng) ** 2  # dist, argsort (int32), V, V_qe at float32
-        rows.append(_row("rerank", f"MSMT17-sized re_ranking peak memory (process RSS), {label}",
-                         _fmt_bytes(res["peak_bytes"]), f"~{_fmt_bytes(dense_bytes)} dense (4 N x N arrays, estimate)",
-                         res["peak_bytes"] / dense_bytes, "completes within 24 GB", res["peak_bytes"] < 24e9))
+        rows.append(row("rerank", f"MSMT17-sized re_ranking peak memory (process RSS), {label}",
+                        fmt_bytes(res["peak_bytes"]), f"~{fmt_bytes(dense_bytes)} dense (4 N x N arrays, estimate)",
+                        res["peak_bytes"] / dense_bytes, "completes within 24 GB", res["peak_bytes"] < 24e9))
     return rows
 
 

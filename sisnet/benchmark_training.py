@@ -81,8 +81,9 @@ def _bench_step_ratio_at(cfg, num_classes: int, repeats: int, log: Callable[[str
     """SiSNet / baseline step time at another input size (random tensors; the paper's 256x128 in the full run)."""
     import torch
 
-    from sisnet.benchmark import _alternate, _median, _row
-    from sisnet.engine import build_model, build_optimizer, train_step
+    from sisnet.benchmark_common import alternate, median, row
+    from sisnet.engine import build_optimizer, train_step
+    from sisnet.model import build_model
 
     b = cfg.batch_size
     small_h, small_w = cfg.small_size
@@ -102,14 +103,14 @@ def _bench_step_ratio_at(cfg, num_classes: int, repeats: int, log: Callable[[str
 
     step("sisnet")(), step("baseline")()  # warm-up
     log(f"train: SiSNet vs baseline step at {cfg.img_height}x{cfg.img_width}, {repeats} alternating repeats")
-    t_base, t_sis, _, _ = _alternate(step("baseline"), step("sisnet"), repeats)
-    base, sis = _median(t_base), _median(t_sis)
+    t_base, t_sis, _, _ = alternate(step("baseline"), step("sisnet"), repeats)
+    base, sis = median(t_base), median(t_sis)
     arith = two_scale_arithmetic(models["sisnet"][0], cfg)
     label = (f"{cfg.backbone}, {cfg.img_height}x{cfg.img_width} (the paper's input size), batch {b}, "
              f"scale_factor {cfg.scale_factor}, {torch.get_num_threads()} threads")
-    return [_row("train", f"SiSNet step / baseline step time, {label}", f"{sis * 1000:.0f} ms SiSNet step",
-                 f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})", sis / base,
-                 "reported (the goal is judged at the cpu profile's size above)", None)]
+    return [row("train", f"SiSNet step / baseline step time, {label}", f"{sis * 1000:.0f} ms SiSNet step",
+                f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})", sis / base,
+                "reported (the goal is judged at the cpu profile's size above)", None)]
 
 
 def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Callable[[str], None],
@@ -125,9 +126,10 @@ def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Call
 
     import torch
 
-    from sisnet.benchmark import _alternate, _median, _row
+    from sisnet.benchmark_common import alternate, median, row
     from sisnet.config import get_config
-    from sisnet.engine import build_model, build_optimizer, build_train_loader, train_step
+    from sisnet.engine import build_optimizer, build_train_loader, train_step
+    from sisnet.model import build_model
     from sisnet.evaluation import extract_features
     from sisnet.data.transforms import decode_images
 
@@ -183,15 +185,15 @@ def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Call
                 t_mo.append(model_only("sisnet"))
                 t_e2e.append(end_to_end())
                 t_base.append(model_only("baseline"))
-            mo, e2e, base = _median(t_mo), _median(t_e2e), _median(t_base)
+            mo, e2e, base = median(t_mo), median(t_e2e), median(t_base)
             arith = two_scale_arithmetic(models["sisnet"][0], cfg)
-            rows.append(_row("train", f"end-to-end steps/s vs model-only steps/s, {label}",
-                             f"{1 / e2e:.3g} steps/s end-to-end", f"{1 / mo:.3g} steps/s model-only",
-                             mo / e2e, "e2e >= 0.85x model-only", mo / e2e >= 0.85))
-            rows.append(_row("train", f"SiSNet step / baseline step time, {label}",
-                             f"{mo * 1000:.0f} ms SiSNet step",
-                             f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})",
-                             mo / base, "<= 1.35x", mo / base <= 1.35))
+            rows.append(row("train", f"end-to-end steps/s vs model-only steps/s, {label}",
+                            f"{1 / e2e:.3g} steps/s end-to-end", f"{1 / mo:.3g} steps/s model-only",
+                            mo / e2e, "e2e >= 0.85x model-only", mo / e2e >= 0.85))
+            rows.append(row("train", f"SiSNet step / baseline step time, {label}",
+                            f"{mo * 1000:.0f} ms SiSNet step",
+                            f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})",
+                            mo / base, "<= 1.35x", mo / base <= 1.35))
             if size_name == "full":
                 rows += _bench_step_ratio_at(cfg.replace(img_height=256, img_width=128), num_classes,
                                              3 * repeats, log)
@@ -205,14 +207,14 @@ def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Call
             def run(mode: str) -> Callable[[], Any]:
                 return lambda: extract_features(model, records, cfg, mode=mode, images=g_images)
 
-            t_either, t_casc, _, _ = _alternate(run("either"), run("cascaded"), repeats)
+            t_either, t_casc, _, _ = alternate(run("either"), run("cascaded"), repeats)
             n = len(records)
-            ips_e, ips_c = n / _median(t_either), n / _median(t_casc)
-            rows.append(_row("extract", f"feature extraction, either-scale mode, {label}",
-                             f"{ips_e:.0f} images/s", "", None, "reported", None))
-            rows.append(_row("extract", f"feature extraction, cascaded mode (vs either), {label}",
-                             f"{ips_c:.0f} images/s", f"{ips_e:.0f} images/s either", ips_c / ips_e,
-                             "reported (two forward passes, small one ~0.25x)", None))
+            ips_e, ips_c = n / median(t_either), n / median(t_casc)
+            rows.append(row("extract", f"feature extraction, either-scale mode, {label}",
+                            f"{ips_e:.0f} images/s", "", None, "reported", None))
+            rows.append(row("extract", f"feature extraction, cascaded mode (vs either), {label}",
+                            f"{ips_c:.0f} images/s", f"{ips_e:.0f} images/s either", ips_c / ips_e,
+                            "reported (two forward passes, small one ~0.25x)", None))
     return rows
 
 
@@ -245,8 +247,9 @@ def _model_only_step(cfg, device, num_classes: int, batch, steps: int, repeats: 
     """Median seconds per ``train_step`` on one batch already on ``device`` (random weights; 2 warm-up steps)."""
     import torch
 
-    from sisnet.benchmark import _median
-    from sisnet.engine import build_model, build_optimizer, train_step
+    from sisnet.benchmark_common import median
+    from sisnet.engine import build_optimizer, train_step
+    from sisnet.model import build_model
 
     torch.manual_seed(0)
     model = build_model(cfg, num_classes, pretrained=False).to(device)
@@ -264,7 +267,7 @@ def _model_only_step(cfg, device, num_classes: int, batch, steps: int, repeats: 
             train_step(model, optimizer, on_device, cfg)
         _synchronize(device)
         times.append((time.perf_counter() - t0) / steps)
-    return _median(times)
+    return median(times)
 
 
 def _step_time(step_ms: float | None, log: Callable[[str], None]) -> tuple[float, str]:
@@ -298,7 +301,7 @@ def bench_loader(size_name: str, repeats: int, step_ms: float | None, log: Calla
     import torch
     from torch.utils.data import default_collate
 
-    from sisnet.benchmark import _alternate, _fmt_bytes, _median, _row
+    from sisnet.benchmark_common import alternate, fmt_bytes, median, row
     from sisnet.config import get_config
     from sisnet.data.sampler import RandomIdentitySampler
     from sisnet.data.transforms import TwoScaleDataset, TwoScaleTransform
@@ -325,29 +328,29 @@ def bench_loader(size_name: str, repeats: int, step_ms: float | None, log: Calla
 
             worker(fed)(), worker(on_cpu)()  # warm-up
             log(f"loader: {small_view} second view, {len(keys)} samples per repeat, {repeats} alternating repeats")
-            t_cpu, t_fed, _, _ = _alternate(worker(on_cpu), worker(fed), repeats)
-            rate_fed, rate_cpu = len(keys) / _median(t_fed), len(keys) / _median(t_cpu)
+            t_cpu, t_fed, _, _ = alternate(worker(on_cpu), worker(fed), repeats)
+            rate_fed, rate_cpu = len(keys) / median(t_fed), len(keys) / median(t_cpu)
             short = f"paper profile 256x128, {cfg.P}x{cfg.K}"
             label = f"{short}, second view {small_view}, one worker (1 thread)"
-            rows.append(_row("loader", f"samples/s per worker, device-fed (uint8 + erasing box), {label}",
-                             f"{rate_fed:.0f} samples/s", f"{rate_cpu:.0f} samples/s with both float32 views made in "
-                             "the worker (before)", rate_fed / rate_cpu, "reported", None))
+            rows.append(row("loader", f"samples/s per worker, device-fed (uint8 + erasing box), {label}",
+                            f"{rate_fed:.0f} samples/s", f"{rate_cpu:.0f} samples/s with both float32 views made in "
+                            "the worker (before)", rate_fed / rate_cpu, "reported", None))
             need = b / step_s
             fed_workers, cpu_workers = math.ceil(need / rate_fed), math.ceil(need / rate_cpu)
-            rows.append(_row("loader", f"workers to feed a {step_s * 1000:.1f} ms step ({step_note}), {label}",
-                             f"{fed_workers} worker(s) device-fed ({need:.0f} samples/s needed)",
-                             f"{cpu_workers} worker(s) with float32 views in the workers", cpu_workers / fed_workers,
-                             "reported", None))
+            rows.append(row("loader", f"workers to feed a {step_s * 1000:.1f} ms step ({step_note}), {label}",
+                            f"{fed_workers} worker(s) device-fed ({need:.0f} samples/s needed)",
+                            f"{cpu_workers} worker(s) with float32 views in the workers", cpu_workers / fed_workers,
+                            "reported", None))
             if small_view == "native":
                 u8 = b * 3 * cfg.img_height * cfg.img_width
                 f32 = 4 * b * 3 * (cfg.img_height * cfg.img_width + cfg.small_size[0] * cfg.small_size[1])
-                rows.append(_row("loader", f"shared memory per batch in flight, {short}", _fmt_bytes(u8) + " uint8",
-                                 _fmt_bytes(f32) + " float32 full + small view (before)", f32 / u8, "reported", None))
+                rows.append(row("loader", f"shared memory per batch in flight, {short}", fmt_bytes(u8) + " uint8",
+                                fmt_bytes(f32) + " float32 full + small view (before)", f32 / u8, "reported", None))
                 steps = MARKET_TRAIN_IMAGES // b
                 hours = cfg.epochs * steps * step_s / 3600
-                rows.append(_row("loader", f"Market-1501 paper schedule at a {step_s * 1000:.1f} ms step ({step_note})",
-                                 f"{cfg.epochs} epochs x <= {steps} steps x {step_s * 1000:.1f} ms = {hours * 60:.0f} min "
-                                 "of steps on one GPU (evaluation not included)", "", None, "reported", None))
+                rows.append(row("loader", f"Market-1501 paper schedule at a {step_s * 1000:.1f} ms step ({step_note})",
+                                f"{cfg.epochs} epochs x <= {steps} steps x {step_s * 1000:.1f} ms = {hours * 60:.0f} min "
+                                "of steps on one GPU (evaluation not included)", "", None, "reported", None))
     finally:
         torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -364,8 +367,8 @@ def bench_loader(size_name: str, repeats: int, step_ms: float | None, log: Calla
         _synchronize(device)
         times.append(time.perf_counter() - t0)
     where = f"cpu, {torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
-    rows.append(_row("loader", f"device half of a {cfg.P}x{cfg.K} batch (normalise, erase, native second view) on {where}",
-                     f"{_median(times) * 1000:.2f} ms per batch", "", None, "reported", None))
+    rows.append(row("loader", f"device half of a {cfg.P}x{cfg.K} batch (normalise, erase, native second view) on {where}",
+                    f"{median(times) * 1000:.2f} ms per batch", "", None, "reported", None))
     return rows
 
 
@@ -377,15 +380,16 @@ def bench_gpu(size_name: str, repeats: int, log: Callable[[str], None], device: 
     """
     import torch
 
-    from sisnet.benchmark import _median, _row
+    from sisnet.benchmark_common import median, row
     from sisnet.config import get_config
-    from sisnet.engine import build_model, build_optimizer, build_train_loader, train_step
+    from sisnet.engine import build_optimizer, build_train_loader, train_step
+    from sisnet.model import build_model
 
     if device is None:
         if not torch.cuda.is_available():
             log("gpu: no CUDA GPU on this machine; skipped")
-            return [_row("gpu", "paper-profile step time on a GPU", "skipped: no CUDA GPU on this machine", "", None,
-                         "measured on a GPU", None)]
+            return [row("gpu", "paper-profile step time on a GPU", "skipped: no CUDA GPU on this machine", "", None,
+                        "measured on a GPU", None)]
         device = torch.device("cuda")
         torch.backends.cudnn.benchmark = True  # as sisnet.engine.fit does
     profile = "smoke" if size_name == "tiny" else "paper"
@@ -404,8 +408,8 @@ def bench_gpu(size_name: str, repeats: int, log: Callable[[str], None], device: 
         cfg = base.replace(amp=amp, channels_last=channels_last)
         times[case] = _model_only_step(cfg, device, data.num_train_pids, batch, steps, repeats)
     ref = times["fp32, contiguous"]
-    rows = [_row("gpu", f"model-only step, {case}, {label}", f"{t * 1000:.1f} ms ({b / t:.0f} samples/s)",
-                 f"{ref * 1000:.1f} ms fp32 contiguous", ref / t, "reported", None) for case, t in times.items()]
+    rows = [row("gpu", f"model-only step, {case}, {label}", f"{t * 1000:.1f} ms ({b / t:.0f} samples/s)",
+                f"{ref * 1000:.1f} ms fp32 contiguous", ref / t, "reported", None) for case, t in times.items()]
     best = min(times, key=times.get)
     cfg = base.replace(amp=cases[best][0], channels_last=cases[best][1])
     torch.manual_seed(0)
@@ -425,8 +429,8 @@ def bench_gpu(size_name: str, repeats: int, log: Callable[[str], None], device: 
             train_step(model, optimizer, next(it), cfg)
         _synchronize(device)
         e2e.append((time.perf_counter() - t0) / steps)
-    e2e_s = _median(e2e[1:])
-    rows.append(_row("gpu", f"end-to-end step vs model-only, {best}, {loader.num_workers} workers, {label}",
-                     f"{e2e_s * 1000:.1f} ms end-to-end", f"{times[best] * 1000:.1f} ms model-only", times[best] / e2e_s,
-                     "e2e >= 0.9x model-only", times[best] / e2e_s >= 0.9))
+    e2e_s = median(e2e[1:])
+    rows.append(row("gpu", f"end-to-end step vs model-only, {best}, {loader.num_workers} workers, {label}",
+                    f"{e2e_s * 1000:.1f} ms end-to-end", f"{times[best] * 1000:.1f} ms model-only", times[best] / e2e_s,
+                    "e2e >= 0.9x model-only", times[best] / e2e_s >= 0.9))
     return rows

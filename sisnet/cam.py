@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sisnet.distributed import is_synced_bn, moments
+
 __all__ = ["bnneck_affine", "raw_cam", "normalize_cam", "resize_to_common", "overlay_cam", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("minmax", "softmax", "none")
@@ -53,8 +55,6 @@ def bnneck_affine(model: Any, feature_map: Tensor | None = None) -> tuple[Tensor
                 "The BNNeck is in train mode and needs >= 2 images for batch statistics; call model.eval() "
                 "for single-image CAMs."
             )
-        from sisnet.distributed import is_synced_bn, moments  # (lazy: distributed imports the losses, which import this)
-
         pooled = feature_map.float().mean(dim=(2, 3))
         mean, var, _ = moments(pooled, [0], synced=is_synced_bn(bn))
     else:

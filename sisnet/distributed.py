@@ -8,7 +8,7 @@ processes compute what one process computes on the same global batch.
   (:class:`sisnet.data.sampler.RandomIdentitySampler` with ``rank`` / ``num_replicas``);
 - wraps the model in ``DistributedDataParallel`` (:func:`wrap`), after :func:`convert_sync_batchnorm` when
   ``config.sync_bn``;
-- mines triplets over the whole global batch (:class:`GatheredTripletLoss`: each process's anchors against
+- mines triplets over the whole global batch (:class:`sisnet.losses.GatheredTripletLoss`: each process's anchors against
   every process's features, gathered with gradients);
 - lets only the main process (rank 0) write checkpoints and the history and evaluate; the others wait.
 
@@ -31,10 +31,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from sisnet.losses import TripletLoss
-
 __all__ = ["World", "current", "init_from_env", "shutdown", "barrier", "main_first", "mean_over_processes",
-           "moments", "gather_with_grad", "is_synced_bn", "CPUSyncBatchNorm", "convert_sync_batchnorm", "wrap", "GatheredTripletLoss"]
+           "moments", "gather_with_grad", "is_synced_bn", "CPUSyncBatchNorm", "convert_sync_batchnorm", "wrap"]
 
 
 @dataclass(frozen=True)
@@ -239,22 +237,3 @@ def wrap(module: nn.Module, world: World, device: torch.device) -> nn.Module:
 
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids, gradient_as_bucket_view=True)
-
-
-class GatheredTripletLoss(TripletLoss):
-    """Batch-hard triplet loss of this process's anchors against the features of every process.
-
-    The features are gathered with gradients (:func:`gather_with_grad`), so each anchor's hardest
-    positive and negative are found in the whole global batch, exactly as in one process, and the gradient
-    reaches the process that holds them. Averaged over the processes, the loss is the one-process loss.
-    """
-
-    def forward(self, features: Tensor, targets: Tensor) -> Tensor:
-        x, targets = self._prepare(features, targets)
-        if not current().distributed:
-            return self.batch_hard(x, targets, x, targets)
-        everyone = gather_with_grad(x)
-        labels = [torch.empty_like(targets) for _ in range(dist.get_world_size())]
-        dist.all_gather(labels, targets.contiguous())
-        return self.batch_hard(x, targets, everyone, torch.cat(labels))
-

@@ -45,8 +45,8 @@ identities of every global batch, the model is wrapped in DistributedDataParalle
 ``config.sync_bn``), and only the main process evaluates and writes the checkpoint and the history; the others
 wait for it. A resumed run loads the checkpoint in every process.
 
-Histories, checkpoints and loading a trained model live in :mod:`sisnet.runs`; feature extraction and
-evaluation in :mod:`sisnet.evaluation` (their names are re-exported here for older imports).
+Histories, checkpoints and loading a trained model live in :mod:`sisnet.runs`; building the network in
+:func:`sisnet.model.build_model`; feature extraction and evaluation in :mod:`sisnet.evaluation`.
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ import functools
 import json
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,15 @@ from sisnet.data.loader import loader_options
 from sisnet.data.sampler import RandomIdentitySampler
 from sisnet.data.transforms import (TwoScaleDataset, TwoScaleTransform, ViewSpec, decode_images_cached,
                                     low_resolution_augment)
-from sisnet.evaluation import EVAL_MODES, evaluate, extract_features
+from sisnet.evaluation import EVAL_MODES, evaluate
+from sisnet.losses import CrossEntropyLabelSmooth, DRCLoss, GatheredTripletLoss, TripletLoss, compute_losses
+from sisnet.model import build_model
 from sisnet.runs import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
     History,
     load_checkpoint,
     load_history,
-    load_model,
     run_key,
     save_checkpoint,
     set_rng_state,
@@ -84,22 +86,16 @@ from sisnet.runs import (
 from sisnet.utils import atomic_write_json, autocast_dtype, ensure_writable_dir, precision_name, select_device
 
 __all__ = [
-    "History",
     "fit",
-    "load_history",
-    "load_model",
-    "evaluate",
-    "extract_features",
-    "build_model",
     "build_train_loader",
     "build_optimizer",
+    "config_losses",
+    "device_views",
     "train_step",
+    "recalibrate_bn",
     "TrainForward",
     "NonFiniteLossError",
     "CheckpointMismatchError",
-    "EVAL_MODES",
-    "CHECKPOINT_NAME",
-    "HISTORY_NAME",
 ]
 
 
@@ -112,30 +108,6 @@ class CheckpointMismatchError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- building blocks
-def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None):
-    """The :class:`sisnet.model.SiSNet` of ``config`` (weights resolved via :mod:`sisnet.weights`).
-
-    ``pretrained`` overrides ``config.pretrained`` with an already-resolved value (False, True or a path).
-    The resolved weights record is attached as ``model.weights_info`` ({source, file, sha256}). With
-    ``config.channels_last`` the weights are converted to the channels-last memory format
-    (:func:`train_step` and evaluation feed channels-last inputs to match).
-    """
-    from sisnet.model import SiSNet
-    from sisnet.weights import resolve_pretrained
-
-    if pretrained is None:
-        pretrained, resolved = resolve_pretrained(config.pretrained, config.backbone)
-        info = {"source": resolved.source, "file": resolved.file, "sha256": resolved.sha256}
-    else:
-        info = {"source": "random" if pretrained is False else "given", "file": None, "sha256": None}
-    stride = {"output_stride": config.output_stride} if config.output_stride else {}
-    model = SiSNet(config.backbone, num_classes, pretrained=pretrained, last_stride=config.last_stride, **stride)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.weights_info = info
-    return model
-
-
 def _train_images(config: TrainConfig, dataset) -> torch.Tensor | None:
     if not config.cache_images:
         return None
@@ -192,15 +164,13 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module):
     return optimizer, scheduler
 
 
-def _compute_losses(model, out_full, out_small, targets, config: TrainConfig,
-                    gather: bool = False) -> dict[str, torch.Tensor]:
-    """The Table-2 loss of ``config`` (see :func:`sisnet.losses.compute_losses`).
+def config_losses(model, out_full, out_small, targets, config: TrainConfig,
+                  gather: bool = False) -> dict[str, torch.Tensor]:
+    """The Table-2 loss of ``config``: :func:`sisnet.losses.compute_losses` with the loss modules ``config`` names.
 
-    ``gather``: mine triplets over every process's batch (:class:`sisnet.distributed.GatheredTripletLoss`).
+    ``gather``: mine triplets over every process's batch (:class:`sisnet.losses.GatheredTripletLoss`).
     """
-    from sisnet.losses import CrossEntropyLabelSmooth, DRCLoss, TripletLoss, compute_losses
-
-    triplet_cls = distributed.GatheredTripletLoss if gather else TripletLoss
+    triplet_cls = GatheredTripletLoss if gather else TripletLoss
     return compute_losses(
         model, out_full, out_small, targets,
         siamese=config.siamese, drc=config.drc, triplet=config.triplet,
@@ -217,7 +187,7 @@ def _compute_losses(model, out_full, out_small, targets, config: TrainConfig,
 class TrainForward(nn.Module):
     """A model and its config's loss as one module: one call is one training forward (what DDP wraps).
 
-    ``forward(img_full, img_small, targets)`` -> the loss dict of :func:`_compute_losses` (both branches run
+    ``forward(img_full, img_small, targets)`` -> the loss dict of :func:`config_losses` (both branches run
     inside the one call, so DistributedDataParallel sees one forward per step). ``gather``: see there.
     """
 
@@ -232,10 +202,10 @@ class TrainForward(nn.Module):
             out_full, out_small = self.model.forward_pair(img_full, img_small)
         else:
             out_full, out_small = self.model(img_full), None
-        return _compute_losses(self.model, out_full, out_small, targets, self.config, self.gather)
+        return config_losses(self.model, out_full, out_small, targets, self.config, self.gather)
 
 
-def _device_views(batch, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+def device_views(batch, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The two views of ``batch`` on ``device``: a ``uint8`` batch is finished there, a float one is moved."""
     images, second = batch[0], batch[1]
     non_blocking = device.type == "cuda"
@@ -265,7 +235,7 @@ def train_step(model, optimizer, batch, config: TrainConfig, scaler=None) -> dic
     """
     trainer = model if isinstance(getattr(model, "module", model), TrainForward) else TrainForward(model, config)
     device = next(trainer.parameters()).device
-    img_full, img_small = _device_views(batch, config, device)
+    img_full, img_small = device_views(batch, config, device)
     targets = batch[2].to(device, non_blocking=device.type == "cuda")
     amp_dtype = autocast_dtype(config.amp, device)
     trainer.train()
@@ -284,6 +254,7 @@ def train_step(model, optimizer, batch, config: TrainConfig, scaler=None) -> dic
 
 
 _LOSS_KEYS = ("total", "id", "triplet", "drc")
+_EVAL_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 #: Steps between reads of the losses (each read is one host synchronisation; NaN/inf is caught there).
 _CHECK_EVERY = 50
 
@@ -295,7 +266,7 @@ def _read_losses(pending: list[torch.Tensor], world: distributed.World) -> torch
     return rows.double().cpu()
 
 
-# ---------------------------------------------------------------------------------------------- fit
+# ---------------------------------------------------------------------------------------------- fit: precise BN, RNGs, run checks
 def recalibrate_bn(model: nn.Module, config: TrainConfig, images: torch.Tensor) -> None:
     """Precise BatchNorm: re-estimate every BN layer's running statistics on full-scale training images.
 
@@ -327,12 +298,13 @@ def _reseed(seed: int, epoch: int) -> None:
     torch.manual_seed(s)  # also seeds CUDA
 
 
-def _check_same_run(record: dict, run_id: str, precision: str, fingerprint: str, what: str) -> None:
-    """Refuse a history or checkpoint (``record``) of another run, naming what differs.
+def _check_same_run(record: dict, run: _Run, what: str) -> None:
+    """Refuse a history or checkpoint (``record``) of another run than ``run``, naming what differs.
 
     Precision and data are checked first (their messages say how to resume); records written before they were
     stored fall through to the run-id check, which refuses them too.
     """
+    run_id, precision, fingerprint = run.run_id, run.precision, run.fingerprint
     theirs = record.get("precision")
     if theirs is not None and theirs != precision:
         devices = record.get("devices") or ["?"]
@@ -353,7 +325,7 @@ def _check_same_run(record: dict, run_id: str, precision: str, fingerprint: str,
     if record.get("run_id") != run_id:
         raise CheckpointMismatchError(
             f"{what} belongs to a different configuration (run_id {record.get('run_id')!r}; this config has run_id "
-            f"{run_id!r}). Resume it with its own config (sisnet.engine.load_model shows it), use another run_dir "
+            f"{run_id!r}). Resume it with its own config (sisnet.runs.load_model shows it), use another run_dir "
             f"(the default <runs_dir>/<run_id> never clashes), or delete that folder to start over."
         )
 
@@ -370,6 +342,215 @@ def _restore_scaler(scaler, state: dict, ckpt_path: Path) -> None:
     scaler.load_state_dict(state)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What one :func:`fit` call trains and where: the config, the processes, the data, the run's id and folder."""
+
+    config: TrainConfig
+    world: distributed.World
+    dataset: Any
+    device: torch.device
+    precision: str
+    fingerprint: str
+    run_id: str
+    run_dir: Path
+    history_path: Path
+    ckpt_path: Path
+    t_start: float
+
+
+@dataclass
+class _Training:
+    """The state a run trains: model (and its training forward, possibly in DDP), optimiser, LR scheduler, AMP
+    grad-scaler, the history so far, the first epoch left to train and the training data."""
+
+    model: nn.Module
+    trainer: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    num_classes: int
+    history: History
+    start_epoch: int
+    train_images: torch.Tensor | None
+    loader: DataLoader
+    eval_epochs: frozenset[int]
+    wall_before: float
+    eval_cache: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- restore or start
+def _open_run(config: TrainConfig, run_dir: str | Path | None, dataset) -> _Run:
+    """The run of ``config`` on ``dataset``: its id and folder (checked writable before any work)."""
+    world = distributed.current()
+    ensure_writable_dir(run_dir if run_dir is not None else config.runs_dir, "runs folder")  # before any work
+    t_start = time.perf_counter()
+    dataset = training_dataset(config, dataset)
+    device = select_device(config.device)
+    precision, fingerprint = precision_name(config.amp, device), dataset.fingerprint()
+    run_id = run_key(config, dataset, device, world_size=world.size)
+    run_dir = Path(run_dir) if run_dir is not None else Path(config.runs_dir) / run_id
+    ensure_writable_dir(run_dir, "runs folder")
+    return _Run(config, world, dataset, device, precision, fingerprint, run_id, run_dir, run_dir / HISTORY_NAME,
+                run_dir / CHECKPOINT_NAME, t_start)
+
+
+def _cached_history(run: _Run, resume: bool) -> History | None:
+    """The run folder's complete history, returned without training when ``resume`` (one of another run is
+    refused); None when there is none, it is incomplete or unreadable (the checkpoint is the authority then)."""
+    if not run.history_path.is_file():
+        return None
+    try:
+        cached = load_history(run.run_dir)
+    except ValueError:
+        return None  # unreadable history: the checkpoint (if any) is the authority
+    _check_same_run(cached, run, f"The history in {str(run.run_dir)!r}")
+    return cached if cached.complete and resume else None
+
+
+def _start_model(run: _Run, ckpt: dict | None, num_classes: int) -> tuple[nn.Module, dict]:
+    """The model on the run's device and its initial-weights record (a resumed run's weights come from ``ckpt``)."""
+    config, world, device = run.config, run.world, run.device
+    torch.manual_seed(config.seed)
+    if ckpt is not None:
+        weights_info = ckpt.get("weights", {"source": "checkpoint"})
+        model = build_model(config, num_classes, pretrained=False)
+    else:
+        with distributed.main_first(world):  # weights are fetched/verified once, by the main process
+            model = build_model(config, num_classes)
+        weights_info = model.weights_info
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if world.distributed and config.sync_bn:
+        model = distributed.convert_sync_batchnorm(model, device)
+    return model, weights_info
+
+
+def _restore(run: _Run, ckpt: dict, model, optimizer, scheduler, scaler) -> tuple[History, int]:
+    """Load a checkpoint's states into the training objects and the RNGs; its history and the next epoch."""
+    # Tensors were read onto the CPU: load_state_dict copies them to the model's device, and the optimizer
+    # moves its state to its parameters' device, so a checkpoint resumes on another device.
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    _restore_scaler(scaler, ckpt["scaler"], run.ckpt_path)
+    set_rng_state(ckpt["rng"])
+    history = History(json.loads(ckpt["history"]))
+    history.setdefault("precision", run.precision)
+    history.setdefault("data_fingerprint", run.fingerprint)
+    devices = list(history.get("devices") or [])
+    history["devices"] = devices + [run.device.type] if devices[-1:] != [run.device.type] else devices
+    return history, int(ckpt["epoch"]) + 1
+
+
+def _restore_or_start(run: _Run, resume: bool) -> _Training:
+    """The training state at the first epoch left to train: restored from ``last.pt`` (with ``resume``, when
+    present and of this run) or started afresh (initial weights, epoch 1, an empty history)."""
+    config, world, device = run.config, run.world, run.device
+    num_classes = run.dataset.num_train_pids
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed training input sizes: let cuDNN pick the fastest kernels
+    ckpt = None
+    if resume and run.ckpt_path.is_file():
+        ckpt = load_checkpoint(run.ckpt_path)
+        _check_same_run(ckpt, run, f"Checkpoint {str(run.ckpt_path)!r}")
+
+    model, weights_info = _start_model(run, ckpt, num_classes)
+    trainer = distributed.wrap(TrainForward(model, config, gather=world.distributed), world, device)
+    optimizer, scheduler = build_optimizer(config, model)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(config.amp, device) == torch.float16)
+    history = History(run_id=run.run_id, config=config.to_dict(), weights=weights_info, precision=run.precision,
+                      devices=[device.type], data_fingerprint=run.fingerprint, epochs=[], evals=[], complete=False,
+                      wall_seconds=0.0)
+    start_epoch = 1
+    if ckpt is not None:
+        history, start_epoch = _restore(run, ckpt, model, optimizer, scheduler, scaler)
+    if world.distributed or "processes" in history:
+        history["processes"] = world.size  # of the latest launch (the run id leaves the process count out)
+
+    train_images = _train_images(config, run.dataset)
+    loader = build_train_loader(config, run.dataset, images=train_images, world=world)
+    return _Training(model, trainer, optimizer, scheduler, scaler, num_classes, history, start_epoch, train_images,
+                     loader, frozenset(config.eval_epochs()), float(history.get("wall_seconds", 0.0)))
+
+
+# ---------------------------------------------------------------------------------------------- one epoch
+def _check_finite(rows: torch.Tensor, run: _Run, epoch: int, steps_before: int, steps: int, lr: float) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first step of ``rows`` (read after ``steps_before``) whose
+    losses are not all finite."""
+    bad = (~torch.isfinite(rows).all(dim=1)).nonzero().flatten()
+    if len(bad):
+        at = steps_before + int(bad[0]) + 1
+        raise NonFiniteLossError(
+            f"Non-finite loss {dict(zip(_LOSS_KEYS, rows[int(bad[0])].tolist()))} at epoch {epoch} step "
+            f"{at} (of {steps}) of run {run.run_id}. Lower lr (now {lr:g}), set amp='off', or check the "
+            f"input data; the last good checkpoint is {str(run.ckpt_path)!r} (epoch {epoch - 1})."
+        )
+
+
+def _train_epoch(run: _Run, state: _Training, epoch: int) -> dict[str, float]:
+    """Train epoch ``epoch`` (its RNGs re-derived from ``(seed, epoch)``), checking the losses every
+    :data:`_CHECK_EVERY` steps; append its row (mean losses, lr, seconds) to the history and return it."""
+    config, loader = run.config, state.loader
+    t_epoch = time.perf_counter()
+    _reseed(config.seed, epoch)
+    loader.sampler.set_epoch(epoch)
+    sums = torch.zeros(len(_LOSS_KEYS), dtype=torch.float64)
+    steps = 0
+    lr = state.optimizer.param_groups[0]["lr"]
+    pending: list[torch.Tensor] = []
+    for step, batch in enumerate(loader, start=1):
+        losses = train_step(state.trainer, state.optimizer, batch, config, state.scaler)
+        pending.append(torch.stack([losses[k].float() for k in _LOSS_KEYS]))
+        if step % _CHECK_EVERY == 0 or step == len(loader):
+            rows = _read_losses(pending, run.world)
+            _check_finite(rows, run, epoch, steps, len(loader), lr)
+            sums += rows.sum(dim=0)
+            steps += len(rows)
+    state.scheduler.step()
+    row = {"epoch": epoch, **{f"loss_{k}": float(sums[i]) / max(steps, 1) for i, k in enumerate(_LOSS_KEYS)},
+           "lr": lr, "seconds": time.perf_counter() - t_epoch}
+    state.history["epochs"].append(row)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- evaluate and checkpoint
+def _evaluate_epoch(run: _Run, state: _Training, epoch: int, row: dict[str, float]) -> None:
+    """Precise BN (when configured), then evaluate in every mode and append the results to the history."""
+    config, dataset = run.config, run.dataset
+    t_eval = time.perf_counter()
+    if config.precise_bn:
+        images = state.train_images if state.train_images is not None else decode_images_cached(
+            [r.path for r in dataset.train], (config.img_height, config.img_width), "decode train")
+        recalibrate_bn(state.model, config, images)
+    res = evaluate(state.model, dataset, config, modes=EVAL_MODES, progress=False, image_cache=state.eval_cache)
+    for mode, m in res.items():
+        state.history["evals"].append({"epoch": epoch, "mode": mode, **{k: m[k] for k in _EVAL_METRICS}})
+    row["eval_seconds"] = time.perf_counter() - t_eval
+
+
+def _evaluate_and_checkpoint(run: _Run, state: _Training, epoch: int, row: dict[str, float], bar) -> None:
+    """After epoch ``epoch``: the main process evaluates (on evaluation epochs) and writes the checkpoint and the
+    history; every process then waits for the others."""
+    world, history = run.world, state.history
+    if not world.is_main:  # the main process evaluates and writes; the others wait for it
+        distributed.barrier(world)
+        return
+    evaluated = epoch in state.eval_epochs
+    if evaluated:
+        _evaluate_epoch(run, state, epoch, row)
+    if bar is not None:
+        last = history["evals"][-2] if evaluated else None
+        bar.set_postfix(loss=f"{row['loss_total']:.3f}", **({"r1": f"{last['rank1']:.3f}"} if last else {}))
+    history["wall_seconds"] = state.wall_before + (time.perf_counter() - run.t_start)
+    history["complete"] = epoch == run.config.epochs
+    save_checkpoint(run.ckpt_path, run.history_path, state.model, state.optimizer, state.scheduler, state.scaler,
+                    epoch, history, run.config, state.num_classes)
+    distributed.barrier(world)
+
+
+# ---------------------------------------------------------------------------------------------- fit
 def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
         dataset=None) -> History:
     """Train ``config`` (or return its cached result) and return its :class:`History`.
@@ -393,138 +574,25 @@ def fit(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = T
     if not isinstance(config, TrainConfig):
         raise TypeError(f"fit() needs a TrainConfig (sisnet.config.get_config(...)), got {type(config).__name__}.")
     config.validate()
-    world = distributed.current()
-    ensure_writable_dir(run_dir if run_dir is not None else config.runs_dir, "runs folder")  # before any work
-    t_start = time.perf_counter()
-    dataset = training_dataset(config, dataset)
-    device = select_device(config.device)
-    precision, fingerprint = precision_name(config.amp, device), dataset.fingerprint()
-    run_id = run_key(config, dataset, device, world_size=world.size)
-    run_dir = Path(run_dir) if run_dir is not None else Path(config.runs_dir) / run_id
-    ensure_writable_dir(run_dir, "runs folder")
-    history_path, ckpt_path = run_dir / HISTORY_NAME, run_dir / CHECKPOINT_NAME
-
-    if history_path.is_file():
-        try:
-            cached = load_history(run_dir)
-        except ValueError:
-            cached = None  # unreadable history: the checkpoint (if any) is the authority
-        if cached is not None:
-            _check_same_run(cached, run_id, precision, fingerprint, f"The history in {str(run_dir)!r}")
-            if cached.complete and resume:
-                return cached
-
-    num_classes = dataset.num_train_pids
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed training input sizes: let cuDNN pick the fastest kernels
-
-    ckpt = None
-    if resume and ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path)
-        _check_same_run(ckpt, run_id, precision, fingerprint, f"Checkpoint {str(ckpt_path)!r}")
-
-    torch.manual_seed(config.seed)
-    if ckpt is not None:
-        weights_info = ckpt.get("weights", {"source": "checkpoint"})
-        model = build_model(config, num_classes, pretrained=False)
-    else:
-        with distributed.main_first(world):  # weights are fetched/verified once, by the main process
-            model = build_model(config, num_classes)
-        weights_info = model.weights_info
-    model = model.to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if world.distributed and config.sync_bn:
-        model = distributed.convert_sync_batchnorm(model, device)
-    trainer = distributed.wrap(TrainForward(model, config, gather=world.distributed), world, device)
-    optimizer, scheduler = build_optimizer(config, model)
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(config.amp, device) == torch.float16)
-
-    history = History(run_id=run_id, config=config.to_dict(), weights=weights_info, precision=precision,
-                      devices=[device.type], data_fingerprint=fingerprint, epochs=[], evals=[], complete=False,
-                      wall_seconds=0.0)
-    start_epoch = 1
-    if ckpt is not None:
-        # Tensors were read onto the CPU: load_state_dict copies them to the model's device, and the optimizer
-        # moves its state to its parameters' device, so a checkpoint resumes on another device.
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        _restore_scaler(scaler, ckpt["scaler"], ckpt_path)
-        set_rng_state(ckpt["rng"])
-        history = History(json.loads(ckpt["history"]))
-        history.setdefault("precision", precision)
-        history.setdefault("data_fingerprint", fingerprint)
-        devices = list(history.get("devices") or [])
-        history["devices"] = devices + [device.type] if devices[-1:] != [device.type] else devices
-        start_epoch = int(ckpt["epoch"]) + 1
-    if world.distributed or "processes" in history:
-        history["processes"] = world.size  # of the latest launch (the run id leaves the process count out)
-
-    train_images = _train_images(config, dataset)
-    loader = build_train_loader(config, dataset, images=train_images, world=world)
-    eval_cache: dict[str, torch.Tensor] = {}
-    eval_epochs = set(config.eval_epochs())
-    wall_before = float(history.get("wall_seconds", 0.0))
-
-    epoch_iter: Any = range(start_epoch, config.epochs + 1)
+    run = _open_run(config, run_dir, dataset)
+    cached = _cached_history(run, resume)
+    if cached is not None:
+        return cached
+    state = _restore_or_start(run, resume)
+    epochs: Any = range(state.start_epoch, config.epochs + 1)
     bar = None
-    if progress and world.is_main:
+    if progress and run.world.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(epoch_iter, desc=f"fit {run_id}", unit="epoch", initial=start_epoch - 1, total=config.epochs)
-        epoch_iter = bar
-    for epoch in epoch_iter:
-        t_epoch = time.perf_counter()
-        _reseed(config.seed, epoch)
-        loader.sampler.set_epoch(epoch)
-        sums = torch.zeros(len(_LOSS_KEYS), dtype=torch.float64)
-        steps = 0
-        lr = optimizer.param_groups[0]["lr"]
-        pending: list[torch.Tensor] = []
-        for step, batch in enumerate(loader, start=1):
-            losses = train_step(trainer, optimizer, batch, config, scaler)
-            pending.append(torch.stack([losses[k].float() for k in _LOSS_KEYS]))
-            if step % _CHECK_EVERY == 0 or step == len(loader):
-                rows = _read_losses(pending, world)
-                bad = (~torch.isfinite(rows).all(dim=1)).nonzero().flatten()
-                if len(bad):
-                    at = steps + int(bad[0]) + 1
-                    raise NonFiniteLossError(
-                        f"Non-finite loss {dict(zip(_LOSS_KEYS, rows[int(bad[0])].tolist()))} at epoch {epoch} step "
-                        f"{at} (of {len(loader)}) of run {run_id}. Lower lr (now {lr:g}), set amp='off', or check the "
-                        f"input data; the last good checkpoint is {str(ckpt_path)!r} (epoch {epoch - 1})."
-                    )
-                sums += rows.sum(dim=0)
-                steps += len(rows)
-        scheduler.step()
-        row = {"epoch": epoch, **{f"loss_{k}": float(sums[i]) / max(steps, 1) for i, k in enumerate(_LOSS_KEYS)},
-               "lr": lr, "seconds": time.perf_counter() - t_epoch}
-        history["epochs"].append(row)
-        if not world.is_main:  # the main process evaluates and writes; the others wait for it
-            distributed.barrier(world)
-            continue
-        if epoch in eval_epochs:
-            t_eval = time.perf_counter()
-            if config.precise_bn:
-                recalibrate_bn(model, config, train_images if train_images is not None else
-                               decode_images_cached([r.path for r in dataset.train],
-                                                    (config.img_height, config.img_width), "decode train"))
-            res = evaluate(model, dataset, config, modes=EVAL_MODES, progress=False, image_cache=eval_cache)
-            for mode, m in res.items():
-                history["evals"].append({"epoch": epoch, "mode": mode, **{k: m[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP")}})
-            row["eval_seconds"] = time.perf_counter() - t_eval
-        if bar is not None:
-            last = history["evals"][-2] if epoch in eval_epochs else None
-            bar.set_postfix(loss=f"{row['loss_total']:.3f}", **({"r1": f"{last['rank1']:.3f}"} if last else {}))
-        history["wall_seconds"] = wall_before + (time.perf_counter() - t_start)
-        history["complete"] = epoch == config.epochs
-        save_checkpoint(ckpt_path, history_path, model, optimizer, scheduler, scaler, epoch, history, config, num_classes)
-        distributed.barrier(world)
+        epochs = bar = tqdm(epochs, desc=f"fit {run.run_id}", unit="epoch", initial=state.start_epoch - 1,
+                            total=config.epochs)
+    for epoch in epochs:
+        row = _train_epoch(run, state, epoch)
+        _evaluate_and_checkpoint(run, state, epoch, row, bar)
     if bar is not None:
         bar.close()
-    if not history.get("complete"):  # nothing left to train (e.g. resumed after the last epoch)
-        history["complete"] = True
-        if world.is_main:
-            atomic_write_json(history_path, history)
-    return history
+    if not state.history.get("complete"):  # nothing left to train (e.g. resumed after the last epoch)
+        state.history["complete"] = True
+        if run.world.is_main:
+            atomic_write_json(run.history_path, state.history)
+    return state.history

@@ -1,4 +1,5 @@
-"""Losses of SiSNet: ID (label-smoothed cross-entropy), batch-hard triplet, DRC, and their Table-2 sum.
+"""Losses of SiSNet: ID (label-smoothed cross-entropy), batch-hard triplet (gathered over processes under
+torchrun: :class:`GatheredTripletLoss`), DRC, and their Table-2 sum.
 
 All losses are computed in float32 (AMP-safe) and return 0-dim tensors.
 """
@@ -10,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sisnet import distributed
 from sisnet.cam import NORMALIZATIONS, normalize_cam, raw_cam, resize_to_common
 
-__all__ = ["CrossEntropyLabelSmooth", "TripletLoss", "DRCLoss", "compute_losses", "BRANCH_REDUCTIONS", "DRC_DISTANCES", "DRC_FORMULA"]
+__all__ = ["CrossEntropyLabelSmooth", "TripletLoss", "GatheredTripletLoss", "DRCLoss", "compute_losses", "BRANCH_REDUCTIONS", "DRC_DISTANCES", "DRC_FORMULA"]
 
 BRANCH_REDUCTIONS = ("mean", "sum")
 #: The per-position distance d(u, v) of the DRC loss: squared ("mse") or absolute ("l1") difference.
@@ -129,6 +131,24 @@ class TripletLoss(nn.Module):
         per_anchor = F.softplus(gap) if self.margin is None else F.relu(gap + self.margin)
         per_anchor = torch.where(valid, per_anchor, torch.zeros_like(per_anchor))
         return per_anchor.sum() / valid.sum().clamp(min=1)
+
+
+class GatheredTripletLoss(TripletLoss):
+    """Batch-hard triplet loss of this process's anchors against the features of every process.
+
+    The features are gathered with gradients (:func:`sisnet.distributed.gather_with_grad`), so each anchor's
+    hardest positive and negative are found in the whole global batch, exactly as in one process, and the
+    gradient reaches the process that holds them. Averaged over the processes, the loss is the one-process loss.
+    """
+
+    def forward(self, features: Tensor, targets: Tensor) -> Tensor:
+        x, targets = self._prepare(features, targets)
+        if not distributed.current().distributed:
+            return self.batch_hard(x, targets, x, targets)
+        everyone = distributed.gather_with_grad(x)
+        labels = [torch.empty_like(targets) for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather(labels, targets.contiguous())
+        return self.batch_hard(x, targets, everyone, torch.cat(labels))
 
 
 class DRCLoss(nn.Module):

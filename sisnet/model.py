@@ -30,15 +30,18 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    from sisnet.config import TrainConfig
+
 __all__ = ["DenseDilatedDepthwiseConv2d", "ModelOutput", "SiSNet", "LAST_STRIDES", "check_backbone", "retrieval_features",
-           "EVAL_MODES"]
+           "EVAL_MODES", "build_model"]
 
 #: The values ``last_stride`` may take: 1 (strong baseline), 2 or None (the backbone's default).
 LAST_STRIDES = (1, 2, None)
@@ -393,3 +396,27 @@ class SiSNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"backbone={self.backbone_name!r}, num_classes={self.num_classes}, last_stride={self.last_stride}, feature_dim={self.feature_dim}"
+
+
+def build_model(config: TrainConfig, num_classes: int, pretrained: Any = None) -> SiSNet:
+    """The :class:`SiSNet` of ``config`` (weights resolved via :mod:`sisnet.weights`): the one way training,
+    loading a run and the measurements build the network.
+
+    ``pretrained`` overrides ``config.pretrained`` with an already-resolved value (False, True or a path).
+    The resolved weights record is attached as ``model.weights_info`` ({source, file, sha256}). With
+    ``config.channels_last`` the weights are converted to the channels-last memory format
+    (:func:`sisnet.engine.train_step` and evaluation feed channels-last inputs to match).
+    """
+    from sisnet.weights import resolve_pretrained
+
+    if pretrained is None:
+        pretrained, resolved = resolve_pretrained(config.pretrained, config.backbone)
+        info = {"source": resolved.source, "file": resolved.file, "sha256": resolved.sha256}
+    else:
+        info = {"source": "random" if pretrained is False else "given", "file": None, "sha256": None}
+    stride = {"output_stride": config.output_stride} if config.output_stride else {}
+    model = SiSNet(config.backbone, num_classes, pretrained=pretrained, last_stride=config.last_stride, **stride)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.weights_info = info
+    return model

@@ -210,7 +210,7 @@ def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu"):
     Returns ``(model, config)`` with the model in eval mode on ``device``. Accepts the checkpoint file
     or its run folder.
     """
-    from sisnet.engine import build_model  # (lazy: the engine imports this module)
+    from sisnet.model import build_model  # (lazy: timm is loaded only when a model is built)
 
     path = Path(checkpoint_path)
     if path.is_dir():

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sisnet import benchmark
+from sisnet import benchmark, benchmark_common
 from sisnet.metrics import reference
 from sisnet.metrics import evaluate_rank
 
@@ -83,7 +83,7 @@ def test_conv_macs_counts_real_taps():
 
 
 def test_write_table_keeps_sections_not_run(tmp_path):
-    row = lambda section, case: benchmark._row(section, case, "1 s", "2 s", 2.0, "reported", None)  # noqa: E731
+    row = lambda section, case: benchmark_common.row(section, case, "1 s", "2 s", 2.0, "reported", None)  # noqa: E731
     benchmark.write_table([row("eval", "old eval"), row("rerank", "old rerank"), row("train", "old train")], str(tmp_path))
     first_note = [ln for ln in (tmp_path / "benchmarks.md").read_text().splitlines() if ln.startswith("_sections")]
     assert len(first_note) == 1 and first_note[0].startswith("_sections eval, rerank, train, extract, loader, gpu: ")

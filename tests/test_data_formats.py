@@ -254,12 +254,12 @@ def test_published_counts_warn_with_both_numbers_when_the_tree_looks_complete(tm
 def test_published_counts_are_the_official_numbers_and_small_trees_do_not_warn(tmp_path, monkeypatch):
     from sisnet.data import formats
 
-    assert formats.PUBLISHED_COUNTS == {
+    assert {k: formats.PUBLISHED_COUNTS[k] for k in ("market1501", "dukemtmcreid", "msmt17")} == {
         "market1501": {"train": (751, 12936), "query": (750, 3368), "gallery": (751, 15913)},
         "dukemtmcreid": {"train": (702, 16522), "query": (702, 2228), "gallery": (1110, 17661)},
         "msmt17": {"train": (1041, 30248), "train+val": (1041, 32621), "query": (3060, 11659),
                    "gallery": (3060, 82161)},
-    }
+    }  # the real small sets' counts are checked in test_real_datasets.py
     assert formats.FULL_SET_FRACTION == 0.5
     make_market(tmp_path / "m")
     make_duke(tmp_path / "d")
@@ -329,9 +329,10 @@ def test_market_folder_loaded_as_msmt17_is_rejected_with_hint(tmp_path):
 
 
 def test_unknown_dataset_name_lists_valid_names(tmp_path):
-    with pytest.raises(ValueError, match=r"cuhk03.*market1501, dukemtmcreid, msmt17, synthetic"):
-        load_dataset("cuhk03", tmp_path)
-    assert DATASET_NAMES == ("market1501", "dukemtmcreid", "msmt17", "synthetic")
+    with pytest.raises(ValueError, match=r"cuhk02.*market1501, dukemtmcreid, msmt17, synthetic, cuhk03"):
+        load_dataset("cuhk02", tmp_path)
+    assert DATASET_NAMES == ("market1501", "dukemtmcreid", "msmt17", "synthetic", "cuhk03", "cuhk03_detected", "cuhk01",
+                             "viper", "prid", "grid", "ilids")
 
 
 def test_combine_val_rejected_for_market(tmp_path):

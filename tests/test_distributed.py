@@ -22,8 +22,8 @@ import torch
 
 from sisnet import engine
 from sisnet.data.sampler import RandomIdentitySampler
-from sisnet.engine import fit, load_history
-from sisnet.runs import run_key
+from sisnet.engine import fit
+from sisnet.runs import load_history, run_key
 from sisnet.train import command, parse_overrides, train_config
 
 REPO = Path(__file__).resolve().parents[1]

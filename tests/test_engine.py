@@ -9,21 +9,17 @@ import torch
 
 from sisnet.config import TABLE2_GRID, get_config
 from sisnet.data import load_dataset
-from sisnet.runs import run_key
 from sisnet.engine import (
-    EVAL_MODES,
-    _device_views,
     NonFiniteLossError,
-    build_model,
     build_optimizer,
     build_train_loader,
-    evaluate,
-    extract_features,
+    device_views,
     fit,
-    load_history,
-    load_model,
     train_step,
 )
+from sisnet.evaluation import EVAL_MODES, evaluate, extract_features
+from sisnet.model import build_model
+from sisnet.runs import load_history, load_model, run_key
 
 METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
@@ -127,7 +123,7 @@ def test_load_model_extract_and_evaluate(grid_runs, tiny_synthetic_root):
 def test_non_finite_loss_names_epoch_and_step(tiny_synthetic_root, tmp_path, monkeypatch):
     import sisnet.engine as engine
 
-    real = engine._compute_losses
+    real = engine.config_losses
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -137,7 +133,7 @@ def test_non_finite_loss_names_epoch_and_step(tiny_synthetic_root, tmp_path, mon
             out["total"] = out["total"] * float("nan")
         return out
 
-    monkeypatch.setattr(engine, "_compute_losses", poisoned)
+    monkeypatch.setattr(engine, "config_losses", poisoned)
     cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), runs_dir=str(tmp_path), epochs=3)
     with pytest.raises(NonFiniteLossError, match=r"epoch 2 step 2"):
         fit(cfg, progress=False)
@@ -165,7 +161,7 @@ def test_paper_profile_two_iterations_resnet50_256x128(tiny_synthetic_root):
         batch = next(it)
         # device-fed: uint8 images and erasing boxes leave the loader; the views are finished on the device
         assert batch[0].shape == (8, 3, 256, 128) and batch[0].dtype == torch.uint8 and batch[1].shape == (8, 4)
-        full, small = _device_views(batch, cfg, torch.device("cpu"))
+        full, small = device_views(batch, cfg, torch.device("cpu"))
         assert full.shape == (8, 3, 256, 128) and full.dtype == torch.float32 and small.shape == (8, 3, 128, 64)
         losses = train_step(model, optimizer, batch, cfg)
         assert all(np.isfinite(float(v)) for v in losses.values()) and losses["drc"] > 0 and losses["triplet"] >= 0

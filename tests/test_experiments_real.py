@@ -10,8 +10,8 @@ from scipy import stats as sps
 
 from sisnet.experiments.real import (ARMS, PRIMARY_FAMILY, PRIMARY_PROTOCOLS, choose_within_se, dg_frame,
                                      paired_real)
-from sisnet.experiments.real_data import cross_scale_images, native_heights
-from sisnet.data import Record
+from sisnet.experiments.real_data import cross_scale_images
+from sisnet.data import Record, native_heights
 from sisnet.stats import holm_family
 
 
@@ -108,7 +108,7 @@ def test_native_heights_and_bad_file(tmp_path):
     for h in (67, 384):
         Image.new("RGB", (30, h)).save(tmp_path / f"{h}.png")
     recs = [Record(str(tmp_path / f"{h}.png"), 1, 0) for h in (67, 384)]
-    assert native_heights(recs).tolist() == [67, 384]
+    assert list(native_heights(recs)) == [67, 384]
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="bad.png"):
         native_heights([Record(str(tmp_path / "bad.png"), 1, 0)])

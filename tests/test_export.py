@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 from sisnet.config import get_config
-from sisnet.engine import CHECKPOINT_NAME, build_model
 from sisnet.export import FeatureExtractor, _main, export_onnx, normalised_batch
 from sisnet.extract import _main as extract_main
 from sisnet.extract import extract_paths, load_features
+from sisnet.model import build_model
+from sisnet.runs import CHECKPOINT_NAME
 
 RUN_ID = "0123456789ab"  # the runs-cache key a checkpoint records (sisnet.runs.run_key)
 
@@ -69,7 +70,7 @@ def _extract(tmp_path, name: str, *args: str) -> np.ndarray:
 
 def test_either_export_matches_pytorch_and_ranks_the_gallery_alike(smoke_run, people, tmp_path, capsys):
     """The issue's test: features within 1e-4; 20 queries against 50 gallery images, the same top-10 either way."""
-    from sisnet.engine import load_model
+    from sisnet.runs import load_model
 
     out = tmp_path / "model.onnx"
     assert _main(["--checkpoint", str(smoke_run), "--out", str(out)]) == 0
@@ -116,7 +117,7 @@ def test_either_export_matches_pytorch_and_ranks_the_gallery_alike(smoke_run, pe
 @pytest.mark.parametrize("run", ["smoke_run", "cpu_run"])
 def test_cascaded_export_makes_the_second_view_in_the_graph(run, people, tmp_path, request):
     """Cascaded (2C): native half-size view (smoke) and degraded view (cpu profile), both from the one input."""
-    from sisnet.engine import load_model
+    from sisnet.runs import load_model
     from sisnet.extract import extract_paths_onnx
     from sisnet.search import search
 
@@ -145,7 +146,7 @@ def test_cascaded_export_makes_the_second_view_in_the_graph(run, people, tmp_pat
 
 
 def test_the_wrapper_leaves_the_model_alone_and_bad_calls_fail_clearly(cpu_run, tmp_path, capsys, monkeypatch):
-    from sisnet.engine import load_model
+    from sisnet.runs import load_model
     from sisnet.model import DenseDilatedDepthwiseConv2d
 
     model, config = load_model(cpu_run)

@@ -12,6 +12,7 @@ from sisnet import engine, runs
 from sisnet.config import get_config
 from sisnet.extract import _main as extract_main
 from sisnet.extract import extract_folder, load_features, save_features
+from sisnet.model import build_model
 from sisnet.search import _main as search_main
 from sisnet.search import draw_ranked_list, search
 
@@ -22,12 +23,12 @@ def checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("run")
     config = get_config("smoke", pretrained=False)
     torch.manual_seed(0)
-    model = engine.build_model(config, num_classes=4)
+    model = build_model(config, num_classes=4)
     optimizer, scheduler = engine.build_optimizer(config, model)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    history = engine.History(run_id=config.run_id(precision="fp32", data_fingerprint="none"), config=config.to_dict(), weights=model.weights_info,
+    history = runs.History(run_id=config.run_id(precision="fp32", data_fingerprint="none"), config=config.to_dict(), weights=model.weights_info,
                              epochs=[], evals=[], complete=True)
-    ckpt = d / engine.CHECKPOINT_NAME
+    ckpt = d / runs.CHECKPOINT_NAME
     runs.save_checkpoint(ckpt, d / "history.json", model, optimizer, scheduler, scaler, 1, history, config, 4)
     return ckpt
 

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from sisnet.config import get_config
-from sisnet.engine import CheckpointMismatchError, evaluate, fit, load_history, load_model
-from sisnet.runs import run_key
+from sisnet.engine import CheckpointMismatchError, fit
+from sisnet.evaluation import evaluate
+from sisnet.runs import load_history, load_model, run_key
 from sisnet.data.transforms import BadImageError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ def test_bad_query_image_is_named_at_evaluation(tiny_synthetic_root, tmp_path):
     bad = sorted((root / "query").glob("*.jpg"))[1]
     bad.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(300))  # JPEG magic, garbage body
     from sisnet.data import load_dataset
-    from sisnet.engine import build_model
+    from sisnet.model import build_model
 
     ds = load_dataset("synthetic", root)
     for cache in (True, False):  # decoded up front, or lazily per item: both name the file

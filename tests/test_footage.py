@@ -169,7 +169,8 @@ def test_evaluate_models_reports_both_protocols(street):
     from types import SimpleNamespace
 
     from sisnet.config import get_config
-    from sisnet.engine import build_model, evaluate
+    from sisnet.evaluation import evaluate
+    from sisnet.model import build_model
     from sisnet.footage import PROTOCOL_NO_EXCLUSION, PROTOCOL_PSEUDO_CAMERAS, evaluate_models
 
     ds = street[1]

@@ -212,7 +212,7 @@ def test_shifted_crop_and_erasing_boxes_match_pad_crop_and_slicing():
 
 def test_train_loader_ships_uint8_and_the_device_finishes_the_views(tiny_synthetic_root):
     from sisnet.data import load_dataset
-    from sisnet.engine import _device_views, build_train_loader
+    from sisnet.engine import build_train_loader, device_views
 
     cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root))
     ds = load_dataset("synthetic", tiny_synthetic_root)
@@ -220,14 +220,14 @@ def test_train_loader_ships_uint8_and_the_device_finishes_the_views(tiny_synthet
     loader.sampler.set_epoch(1)
     images, boxes, pids, camids = next(iter(loader))
     assert images.dtype == torch.uint8 and images.shape == (8, 3, 64, 32) and boxes.shape == (8, 4)
-    full, small = _device_views((images, boxes, pids, camids), cfg, torch.device("cpu"))
+    full, small = device_views((images, boxes, pids, camids), cfg, torch.device("cpu"))
     # the same samples through the float path of the dataset (transform on the CPU, per image)
     float_ds = TwoScaleDataset(ds.train, TwoScaleTransform(cfg.view_spec()), images=loader.dataset.images)
     keys = list(loader.sampler)[:8]
     ref = [float_ds[k] for k in keys]
     assert torch.equal(full, torch.stack([r[0] for r in ref])) and torch.equal(small, torch.stack([r[1] for r in ref]))
     baseline = cfg.replace(siamese=False, drc=False)
-    assert _device_views((images, boxes, pids, camids), baseline, torch.device("cpu"))[1] is None
+    assert device_views((images, boxes, pids, camids), baseline, torch.device("cpu"))[1] is None
 
 
 def test_auto_workers_are_sized_to_the_machine_and_shared_memory(monkeypatch):
@@ -252,8 +252,7 @@ def test_auto_workers_are_sized_to_the_machine_and_shared_memory(monkeypatch):
 def test_triplet_loss_without_host_sync_matches_margin_ranking_and_gathered_in_one_process():
     from torch.nn import functional as F
 
-    from sisnet.distributed import GatheredTripletLoss
-    from sisnet.losses import TripletLoss
+    from sisnet.losses import GatheredTripletLoss, TripletLoss
 
     g = torch.Generator().manual_seed(1)
     x = torch.randn(12, 8, generator=g)

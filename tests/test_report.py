@@ -314,7 +314,7 @@ def test_native_height_protocols_partition_the_queries_and_match_the_full_evalua
 
     from sisnet.config import get_config
     from sisnet.data import load_dataset
-    from sisnet.engine import build_model
+    from sisnet.model import build_model
     from sisnet.evaluation import evaluate, evaluate_subsets
     from sisnet.report.measure import native_height_protocols
 

@@ -26,6 +26,7 @@ import sisnet.engine as engine
 from sisnet.config import get_config
 from sisnet.data import load_dataset
 from sisnet.engine import CheckpointMismatchError, fit
+from sisnet.model import build_model
 from sisnet.runs import run_key
 from sisnet.utils import autocast_dtype, precision_name
 
@@ -235,21 +236,21 @@ def test_train_step_under_bf16_autocast_on_cpu(tiny_synthetic_root, monkeypatch,
     cfg16 = cfg32.replace(amp="bf16")
     assert autocast_dtype(cfg16.amp, torch.device("cpu")) == torch.bfloat16
     torch.manual_seed(0)
-    m32 = engine.build_model(cfg32, ds.num_train_pids)
+    m32 = build_model(cfg32, ds.num_train_pids)
     m16 = copy.deepcopy(m32)
     loader = engine.build_train_loader(cfg32, ds)
     loader.sampler.set_epoch(1)
     batch = next(iter(loader))
 
     seen = {}
-    real = engine._compute_losses
+    real = engine.config_losses
 
     def spy(model, out_full, out_small, targets, config, *rest):
         seen["feature_map"] = out_full.feature_map.dtype
         seen["losses"] = out = real(model, out_full, out_small, targets, config, *rest)
         return out
 
-    monkeypatch.setattr(engine, "_compute_losses", spy)
+    monkeypatch.setattr(engine, "config_losses", spy)
     l32 = engine.train_step(m32, engine.build_optimizer(cfg32, m32)[0], batch, cfg32)
     assert seen["feature_map"] == torch.float32
     l16 = engine.train_step(m16, engine.build_optimizer(cfg16, m16)[0], batch, cfg16)

@@ -86,7 +86,8 @@ def test_low_resolution_augment_replaces_exactly_the_drawn_rows():
 
 def test_precise_bn_replaces_the_running_statistics_by_full_scale_ones(tiny_synthetic_root):
     from sisnet.data.transforms import decode_images
-    from sisnet.engine import _train_transform, build_model, recalibrate_bn
+    from sisnet.engine import _train_transform, recalibrate_bn
+    from sisnet.model import build_model
 
     cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), precise_bn=2)
     ds = load_dataset("synthetic", tiny_synthetic_root)
@@ -131,7 +132,7 @@ def test_a_smoke_run_learns(tmp_path_factory):
 
 
 def test_drc_share_is_zero_without_the_drc_weight_and_a_share_otherwise(tiny_synthetic_root):
-    from sisnet.engine import build_model
+    from sisnet.model import build_model
     from sisnet.report.measure import drc_share
 
     ds = load_dataset("synthetic", tiny_synthetic_root)

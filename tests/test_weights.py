@@ -375,7 +375,7 @@ def test_downloaded_hub_weights_are_the_ones_the_model_starts_from(empty_caches,
     from safetensors.torch import save
 
     from sisnet.config import get_config
-    from sisnet.engine import build_model
+    from sisnet.model import build_model
 
     torch.manual_seed(1)
     ref = timm.create_model("resnet18", pretrained=False).state_dict()
@@ -441,7 +441,7 @@ def test_auto_offline_uses_timms_hub_cache_and_timm_loads_that_file(empty_caches
     from safetensors.torch import save
 
     from sisnet.config import get_config
-    from sisnet.engine import build_model
+    from sisnet.model import build_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

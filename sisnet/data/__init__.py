@@ -5,8 +5,10 @@
 >>> ds.summary()                                            # ids / images / cameras per split
 
 Supported names: :data:`DATASET_NAMES`. The format rules (junk and distractor handling, camera ranges, the
-MSMT17 lists) are documented in :mod:`sisnet.data.formats`. Training pids are relabelled to ``0..N-1`` in
-sorted order of the original pid; query and gallery keep their original pids; camids are 0-based.
+MSMT17 lists) are documented in :mod:`sisnet.data.formats`; the sets split by a protocol (CUHK03, CUHK01,
+VIPeR, PRID, GRID, i-LIDS: ``load_dataset(name, root, split_id=k)``) in :mod:`sisnet.data.cuhk` and
+:mod:`sisnet.data.targets`. Training pids are relabelled to ``0..N-1`` in sorted order of the original pid;
+query and gallery keep their original pids; camids are 0-based.
 
 This module stays light to import (no torch, no pandas at import time, and it does not import
 ``sisnet.data.synthetic``); the sampler, transforms and generator live in their own submodules.
@@ -27,6 +29,9 @@ from sisnet.data.formats import (
     get_format,
     resolve_root,
 )
+from sisnet.data.cuhk import CUHK_FORMATS
+from sisnet.data.real import native_heights
+from sisnet.data.targets import TARGET_FORMATS
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -42,8 +47,11 @@ __all__ = [
     "PERSON_MASK_DIR",
     "SPLITS",
     "DatasetFormatError",
+    "native_heights",
 ]
 
+# the protocol sets' entries (their modules import sisnet.data.formats, so formats cannot import them)
+FORMATS.update((fmt.name, fmt) for fmt in (*CUHK_FORMATS, *TARGET_FORMATS))
 DATASET_NAMES: tuple[str, ...] = tuple(FORMATS)
 SCALE_SIDECAR = "scales.csv"
 #: Folder of per-image person masks (``<folder>/<split>/<image stem>.png``, white = person), when a dataset has them.
@@ -72,7 +80,8 @@ class ReIDDataset:
     train: list[Record] = field(repr=False)
     query: list[Record] = field(repr=False)
     gallery: list[Record] = field(repr=False)
-    #: "" for the dataset as published; "val<N>" for :meth:`validation_split` (part of the fingerprint)
+    #: "" for the dataset as published; "split<k>" for split k of a protocol set (``load_dataset(split_id=k)``);
+    #: "val<N>" for :meth:`validation_split` (part of the fingerprint)
     variant: str = ""
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -291,17 +300,22 @@ def _synthetic_generator(root: Path) -> dict | None:
     return {k: meta.get(k) for k in ("generator", "generator_version", "size", "config")}
 
 
-def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = False) -> ReIDDataset:
+def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = False, split_id: int = 0) -> ReIDDataset:
     """Load dataset ``name`` (one of :data:`DATASET_NAMES`) from ``root``.
 
     ``root`` may be the dataset folder itself (e.g. ``data/market1501/Market-1501-v15.09.15``) or its parent
     (``data/market1501``). ``combine_val=True`` (MSMT17 only) adds ``list_val.txt`` to the training split.
+    ``split_id``: the split of a set with several (``get_format(name).num_splits``: 10 for CUHK01, VIPeR, PRID,
+    GRID, i-LIDS), ``0..num_splits-1``; the others have one, ``split_id=0``. The result's ``variant`` is
+    ``"split<k>"`` for the sets with several splits. CUHK03 from ``cuhk-03.mat`` writes its images once to
+    ``images_labeled/`` (``images_detected/``) beside it, like torchreid.
     OS metadata in the image folders (``Thumbs.db``, ``.DS_Store``, ...) is skipped with one warning naming it.
-    A Market-1501, DukeMTMC-reID or MSMT17 folder that looks like the full set is compared with the published
-    split sizes (:func:`sisnet.data.formats.check_published_counts`): a difference is a warning with both numbers
-    and its likely cause, and the data still loads.
+    A Market-1501, DukeMTMC-reID, MSMT17 or protocol-set folder that looks like the full set is compared with the
+    published split sizes (:func:`sisnet.data.formats.check_published_counts`): a difference is a warning with
+    both numbers and its likely cause, and the data still loads.
 
-    Raises ``ValueError`` for an unknown name, ``FileNotFoundError`` for a missing root, and
+    Raises ``ValueError`` for an unknown name or a ``split_id`` out of range, ``FileNotFoundError`` for a
+    missing root, and
     :class:`DatasetFormatError` (a ``ValueError``) for a wrong layout, a file in an image folder that is not an
     image, an unparsable file name, a camera out of range or an empty split; each message says how to fix it.
     """
@@ -312,13 +326,18 @@ def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = Fals
             f"combine_val=True only applies to {', '.join(supported)} (it has a separate validation list); "
             f"{fmt.name} has none. Fix: call load_dataset({fmt.name!r}, ..., combine_val=False)."
         )
+    if isinstance(split_id, bool) or not isinstance(split_id, int) or not 0 <= split_id < fmt.num_splits:
+        valid = f"0..{fmt.num_splits - 1}" if fmt.num_splits > 1 else "0 (it has one fixed split)"
+        raise ValueError(f"split_id={split_id!r} is out of range for {fmt.name}: give {valid}.")
     folder, layout = resolve_root(fmt, root)
-    parsed = fmt.parse(fmt, folder, layout, combine_val)
+    parsed = fmt.parse(fmt, folder, layout, combine_val, split_id)
     for split in SPLITS:
         if not getattr(parsed, split):
             if fmt.name == "msmt17":
                 source = {"train": "list_train.txt", "query": "list_query.txt", "gallery": "list_gallery.txt"}
                 where = f"{folder / source[split]} lists no images"
+            elif any(required != tuple(MARKET_SPLIT_DIRS.values()) for required in fmt.layouts.values()):
+                where = f"its protocol leaves no image in it (split {split_id}, {layout} layout)"
             else:
                 where = (
                     f"{folder / MARKET_SPLIT_DIRS[split]} has no usable image (junk pid -1 is dropped "
@@ -335,4 +354,5 @@ def load_dataset(name: str, root: str | os.PathLike, *, combine_val: bool = Fals
         train=relabel(parsed.train),
         query=list(parsed.query),
         gallery=list(parsed.gallery),
+        variant=f"split{split_id}" if fmt.num_splits > 1 else "",
     )

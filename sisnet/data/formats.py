@@ -34,6 +34,12 @@ purpose) are not compared. ``synthetic`` (and any custom Market-layout set) has 
 
 Camera ids are validated: 6 cameras for Market-1501, 8 for DukeMTMC-reID, 15 for MSMT17, any count for
 ``synthetic``. All stored paths are absolute.
+
+The registry also holds the real-pedestrian sets whose splits come from a protocol rather than from folders:
+``cuhk03`` / ``cuhk03_detected`` and ``cuhk01`` (:mod:`sisnet.data.cuhk`), ``viper``, ``prid``, ``grid`` and
+``ilids`` (:mod:`sisnet.data.targets`, the usual domain-generalisation targets, 10 splits each; rules shared by
+both in :mod:`sisnet.data.real`). Their parsers take the split index (``num_splits`` of the format). Those
+modules build on this one, so :mod:`sisnet.data` adds their entries to :data:`FORMATS` (no import cycle).
 """
 from __future__ import annotations
 
@@ -80,11 +86,27 @@ FULL_SET_FRACTION = 0.5
 #: distractor id 0 and its 15,913 images exclude the 3,819 junk images; DukeMTMC-reID: Zheng et al. 2017, the
 #: gallery's 1,110 ids include 408 distractor ids; MSMT17: Wei et al. 2018, V1 and V2 have the same lists).
 #: ``train+val`` is MSMT17's training split with ``combine_val=True`` (list_train + list_val).
+#: The protocol sets (:mod:`sisnet.data.cuhk`, :mod:`sisnet.data.targets`) give the sizes of every one of their
+#: splits (the same for each split index) and ``all``: the whole set on disk, for the sets whose splits leave
+#: images out or vary in size (a PRID split leaves the 185 camera-A-only people out; an i-LIDS training split's
+#: image count depends on its identities, so i-LIDS has no ``train`` entry). CUHK03: torchreid's 767/700 split
+#: (Zhong et al. 2017); ``cuhk03:CUHK03_dataset`` is the extracted-image release's own split (743 training ids,
+#: the 100 ``val`` ids as query / gallery), counted on that release. GRID's gallery ids include the distractor
+#: id 0; ``all`` counts its 250 paired people only. i-LIDS: 59 training / 60 test ids (torchreid's half).
 PUBLISHED_COUNTS: dict[str, dict[str, tuple[int, int]]] = {
     "market1501": {"train": (751, 12_936), "query": (750, 3_368), "gallery": (751, 15_913)},
     "dukemtmcreid": {"train": (702, 16_522), "query": (702, 2_228), "gallery": (1_110, 17_661)},
     "msmt17": {"train": (1_041, 30_248), "train+val": (1_041, 32_621), "query": (3_060, 11_659),
                "gallery": (3_060, 82_161)},
+    "cuhk03": {"train": (767, 7_368), "query": (700, 1_400), "gallery": (700, 5_328)},
+    "cuhk03_detected": {"train": (767, 7_365), "query": (700, 1_400), "gallery": (700, 5_332)},
+    "cuhk03:CUHK03_dataset": {"train": (743, 7_239), "query": (100, 200), "gallery": (100, 738)},
+    "cuhk03_detected:CUHK03_dataset": {"train": (743, 7_239), "query": (100, 200), "gallery": (100, 738)},
+    "cuhk01": {"train": (485, 1_940), "query": (486, 972), "gallery": (486, 972), "all": (971, 3_884)},
+    "viper": {"train": (316, 632), "query": (316, 316), "gallery": (316, 316), "all": (632, 1_264)},
+    "prid": {"train": (100, 200), "query": (100, 100), "gallery": (649, 649), "all": (934, 1_134)},
+    "grid": {"train": (125, 250), "query": (125, 125), "gallery": (126, 900), "all": (250, 1_275)},
+    "ilids": {"query": (60, 60), "gallery": (60, 60), "all": (119, 476)},
 }
 
 
@@ -97,12 +119,18 @@ class Record(NamedTuple):
 
 
 class ParsedSplits(NamedTuple):
-    """What a parser returns: the resolved dataset folder and the three splits with original pids."""
+    """What a parser returns: the resolved dataset folder and the three splits with original pids.
+
+    ``published_as``: the :data:`PUBLISHED_COUNTS` key to compare with ("" = the format's name); ``whole``:
+    ``(identities, images)`` of the whole set on disk, compared with the ``all`` entry (None: not compared).
+    """
 
     root: Path
     train: list[Record]
     query: list[Record]
     gallery: list[Record]
+    published_as: str = ""
+    whole: tuple[int, int] | None = None
 
 
 class DatasetFormatError(ValueError):
@@ -115,7 +143,8 @@ class DatasetFormat:
 
     ``layouts`` maps a conventional folder name (the one the archive extracts to) to the entries that folder
     must contain; the user's root may be that folder itself or its parent. ``num_cams`` is the camera count
-    used to validate camids (``None``: any count). ``parse(folder, layout_name, combine_val)`` reads splits.
+    used to validate camids (``None``: any count). ``parse(fmt, folder, layout_name, combine_val, split_id)``
+    reads the splits; ``num_splits`` is the number of splits of its protocol (``split_id`` in 0..num_splits-1).
     """
 
     name: str
@@ -123,9 +152,10 @@ class DatasetFormat:
     layouts: dict[str, tuple[str, ...]]
     num_cams: int | None
     default_location: str
-    parse: Callable[["DatasetFormat", Path, str, bool], ParsedSplits]
+    parse: Callable[["DatasetFormat", Path, str, bool, int], ParsedSplits]
     supports_combine_val: bool = False
     how_to_get: str = "place it there yourself; it cannot be downloaded by this project"
+    num_splits: int = 1
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -309,7 +339,8 @@ def _refuse_other_entries(fmt: DatasetFormat, folder: Path, other: list[str]) ->
     )
 
 
-def _parse_market_layout(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool) -> ParsedSplits:
+def _parse_market_layout(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool,
+                         split_id: int = 0) -> ParsedSplits:
     regex = _NAME_PATTERNS[fmt.name][0]
     splits: dict[str, list[Record]] = {}
     metadata: list[str] = []
@@ -380,7 +411,7 @@ def _read_msmt_list(fmt: DatasetFormat, list_path: Path, image_dir: Path) -> lis
     return records
 
 
-def _parse_msmt17(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool) -> ParsedSplits:
+def _parse_msmt17(fmt: DatasetFormat, folder: Path, layout: str, combine_val: bool, split_id: int = 0) -> ParsedSplits:
     train_dir, test_dir = (folder / d for d in fmt.layouts[layout][:2])
     train = _read_msmt_list(fmt, folder / "list_train.txt", train_dir)
     if combine_val:
@@ -459,20 +490,26 @@ def check_published_counts(fmt: DatasetFormat, parsed: ParsedSplits, combine_val
     (``synthetic``) are not compared and give ``[]``. Otherwise images and identities (original pids) are compared
     per split, and every difference goes into ONE ``UserWarning`` with both numbers and the likely cause.
     """
-    published = PUBLISHED_COUNTS.get(fmt.name)
+    published = PUBLISHED_COUNTS.get(parsed.published_as or fmt.name)
     if not published:
         return []
     keys = {split: "train+val" if split == "train" and combine_val else split for split in ("train", "query", "gallery")}
     read = {split: (len({r.pid for r in getattr(parsed, split)}), len(getattr(parsed, split))) for split in keys}
+    if parsed.whole is not None:
+        keys["all"], read["all"] = "all", parsed.whole
+    keys = {split: key for split, key in keys.items() if key in published}  # a protocol set may omit a split
     if not any(read[split][1] >= FULL_SET_FRACTION * published[key][1] for split, key in keys.items()):
         return []
+    market_layout = all(required == _MARKET_DIRS for required in fmt.layouts.values())
     problems = []
     for split, key in keys.items():
         (ids, images), (ids_expected, images_expected) = read[split], published[key]
         if fmt.name == "msmt17":
             where = "list_train.txt + list_val.txt list" if key == "train+val" else f"list_{split}.txt lists"
-        else:
+        elif market_layout:
             where = f"{MARKET_SPLIT_DIRS[split]} has"
+        else:
+            where = "the whole set has" if split == "all" else f"the {split} split has"
         if images != images_expected:
             cause = ("an incomplete extraction or copy?" if images < images_expected
                      else "files added, or another release of the dataset?")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from sisnet.config import TABLE2_GRID, config_from_dict, get_config, runs_folder
-from sisnet.experiments.real_data import TARGETS, evaluate_real, load_sources, load_targets
+from sisnet.experiments.real_data import TARGETS, dataset_table, evaluate_real, load_sources, load_targets
 from sisnet.stats import Comparison, holm_family, paired_table
 from sisnet.utils import atomic_write
 
@@ -96,15 +96,15 @@ def train_and_evaluate(config: dict[str, Any], data_root: str) -> str:
     return str(run_dir)
 
 
-def imagenet_only(data_root: str) -> pd.DataFrame:
+def imagenet_only(data_root: str, overrides: dict[str, Any] | None = None) -> pd.DataFrame:
     """The evaluations of the ImageNet MobileNetV2 before any ReID training (BNNeck at its initial identity)."""
     import torch
 
-    from sisnet.engine import build_model
+    from sisnet.model import build_model
 
-    cfg = real_config("Baseline", 0, VALIDATION_GRID[0][0], VALIDATION_GRID[0][1], data_root)
+    cfg = real_config("Baseline", 0, VALIDATION_GRID[0][0], VALIDATION_GRID[0][1], data_root, **(overrides or {}))
     sources = load_sources(data_root)
-    out = Path(cfg.runs_dir) / f"imagenet-only-{sources.train.fingerprint()}" / "real_eval.csv"
+    out = Path(cfg.runs_dir) / f"imagenet-only-{cfg.run_id(precision='fp32', data_fingerprint=sources.train.fingerprint())}" / "real_eval.csv"
     if not out.is_file():
         torch.manual_seed(0)
         model = build_model(cfg, 1).eval()
@@ -191,9 +191,14 @@ def _evals(run_dirs: Sequence[str], labels: Sequence[dict[str, Any]]) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
-def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: int = 1,
-                   log=print) -> dict[str, pd.DataFrame]:
-    """Validation, grid and 2x check (see the module docstring); returns the tables by name."""
+def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: int = 1, log=print,
+                   validation_grid: Sequence[tuple[float, int]] = VALIDATION_GRID,
+                   overrides: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """Validation, grid and 2x check (see the module docstring); returns the raw tables by name.
+
+    ``overrides`` (config fields) and ``validation_grid`` exist for the tests' tiny runs; the committed results use
+    neither."""
+    over = dict(overrides or {})
     from sisnet.parallel import map_in_workers
 
     def train(jobs):
@@ -201,7 +206,7 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
                               threads=threads)
 
     t0 = time.perf_counter()
-    cands = [real_config("Baseline", seeds[0], lr, ep, data_root) for lr, ep in VALIDATION_GRID]
+    cands = [real_config("Baseline", seeds[0], lr, ep, data_root, **over) for lr, ep in validation_grid]
     cand_dirs = train(cands)
     log(f"validation runs done ({time.perf_counter() - t0:.0f} s)")
     val = pd.DataFrame([{"lr": c.lr, "epochs": c.epochs, "steps": c.epochs * c.steps_per_epoch} for c in cands])
@@ -219,8 +224,8 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
     lr, epochs = float(val.loc[chosen, "lr"]), int(val.loc[chosen, "epochs"])
     log(f"chosen on validation: lr={lr:g}, epochs={epochs}")
 
-    grid = [real_config(m, s, lr, epochs, data_root) for s in seeds for m in ARMS]
-    twice = [real_config(m, seeds[0], lr, 2 * epochs, data_root) for m in ARMS]
+    grid = [real_config(m, s, lr, epochs, data_root, **over) for s in seeds for m in ARMS]
+    twice = [real_config(m, seeds[0], lr, 2 * epochs, data_root, **over) for m in ARMS]
     dirs = train(grid + twice)
     log(f"grid and 2x check done ({time.perf_counter() - t0:.0f} s)")
     labels = [{"method": m, "loss": LOSS, "seed": s, "schedule": "1x"} for s in seeds for m in ARMS]
@@ -228,9 +233,10 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
     evals = _evals(dirs, labels)
     cand_evals = _evals(cand_dirs, [{"method": "Baseline", "loss": LOSS, "seed": seeds[0], "lr": c.lr,
                                      "epochs": c.epochs} for c in cands])
-    imagenet = imagenet_only(data_root)
+    imagenet = imagenet_only(data_root, over)
     imagenet.insert(0, "method", "ImageNet only")
-    return {"evals": evals, "validation": val, "validation_evals": cand_evals, "imagenet": imagenet,
+    datasets = dataset_table(load_sources(data_root), load_targets(data_root))
+    return {"evals": evals, "validation": val, "datasets": datasets, "validation_evals": cand_evals, "imagenet": imagenet,
             "settings": pd.DataFrame([{"lr": lr, "epochs": epochs, "steps_per_epoch": REAL_SETTINGS["steps_per_epoch"],
                                        "seeds": ",".join(map(str, seeds)), "workers": workers, "threads": threads,
                                        "wall_seconds": time.perf_counter() - t0,

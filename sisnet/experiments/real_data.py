@@ -32,13 +32,13 @@ import torch
 from PIL import Image
 
 from sisnet.config import dataset_folder
-from sisnet.data import ReIDDataset, Record, load_dataset, relabel
+from sisnet.data import ReIDDataset, Record, load_dataset, native_heights, relabel
 from sisnet.data.formats import get_format
 from sisnet.data.transforms import BadImageError, decode_images_cached
 from sisnet.evaluation import extract_modes, feature_metrics
 
 __all__ = ["SOURCES", "TARGETS", "IN_DOMAIN_IDS", "CROSS_SCALE_HEIGHT", "CROSS_SCALE_JPEG", "HEIGHT_EDGES",
-           "DATA_SOURCES", "Sources", "load_sources", "load_targets", "cross_scale_images", "native_heights", "evaluate_real"]
+           "DATA_SOURCES", "Sources", "load_sources", "load_targets", "cross_scale_images", "dataset_table", "evaluate_real"]
 
 SOURCES = ("cuhk03", "cuhk01")
 TARGETS = ("viper", "prid", "grid", "ilids")
@@ -94,18 +94,6 @@ def load_targets(data_root: str | Path, names: Sequence[str] = TARGETS) -> dict[
         folder = dataset_folder(name, data_root, "cpu")
         out[name] = [load_dataset(name, folder, split_id=k) for k in range(get_format(name).num_splits)]
     return out
-
-
-def native_heights(records: Sequence[Record]) -> np.ndarray:
-    """Height in pixels of each record's image as stored (read from the file header)."""
-    heights = np.empty(len(records), dtype=np.int64)
-    for i, r in enumerate(records):
-        try:
-            with Image.open(r.path) as im:
-                heights[i] = im.height
-        except OSError as exc:
-            raise BadImageError([(r.path, f"{type(exc).__name__}: {exc}")], len(records)) from exc
-    return heights
 
 
 def cross_scale_images(paths: Sequence[str], size_hw: tuple[int, int], height_fraction: float = CROSS_SCALE_HEIGHT,
@@ -180,6 +168,23 @@ def _set_rows(model: Any, config: Any, name: str, splits: Sequence[ReIDDataset])
                     rows.append({"set": name, "split": k, "protocol": protocol, "height_bin": label,
                                  **_metrics(bank, q, split.gallery, protocol, config.metric)})
     return rows
+
+
+def dataset_table(sources: Sources, targets: dict[str, list[ReIDDataset]]) -> pd.DataFrame:
+    """What each set holds: role, identities and images of train / query / gallery (split 0 for the targets, with
+    the split count), and the native query heights."""
+    def row(name: str, role: str, ds: ReIDDataset, splits: int = 1) -> dict[str, Any]:
+        h = np.asarray(native_heights(ds.query))
+        return {"set": name, "role": role, "train_ids": ds.num_train_pids if ds.train else 0,
+                "train_images": len(ds.train), "query_ids": len({r.pid for r in ds.query}), "query_images": len(ds.query),
+                "gallery_ids": len({r.pid for r in ds.gallery}), "gallery_images": len(ds.gallery), "splits": splits,
+                "query_height_min": int(h.min()), "query_height_max": int(h.max())}
+
+    rows = [row("cuhk03+cuhk01", "training (query/gallery: CUHK03 val = validation)", sources.train),
+            row("cuhk03", "in-domain test (held-out CUHK03 train identities)", sources.in_domain)]
+    for name, splits in targets.items():
+        rows.append(row(name, "target (never trained on)", splits[0], len(splits)))
+    return pd.DataFrame(rows)
 
 
 @torch.no_grad()

@@ -65,7 +65,7 @@ import torch
 
 from sisnet.metrics.distance import check_features, compute_distance, distance_blocks
 
-__all__ = ["evaluate_rank", "evaluate_features", "DEFAULT_CHUNK_BYTES"]
+__all__ = ["evaluate_rank", "evaluate_features", "DEFAULT_CHUNK_BYTES", "ordered_u32"]
 
 #: Budget for the per-chunk working set (distance chunk, cell indices, flags, per-row tables), in
 #: bytes. Small on purpose: the passes over a chunk then run in the CPU's cache.
@@ -112,7 +112,7 @@ def _as_ids(x: Any, name: str, expected_len: int | None = None) -> torch.Tensor:
     return t
 
 
-def _ordered_u32(x: torch.Tensor) -> torch.Tensor:
+def ordered_u32(x: torch.Tensor) -> torch.Tensor:
     """float32 -> int64 in [0, 2**32) with the same order as the floats (-0.0 mapped to +0.0); used by re-ranking."""
     u = (x + 0.0).view(torch.int32).to(torch.int64) & 0xFFFFFFFF
     return torch.where(u >= 2**31, 0xFFFFFFFF - u, u + 2**31)

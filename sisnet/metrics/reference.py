@@ -181,7 +181,7 @@ def reference_re_ranking(
     """
     import torch
 
-    from sisnet.metrics.rerank import _sq_dist_block
+    from sisnet.metrics.rerank import sq_dist_block
 
     feats = np.concatenate([qf, gf]).astype(np.float32)
     n, nq = len(feats), len(qf)
@@ -191,7 +191,7 @@ def reference_re_ranking(
     block = 4096
     for a in range(0, n, block):
         for b in range(a, n, block):
-            d = _sq_dist_block(ft[a : a + block], sq[a : a + block], ft[b : b + block], sq[b : b + block]).numpy()
+            d = sq_dist_block(ft[a : a + block], sq[a : a + block], ft[b : b + block], sq[b : b + block]).numpy()
             dist[a : a + block, b : b + block] = d
             if b != a:
                 dist[b : b + block, a : a + block] = d.T

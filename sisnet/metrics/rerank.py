@@ -30,9 +30,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sisnet.metrics.rank import _ordered_u32
+from sisnet.metrics.rank import ordered_u32
 
-__all__ = ["re_ranking"]
+__all__ = ["re_ranking", "sq_dist_block"]
 
 
 def _features(x: Any, name: str) -> torch.Tensor:
@@ -61,7 +61,7 @@ def _torch_threads(n: int | None):
         torch.set_num_threads(prev)
 
 
-def _sq_dist_block(
+def sq_dist_block(
     fa: torch.Tensor, sa: torch.Tensor, fb: torch.Tensor, sb: torch.Tensor, threads: int | None = None
 ) -> torch.Tensor:
     """Squared Euclidean distances ``(len(fa), len(fb))`` via one matmul (``threads``), clamped at 0."""
@@ -108,7 +108,7 @@ def _knn_and_rowmax(
                 all_i = torch.cat([best_i[rows].reshape(-1), own_c + c0])
                 # numpy for this 1-D sort: torch's multi-threaded 1-D sort measured ~190 ms here
                 # (vs 10 ms single-threaded, 20 ms numpy) for a few 1e5 keys
-                order = torch.from_numpy(np.argsort(((all_r << 32) | _ordered_u32(all_v)).numpy()))
+                order = torch.from_numpy(np.argsort(((all_r << 32) | ordered_u32(all_v)).numpy()))
                 cnt = torch.bincount(own_r, minlength=nrows) + k
                 take = order[(torch.cumsum(cnt, 0) - cnt)[:, None] + torch.arange(k)]  # k smallest per row
                 best_d[rows] = all_v[take]
@@ -135,7 +135,7 @@ def _knn_and_rowmax(
     for a in range(0, n, block):
         fa, sa = feats[a : a + block], sq[a : a + block]
         for b in range(a, n, block):
-            d = _sq_dist_block(fa, sa, feats[b : b + block], sq[b : b + block], mm_threads)
+            d = sq_dist_block(fa, sa, feats[b : b + block], sq[b : b + block], mm_threads)
             if a == b:
                 d.fill_diagonal_(0.0)  # exact self-distance: every image is its own nearest neighbour
                 merge(a, d, b, False)

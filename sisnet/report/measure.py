@@ -559,7 +559,7 @@ def backbone_on_person(config: Any, ds, *, n_images: int = 64, seed: int = 0) ->
     ``weights`` (where they came from), ``activation_share_mean``, ``mask_area_mean``, ``n_images``."""
     import torch
 
-    from sisnet.engine import build_model
+    from sisnet.model import build_model
 
     records = _sample_queries(ds, n_images, seed)
     m = torch.from_numpy(_person_masks(ds, records, config))
@@ -580,7 +580,7 @@ def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, flo
     """
     import torch
 
-    from sisnet.engine import _compute_losses, _device_views, build_train_loader
+    from sisnet.engine import build_train_loader, config_losses, device_views
 
     if not (config.siamese and config.drc):
         raise ValueError("drc_share needs a SiSNet+DRC model (siamese=True, drc=True).")
@@ -592,10 +592,10 @@ def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, flo
     for i, batch in enumerate(loader):
         if i >= batches:
             break
-        full, small = _device_views(batch, config, device)
+        full, small = device_views(batch, config, device)
         targets = batch[2].to(device)
         out_f, out_s = model.forward_pair(full, small)
-        losses = _compute_losses(model, out_f, out_s, targets, config)
+        losses = config_losses(model, out_f, out_s, targets, config)
         maps = [out_f.feature_map, out_s.feature_map]
         g_drc = torch.autograd.grad(losses["drc"], maps, retain_graph=True, allow_unused=True)
         g_rest = torch.autograd.grad(losses["id"] + losses["triplet"], maps, allow_unused=True)

@@ -20,7 +20,7 @@ from sisnet.utils import atomic_write
 
 __all__ = ["WEIGHT_SUFFIXES", "PretrainedUnavailableError", "WeightsMismatchError", "MissingWeightsFileError",
            "PretrainedInfo", "sha256_bytes", "sha256_file", "convert_by_position", "check_state_dict",
-           "check_weights_file", "load_state_dict_file"]
+           "check_weights_file", "load_state_dict_file", "save_safetensors"]
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 
@@ -192,7 +192,8 @@ def load_state_dict_file(path: str | os.PathLike) -> "OrderedDict[str, torch.Ten
     return OrderedDict(sd)
 
 
-def _save_safetensors(state_dict: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write ``state_dict`` (contiguous tensors) and ``metadata`` to ``path`` as safetensors, atomically."""
     from safetensors.torch import save as st_save
 
     blob = st_save({k: v.contiguous() for k, v in state_dict.items()}, metadata=metadata)

@@ -26,8 +26,8 @@ from sisnet.weights.files import (
     PretrainedInfo,
     PretrainedUnavailableError,
     WeightsMismatchError,
-    _save_safetensors,
     convert_by_position,
+    save_safetensors,
     sha256_bytes,
     sha256_file,
 )
@@ -252,7 +252,7 @@ def fetch_offline_source(
     t1 = time.perf_counter()
     src_sd = _load_torch_bytes(data, origin)
     timm_sd = convert_by_position(src_sd, source.backbone, origin=origin)
-    _save_safetensors(
+    save_safetensors(
         timm_sd,
         converted,
         # one metadata key: safetensors writes its metadata map in hash order, so several keys would make the

@@ -46,8 +46,9 @@ Where things are
 ----------------
 * ``people``: the clothing palettes, :class:`Identity`, :func:`make_identity`, :func:`render_person`.
 * ``cameras``: the camera model (:func:`camera_model`), procedural backgrounds, :func:`render_capture`.
-* ``writer``: :class:`SyntheticConfig` / :func:`make_config`, the image plan, :func:`generate` (images,
-  ``meta.json``, ``scales.csv``), :func:`summarize`, :func:`write_sample_grid` and the CLI :func:`main`.
+* ``settings``: :class:`SyntheticConfig`, the named sizes :data:`SIZES`, :func:`make_config`.
+* ``writer``: the image plan, :func:`generate` (images, ``meta.json``, ``scales.csv``), :func:`summarize`,
+  :func:`write_sample_grid` and the CLI :func:`main`.
 * ``footage``: :func:`render_mot_sequence`.
 * ``streams``: the RNG stream ids and identity-key ranges every module draws from.
 
@@ -66,8 +67,9 @@ from .cameras import camera_model, render_capture
 from .footage import render_mot_sequence
 from .people import (ACCENTS, BAGS, BOTTOMS, HAIRS, RGB, SHOES, SKINS, TOPS, VIEWS, Identity, make_identity,
                      render_person)
-from .writer import (GENERATOR_VERSION, MARKET_NAME_RE, META_FILE, SCALE_SIDECAR, SIZES, SPLITS, SyntheticConfig,
-                     generate, main, make_config, summarize, write_sample_grid)
+from .settings import SIZES, SyntheticConfig, make_config
+from .writer import (GENERATOR_VERSION, MARKET_NAME_RE, META_FILE, SCALE_SIDECAR, SPLITS, generate, main, summarize,
+                     write_sample_grid)
 
 __all__ = [
     "SyntheticConfig",

@@ -4,16 +4,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from .people import VIEWS, Identity, render_person
-from .streams import _S_BACKGROUND, _S_CAMERA
-
-if TYPE_CHECKING:
-    from .writer import SyntheticConfig
+from .settings import SyntheticConfig
+from .streams import S_BACKGROUND, S_CAMERA
 
 
 # ------------------------------------------------------------------------------------------------ camera
@@ -37,7 +34,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple
     return np.asarray(up, dtype=np.float32) / 255.0
 
 
-def _background(rng: np.random.Generator, kind: int, shape: tuple[int, int] = (384, 768)) -> np.ndarray:
+def background_texture(rng: np.random.Generator, kind: int, shape: tuple[int, int] = (384, 768)) -> np.ndarray:
     """A procedural background texture (H, W, 3) uint8; ``kind`` picks brick / tiles / foliage / shop front /
     pavement / poster wall. Vectorised numpy on index grids."""
     Hb, Wb = shape
@@ -83,7 +80,7 @@ def _background(rng: np.random.Generator, kind: int, shape: tuple[int, int] = (3
     return np.clip(img * (0.75 + 0.5 * low) + grain, 0, 255).astype(np.uint8)
 
 
-#: Scenes in the shared background pool (every kind of :func:`_background` 6 times).
+#: Scenes in the shared background pool (every kind of :func:`background_texture` 6 times).
 NUM_BACKGROUNDS = 36
 
 
@@ -98,15 +95,15 @@ def _background_pool(seed: int) -> tuple[np.ndarray, ...]:
     so the background carries no information about who is in the crop; a camera keeps its optics (blur, noise,
     gain, colour cast) and its distance (person-height distribution).
     """
-    return tuple(_background(np.random.default_rng([seed, _S_BACKGROUND, i]), i % 6) for i in range(NUM_BACKGROUNDS))
+    return tuple(background_texture(np.random.default_rng([seed, S_BACKGROUND, i]), i % 6) for i in range(NUM_BACKGROUNDS))
 
 
 @lru_cache(maxsize=64)
 def _camera(seed: int, index: int, num_cameras: int, h_lo: int, h_hi: int, spread: float,
             gain: tuple[float, float], cast: float) -> _Camera:
-    rng = np.random.default_rng([seed, _S_CAMERA, index])
+    rng = np.random.default_rng([seed, S_CAMERA, index])
     # camera-dependent height distribution: cameras spread from far to near (random order)
-    order = np.random.default_rng([seed, _S_CAMERA, 10_001]).permutation(num_cameras)
+    order = np.random.default_rng([seed, S_CAMERA, 10_001]).permutation(num_cameras)
     t = order[index] / max(1, num_cameras - 1)
     lo, hi = math.log(h_lo), math.log(h_hi)
     centre = lo + 0.25 * (hi - lo) + t * 0.5 * (hi - lo)
@@ -122,11 +119,7 @@ def _camera(seed: int, index: int, num_cameras: int, h_lo: int, h_hi: int, sprea
 
 def camera_model(seed: int, index: int, config: SyntheticConfig | None = None) -> _Camera:
     """The camera ``index`` (0-based) of the dataset generated with ``seed`` and ``config`` (default config)."""
-    cfg = config
-    if not cfg:  # the default config; imported here, not at the top, because writer imports this module
-        from .writer import SyntheticConfig
-
-        cfg = SyntheticConfig()
+    cfg = config or SyntheticConfig()
     if not 0 <= index < cfg.num_cameras:
         raise ValueError(f"camera index {index} is outside 0..{cfg.num_cameras - 1}.")
     return _camera(int(seed), int(index), cfg.num_cameras, cfg.height_px_range[0], cfg.height_px_range[1],

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .cameras import _background
+from .cameras import background_texture
 from .people import make_identity, render_person
-from .streams import _S_MOT
+from .streams import S_MOT
 
 
 # ---------------------------------------------------------------------------------------------- MOT
 def _scene(rng: np.random.Generator, frame_size: tuple[int, int], horizon: int) -> np.ndarray:
     """(H, W, 3) float32 street scene: textured wall above the horizon, pavement below."""
     H, W = frame_size
-    wall = _background(rng, int(rng.choice([0, 3, 5])), (max(horizon, 8), W)).astype(np.float32)
+    wall = background_texture(rng, int(rng.choice([0, 3, 5])), (max(horizon, 8), W)).astype(np.float32)
     yy, xx = np.mgrid[0:H - horizon, 0:W]
     depth = (yy + 20.0) / (H - horizon + 20.0)
     tile = ((xx - W / 2) / (depth * 60 + 1e-3)).astype(np.int64) + (np.log(depth + 1e-3) * 12).astype(np.int64)
@@ -50,7 +50,7 @@ def render_mot_sequence(out_dir: str | Path, *, num_frames: int = 60, num_people
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{str(out)!r} exists and is not an empty folder; pass a new out_dir for the MOT "
                               f"sequence or delete that one.")
-    rng = np.random.default_rng([seed, _S_MOT])
+    rng = np.random.default_rng([seed, S_MOT])
     horizon = int(H * 0.22)
     k_foot = (H - horizon - 6) / (H * 0.62)  # foot row = horizon + k_foot * height
     h_max = int(H * 0.6)
@@ -58,7 +58,7 @@ def render_mot_sequence(out_dir: str | Path, *, num_frames: int = 60, num_people
     scene = _scene(rng, (H, W), horizon)
     people = []
     for i in range(num_people):
-        ident = make_identity(seed, _S_MOT * 1_000_000 + i)
+        ident = make_identity(seed, S_MOT * 1_000_000 + i)
         towards = (i % 2 == 0)
         lo, hi = h_min * rng.uniform(1.0, 1.4), h_max * rng.uniform(0.75, 1.0)
         h0, h1 = (lo, hi) if towards else (hi, lo)
@@ -85,7 +85,7 @@ def render_mot_sequence(out_dir: str | Path, *, num_frames: int = 60, num_people
                 h = int(round(p["h0"] * (p["h1"] / p["h0"]) ** a))
                 x = p["x0"] + p["vx"] * t
                 foot = horizon + k_foot * h
-                prng = np.random.default_rng([seed, _S_MOT, p["id"], f])
+                prng = np.random.default_rng([seed, S_MOT, p["id"], f])
                 img = render_person(p["ident"], h, p["view"], prng, phase=p["phase"] + 0.9 * t)
                 left, topp = int(round(x - img.width / 2)), int(round(foot - h))
                 alpha = np.asarray(img.getchannel("A"))
@@ -109,7 +109,7 @@ def render_mot_sequence(out_dir: str | Path, *, num_frames: int = 60, num_people
                 vis = float((owner == j).sum()) / max(1, total)
                 rows.append((f + 1, p["id"], bx0 + 1, by0 + 1, bx1 - bx0, by1 - by0, 1, 1, round(vis, 4)))
             arr = np.asarray(frame, dtype=np.float32)
-            arr += np.random.default_rng([seed, _S_MOT, 0, f]).standard_normal(arr.shape, dtype=np.float32) * 3
+            arr += np.random.default_rng([seed, S_MOT, 0, f]).standard_normal(arr.shape, dtype=np.float32) * 3
             Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8)).save(
                 tmp / "img1" / f"{f + 1:06d}.jpg", format="JPEG", quality=90)
         rows.sort(key=lambda r: (r[0], r[1]))

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .streams import _S_IDENTITY
+from .streams import S_IDENTITY
 
 VIEWS = ("front", "back", "side")
 
@@ -104,7 +104,7 @@ def make_identity(seed: int, key: int) -> Identity:
 
 @lru_cache(maxsize=4096)
 def _identity(seed: int, key: int) -> Identity:
-    rng = np.random.default_rng([seed, _S_IDENTITY, key])
+    rng = np.random.default_rng([seed, S_IDENTITY, key])
     ti, top = _pick(rng, TOPS)
     texture = str(rng.choice(["plain", "stripes", "checks"], p=[0.55, 0.28, 0.17]))
     _, top2 = _pick(rng, TOPS, exclude=ti)

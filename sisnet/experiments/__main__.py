@@ -10,6 +10,9 @@ from pathlib import Path
 
 from sisnet.experiments.real_data import DATA_SOURCES
 
+#: the notebook that reads the real experiment's tables (executed into the results folder after the tables)
+REAL_NOTEBOOK = "09_real_pedestrians.ipynb"
+
 
 def _real(args: argparse.Namespace) -> int:
     from sisnet.experiments.real import run_experiment
@@ -33,6 +36,13 @@ def _real(args: argparse.Namespace) -> int:
                 "packages": package_versions(), "load_average_end": load_average()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"wrote {tables_dir} ({manifest['wall_seconds']:.0f} s)")
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / REAL_NOTEBOOK
+    if args.notebook and notebook.is_file():
+        import papermill
+
+        papermill.execute_notebook(str(notebook), str(out / REAL_NOTEBOOK), parameters={"results_dir": str(out)},
+                                   cwd=str(notebook.parents[1]), progress_bar=False)
+        print(f"wrote {out / REAL_NOTEBOOK}")
     return 0
 
 
@@ -46,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--out", default="results/cpu/real", help="results folder (default: results/cpu/real)")
     real.add_argument("--workers", type=int, default=0, help="worker processes (default: cores / threads)")
     real.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    real.add_argument("--no-notebook", dest="notebook", action="store_false",
+                      help=f"do not execute notebooks/{REAL_NOTEBOOK} into the results folder afterwards")
     args = parser.parse_args(argv)
     return {"real": _real}[args.experiment](args)
 

@@ -180,6 +180,20 @@ def paired_real(per_run: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([primary, rest], ignore_index=True)
 
 
+def _curves(run_dirs: Sequence[str], labels: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The validation curve of each run: every periodic evaluation on CUHK03's validation identities (%)."""
+    from sisnet.runs import load_history
+
+    frames = []
+    for run_dir, label in zip(run_dirs, labels):
+        f = load_history(run_dir).evals_frame(percent=True)
+        f = f[f["mode"] == "either"].drop(columns="mode")
+        for k, v in label.items():
+            f.insert(0, k, v)
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
 def _evals(run_dirs: Sequence[str], labels: Sequence[dict[str, Any]]) -> pd.DataFrame:
     frames = []
     for run_dir, label in zip(run_dirs, labels):
@@ -205,7 +219,7 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
         return map_in_workers(train_and_evaluate, [(c.to_dict(), data_root) for c in jobs], workers=workers,
                               threads=threads)
 
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), " ".join(f"{x:.2f}" for x in os.getloadavg())
     cands = [real_config("Baseline", seeds[0], lr, ep, data_root, **over) for lr, ep in validation_grid]
     cand_dirs = train(cands)
     log(f"validation runs done ({time.perf_counter() - t0:.0f} s)")
@@ -231,13 +245,15 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
     labels = [{"method": m, "loss": LOSS, "seed": s, "schedule": "1x"} for s in seeds for m in ARMS]
     labels += [{"method": m, "loss": LOSS, "seed": seeds[0], "schedule": "2x"} for m in ARMS]
     evals = _evals(dirs, labels)
+    curves = _curves(dirs, labels)
     cand_evals = _evals(cand_dirs, [{"method": "Baseline", "loss": LOSS, "seed": seeds[0], "lr": c.lr,
                                      "epochs": c.epochs} for c in cands])
     imagenet = imagenet_only(data_root, over)
     imagenet.insert(0, "method", "ImageNet only")
     datasets = dataset_table(load_sources(data_root), load_targets(data_root))
-    return {"evals": evals, "validation": val, "datasets": datasets, "validation_evals": cand_evals, "imagenet": imagenet,
+    return {"evals": evals, "curves": curves, "validation": val, "datasets": datasets, "validation_evals": cand_evals, "imagenet": imagenet,
             "settings": pd.DataFrame([{"lr": lr, "epochs": epochs, "steps_per_epoch": REAL_SETTINGS["steps_per_epoch"],
                                        "seeds": ",".join(map(str, seeds)), "workers": workers, "threads": threads,
                                        "wall_seconds": time.perf_counter() - t0,
-                                       "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())}])}
+                                       "load_average_start": load_start,
+                                       "load_average_end": " ".join(f"{x:.2f}" for x in os.getloadavg())}])}

@@ -10,6 +10,8 @@ from sisnet.experiments.real import ARMS, LOSS, PLATEAU_TOLERANCE, PRIMARY_METRI
 __all__ = ["real_tables", "TABLE_TITLES"]
 
 TABLE_TITLES = {
+    "real_evals": "Every evaluation of every run: one row per (run, set, split, protocol, native-height bin)",
+    "real_curves": "Validation curves: each run's periodic evaluations on CUHK03's validation identities",
     "real_runs": "Every run: each evaluation set (mean over its splits) and the mean over the four targets",
     "real_summary": "Mean (sd) over seeds, S.+T., chosen schedule; ImageNet only = the backbone before ReID training",
     "real_paired": "Paired differences by seed (points); the primary family with Holm's adjustment",
@@ -56,6 +58,8 @@ def real_tables(raw: dict[str, pd.DataFrame], command: str) -> dict[str, pd.Data
     table carries the exact ``command`` that made it."""
     runs = dg_frame(raw["evals"])
     tables: dict[str, Any] = {
+        "real_evals": raw["evals"],
+        "real_curves": raw["curves"],
         "real_runs": runs,
         "real_summary": _summary(runs, raw["imagenet"]),
         "real_paired": paired_real(runs[runs["schedule"] == "1x"].assign(loss=LOSS)),

@@ -17,10 +17,13 @@ from sisnet.report import discussion
 from sisnet.report.io import to_markdown
 from sisnet.report.tables import table2_wide
 
-__all__ = ["START", "END", "results_block", "readme_block", "update_readme"]
+__all__ = ["START", "END", "REAL_START", "REAL_END", "results_block", "real_block", "readme_block", "update_readme"]
 
 START = "<!-- RESULTS-START -->"
 END = "<!-- RESULTS-END -->"
+#: the answer on real pedestrians, near README's top (:func:`real_block`)
+REAL_START = "<!-- REAL-START -->"
+REAL_END = "<!-- REAL-END -->"
 
 
 def _minutes(seconds: float) -> str:
@@ -243,26 +246,64 @@ def results_block(results_dir: str | Path = "results", profile: str = "cpu", dat
     return "\n".join(lines).rstrip() + "\n"
 
 
-def readme_block(readme: str | Path) -> str:
+def real_block(results_dir: str | Path = "results", profile: str = "cpu") -> str:
+    """The answer on real pedestrians from ``<results_dir>/<profile>/real`` (``python -m sisnet.experiments real``):
+    what was run, the primary family's verdicts (Holm), the domain-generalisation level and the plateau check."""
+    from sisnet.report.claims import render_claims
+
+    out_dir = Path(results_dir) / profile / "real"
+    tables = out_dir / "tables"
+    paired, summary = _table(tables, "real_paired"), _table(tables, "real_summary")
+    if paired is None or summary is None or not (out_dir / "manifest.json").is_file():
+        return f"_No real-pedestrian results in `{out_dir.as_posix()}/` (run `python -m sisnet.experiments real`)._\n"
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    st = manifest["settings"]
+    dg = summary[summary["protocol_name"] == "targets mean, standard"].set_index("method")
+    plateau = _table(tables, "real_plateau")
+    head = plateau[plateau["protocol_name"].str.startswith("targets mean")] if plateau is not None else None
+    lines = [f"**On real pedestrians** (`{out_dir.as_posix()}/`, notebook 09): MobileNetV2 trained on CUHK03 + CUHK01, "
+             f"tested on VIPeR, PRID, GRID and i-LIDS (never trained on; 10 splits each), S.+T., seeds {st['seeds']}, "
+             f"{st['workers']} CPU workers, {_minutes(manifest['wall_seconds'])} from an empty runs cache "
+             f"(`{manifest['command']}`).", "",
+             render_claims(paired[paired["family"] == "primary"], "Pre-registered primary family, mean target mAP",
+                           unit="points").rstrip(), "",
+             "Mean target rank-1 (standard): " + ", ".join(f"{m} {r['rank1_mean']:.1f} %" for m, r in dg.iterrows())
+             + "."]
+    if head is not None and len(head):
+        worst = head.loc[head["move"].abs().idxmax()]
+        lines.append(f"Twice the schedule (seed 0) moves {int((~head['within_tolerance']).sum())} of {len(head)} "
+                     f"arm-protocol pairs by more than 1.5 mAP points (largest {worst['move']:+.1f}, {worst['method']}, "
+                     f"{worst['protocol_name']}).")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def readme_block(readme: str | Path, start: str = START, end: str = END) -> str:
     """The text between the markers of ``readme`` (``ValueError`` when the markers are missing)."""
     text = Path(readme).read_text(encoding="utf-8")
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"{readme} must hold exactly one {START} ... {END} block.")
-    return text[text.index(START) + len(START):text.index(END)].strip("\n") + "\n"
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{readme} must hold exactly one {start} ... {end} block.")
+    return text[text.index(start) + len(start):text.index(end)].strip("\n") + "\n"
 
 
 def update_readme(readme: str | Path, results_dir: str | Path = "results", profile: str = "cpu",
                   dataset: str = "synthetic") -> bool:
-    """Rewrite ``readme``'s results block from the results files; returns whether it changed."""
-    readme = Path(readme)
-    old = readme_block(readme)
-    new = results_block(results_dir, profile, dataset)
-    if new == old:
-        return False
-    text = readme.read_text(encoding="utf-8")
-    head, tail = text[:text.index(START) + len(START)], text[text.index(END):]
+    """Rewrite ``readme``'s generated blocks (results; real pedestrians, when README has its markers) from the results
+    files; returns whether anything changed."""
     from sisnet.utils import atomic_write
 
-    with atomic_write(readme, "w", encoding="utf-8") as fh:
-        fh.write(head + "\n" + new + tail)
-    return True
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    blocks = [(START, END, lambda: results_block(results_dir, profile, dataset))]
+    if REAL_START in text:
+        blocks.append((REAL_START, REAL_END, lambda: real_block(results_dir, profile)))
+    changed = False
+    for start, end, make in blocks:
+        new = make()
+        if new == readme_block(readme, start, end):
+            continue
+        text = readme.read_text(encoding="utf-8")
+        head, tail = text[:text.index(start) + len(start)], text[text.index(end):]
+        with atomic_write(readme, "w", encoding="utf-8") as fh:
+            fh.write(head + "\n" + new + tail)
+        changed = True
+    return changed

@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= cpu
 DATASET ?= synthetic
 
-.PHONY: install test reproduce benchmark time-from-scratch clean-venv
+.PHONY: install test reproduce real benchmark time-from-scratch clean-venv
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ test: install
 
 reproduce: install
 	$(BIN)/python -m sisnet.reproduce --profile $(PROFILE) --dataset $(DATASET)
+
+# Table 2 on real pedestrians (needs data/cuhk03, cuhk01, viper, prid, grid, ilids; README "Real datasets")
+real: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m sisnet.experiments real
 
 benchmark: install
 	$(BIN)/python -m sisnet.benchmark

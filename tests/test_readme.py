@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sisnet.report.readme import END, START, readme_block, results_block, update_readme
+from sisnet.report.readme import END, REAL_END, REAL_START, START, readme_block, real_block, results_block, update_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,6 +13,16 @@ def test_committed_readme_block_equals_the_generator_output(monkeypatch):
     monkeypatch.chdir(ROOT)  # the block names the results folder relative to the project root
     assert readme_block(ROOT / "README.md") == results_block("results", "cpu", "synthetic"), (
         "README.md's results block is stale: run `python -m sisnet.reproduce --update-readme`.")
+
+
+def test_committed_real_block_equals_the_generator_output(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert readme_block(ROOT / "README.md", REAL_START, REAL_END) == real_block("results", "cpu"), (
+        "README.md's real-pedestrian block is stale: run `python -m sisnet.reproduce --update-readme`.")
+
+
+def test_real_block_without_results_says_how_to_make_them(tmp_path):
+    assert "python -m sisnet.experiments real" in real_block(tmp_path, "cpu")
 
 
 def test_update_rewrites_only_the_block(tmp_path, monkeypatch):

@@ -75,7 +75,7 @@ def real_config(method: str, seed: int, lr: float, epochs: int, data_root: str |
 def _run_dir(config: Any, train_set: Any) -> Path:
     from sisnet.runs import run_key
 
-    return Path(config.runs_dir) / run_key(config, train_set, "cpu")
+    return Path(config.runs_dir) / run_key(config, train_set)  # the config's device: fp32 on a CPU, bf16 on CUDA
 
 
 def train_and_evaluate(config: dict[str, Any], data_root: str) -> str:
@@ -104,7 +104,7 @@ def imagenet_only(data_root: str, overrides: dict[str, Any] | None = None) -> pd
 
     cfg = real_config("Baseline", 0, VALIDATION_GRID[0][0], VALIDATION_GRID[0][1], data_root, **(overrides or {}))
     sources = load_sources(data_root)
-    out = Path(cfg.runs_dir) / f"imagenet-only-{cfg.run_id(precision='fp32', data_fingerprint=sources.train.fingerprint())}" / "real_eval.csv"
+    out = Path(cfg.runs_dir) / f"imagenet-only-{_run_dir(cfg, sources.train).name}" / "real_eval.csv"
     if not out.is_file():
         torch.manual_seed(0)
         model = build_model(cfg, 1).eval()

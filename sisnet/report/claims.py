@@ -57,7 +57,7 @@ def render_claims(frame: pd.DataFrame, name: str, unit: str = "points") -> str:
 
 def forest_plot(frame: pd.DataFrame, title: str, unit: str = "points"):
     """Each claim's paired difference with its (adjusted, when present) interval, grouped by protocol; the
-    unadjusted interval is drawn thin beneath the adjusted one. Returns the figure."""
+    unadjusted interval is drawn thin beneath the adjusted one, each coloured by its own verdict. Returns the figure."""
     plt = _plt()
     protocols = list(dict.fromkeys(frame["protocol"]))
     rows = []
@@ -75,7 +75,8 @@ def forest_plot(frame: pd.DataFrame, title: str, unit: str = "points"):
             last = protocol
         lo, hi, _ = _interval(r)
         v = verdict(float(lo), float(hi))
-        ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colours[v], lw=1, alpha=0.6)
+        raw = verdict(float(r["ci_low"]), float(r["ci_high"]))
+        ax.plot([r["ci_low"], r["ci_high"]], [y + 0.25, y + 0.25], color=colours[raw], lw=1.2)
         ax.plot([lo, hi], [y, y], color=colours[v], lw=4, solid_capstyle="butt")
         ax.plot(r["mean_diff"], y, "o", color="black", ms=6, zorder=3)
         ticks.append(y)
@@ -86,7 +87,7 @@ def forest_plot(frame: pd.DataFrame, title: str, unit: str = "points"):
     ax.set_ylim(y, 0)
     ax.set_xlabel(f"paired difference ({unit}); thick: Holm-adjusted 95 %, thin: unadjusted", fontsize=10)
     handles = [plt.Line2D([], [], color=c, lw=4, label=k) for k, c in colours.items()]
-    ax.legend(handles=handles, fontsize=9, loc="lower right", frameon=False)
+    ax.legend(handles=handles, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     ax.set_title(title, fontsize=12)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -112,3 +112,25 @@ def test_native_heights_and_bad_file(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="bad.png"):
         native_heights([Record(str(tmp_path / "bad.png"), 1, 0)])
+
+
+def test_packed_copy_loads_the_same_splits_and_keeps_native_heights(tmp_path):
+    from test_real_datasets import (make_cuhk01, make_cuhk03_extracted, make_grid, make_ilids, make_prid,
+                                    make_viper)
+
+    from sisnet.data import load_dataset
+    from sisnet.experiments.pack import pack_real
+
+    src = tmp_path / "data"
+    make_cuhk03_extracted(src / "cuhk03")
+    make_cuhk01(src)
+    for make, name in ((make_viper, "viper"), (make_prid, "prid"), (make_grid, "grid"), (make_ilids, "ilids")):
+        make(src / name, peta=True)
+    sizes = pack_real(src, tmp_path / "packed", size_hw=(32, 16))
+    assert set(sizes) == {"cuhk03", "cuhk01", "viper", "prid", "grid", "ilids"} and min(sizes.values()) > 0
+    for name in ("cuhk03", "cuhk01", "viper", "prid", "grid", "ilids"):
+        a, b = load_dataset(name, src / name, split_id=0), load_dataset(name, tmp_path / "packed" / name, split_id=0)
+        assert [(r.pid, r.camid) for r in a.query + a.gallery] == [(r.pid, r.camid) for r in b.query + b.gallery]
+        assert list(native_heights(a.query)) == list(native_heights(b.query))  # the sidecar, not the 32 px files
+        with Image.open(b.query[0].path) as im:
+            assert im.size == (16, 32) and im.format == "JPEG"

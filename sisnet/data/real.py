@@ -43,6 +43,7 @@ __all__ = [
     "require_two_views",
     "two_view_split",
     "native_heights",
+    "NATIVE_HEIGHTS_FILE",
 ]
 
 REAL_IMAGE_EXTENSIONS = (*IMAGE_EXTENSIONS, ".bmp")
@@ -50,6 +51,9 @@ REAL_IMAGE_EXTENSIONS = (*IMAGE_EXTENSIONS, ".bmp")
 #: ``PETA dataset/<subset>/archive/``: one flat folder of images plus the attribute file ``Label.txt``.
 PETA_LAYOUT = "archive"
 PETA_LABELS = "Label.txt"
+#: Sidecar of a packed copy (:mod:`sisnet.experiments.pack`, images re-encoded at the input size): ``path,height_px``
+#: of every image relative to the folder holding it, so that the native heights survive the packing.
+NATIVE_HEIGHTS_FILE = "native_heights.csv"
 
 
 def _shown(items: Sequence[str], limit: int = 10) -> str:
@@ -166,17 +170,38 @@ def two_view_split(views: dict[int, dict[int, list[Record]]], train_ids: set[int
     return train, query, gallery
 
 
+def _packed_heights(path: str, sidecars: dict[Path, dict[str, int] | None]) -> int | None:
+    """The height recorded for ``path`` by a :data:`NATIVE_HEIGHTS_FILE` in one of its parent folders, if any."""
+    for folder in list(Path(path).parents)[:4]:
+        if folder not in sidecars:
+            table = folder / NATIVE_HEIGHTS_FILE
+            sidecars[folder] = None
+            if table.is_file():
+                rows = (line.rsplit(",", 1) for line in table.read_text(encoding="utf-8").splitlines()[1:] if line)
+                sidecars[folder] = {rel: int(h) for rel, h in rows}
+        known = sidecars[folder]
+        if known is not None:
+            return known.get(Path(path).relative_to(folder).as_posix())
+    return None
+
+
 def native_heights(records: Sequence[Record]) -> list[int]:
-    """Native height in pixels of each record's image (from the image header; nothing is decoded).
+    """Native height in pixels of each record's image: from a packed copy's :data:`NATIVE_HEIGHTS_FILE` when the
+    set has one, else from the image header (nothing is decoded).
 
     For sets without a ``scales.csv`` sidecar (the real ones): the person's height is the crop's height.
     Raises :class:`sisnet.data.transforms.BadImageError` listing every file that is not a readable image.
     """
+    sidecars: dict[Path, dict[str, int] | None] = {}
     from PIL import Image, UnidentifiedImageError
 
     heights: list[int] = []
     bad: list[tuple[str, str]] = []
     for r in records:
+        packed = _packed_heights(r.path, sidecars)
+        if packed is not None:
+            heights.append(packed)
+            continue
         try:
             with Image.open(r.path) as im:
                 heights.append(int(im.height))

@@ -1,4 +1,5 @@
-"""Command line of the experiments: ``python -m sisnet.experiments real [--seeds 0,1,2,3,4] [--out DIR]``."""
+"""Command line of the experiments: ``python -m sisnet.experiments real [--seeds 0,1,2,3,4] [--out DIR]`` and
+``python -m sisnet.experiments pack`` (the real sets packed for a device run)."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +47,14 @@ def _real(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pack(args: argparse.Namespace) -> int:
+    from sisnet.experiments.pack import pack_real
+
+    sizes = pack_real(args.data_root, args.out)
+    print(", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in sizes.items()) + f"; {sum(sizes.values()) / 2**20:.1f} MiB in all")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sisnet.experiments", description=__doc__)
     sub = parser.add_subparsers(dest="experiment", required=True)
@@ -58,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
     real.add_argument("--no-notebook", dest="notebook", action="store_false",
                       help=f"do not execute notebooks/{REAL_NOTEBOOK} into the results folder afterwards")
+    pack = sub.add_parser("pack", help="the real sets re-encoded at 128x64 (JPEG q75) for a device run (tools/gpu_real.sh)")
+    pack.add_argument("--data-root", default="data", help="folder holding the real sets (default: data)")
+    pack.add_argument("--out", default="data/packed", help="where the packed copy goes (default: data/packed)")
     args = parser.parse_args(argv)
-    return {"real": _real}[args.experiment](args)
+    return {"real": _real, "pack": _pack}[args.experiment](args)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def train_and_evaluate(config: dict[str, Any], data_root: str) -> str:
     fit(cfg, run_dir, dataset=sources.train, progress=False)
     out = run_dir / "real_eval.csv"
     if not out.is_file():
-        model, _ = load_model(run_dir)
+        model, _ = load_model(run_dir, device=cfg.device)  # "auto": the GPU when there is one
         frame = evaluate_real(model, cfg, sources, load_targets(data_root))
         with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
             frame.to_csv(fh, index=False)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from sisnet.experiments.real import VALIDATION_GRID
 from sisnet.experiments.real_data import DATA_SOURCES
 
 #: the notebook that reads the real experiment's tables (executed into the results folder after the tables)
@@ -26,7 +27,8 @@ def _real(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers(args.threads)
     command = "python -m sisnet.experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     t0 = time.time()
-    raw = run_experiment(args.data_root, seeds, workers, args.threads)
+    grid = tuple((float(lr), int(ep)) for lr in args.lrs.split(",") for ep in args.epochs.split(","))
+    raw = run_experiment(args.data_root, seeds, workers, args.threads, validation_grid=grid)
     out = Path(args.out)
     tables_dir = out / "tables"
     tables_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
                                                           "ilids/ and the runs cache (default: data)")
     real.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default: 0,1,2,3,4)")
     real.add_argument("--out", default="results/cpu/real", help="results folder (default: results/cpu/real)")
+    real.add_argument("--lrs", default=",".join(dict.fromkeys(f"{lr:g}" for lr, _ in VALIDATION_GRID)),
+                      help="learning rates of the validation grid (default: %(default)s)")
+    real.add_argument("--epochs", default=",".join(dict.fromkeys(str(ep) for _, ep in VALIDATION_GRID)),
+                      help="schedules (epochs of 100 steps) of the validation grid, chosen jointly with --lrs "
+                           "(default: %(default)s)")
     real.add_argument("--workers", type=int, default=0, help="worker processes (default: cores / threads)")
     real.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
     real.add_argument("--no-notebook", dest="notebook", action="store_false",

@@ -24,5 +24,5 @@ def test_real_notebook_runs_on_the_committed_tables(tmp_path):
     assert "targets mean by hand" in text and "(table: " in text  # the two worked examples ran their checks
     assert "Primary family on real pedestrians: of 6 claims" in text  # the summary reads the family
     assert (results / "figures" / "real_forest.png").stat().st_size > 10_000
-    headings = [c["source"] for c in nb["cells"] if c["cell_type"] == "markdown"]
+    headings = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
     assert any("What you will learn" in h for h in headings) and any(h.startswith("## Exercises") for h in headings)

@@ -15,6 +15,7 @@ reading of its claims on the four classic small sets, which is where a CPU can t
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -78,19 +79,25 @@ def _run_dir(config: Any, train_set: Any) -> Path:
     return Path(config.runs_dir) / run_key(config, train_set)  # the config's device: fp32 on a CPU, bf16 on CUDA
 
 
+@functools.lru_cache(maxsize=2)
+def _sets(data_root: str):
+    """The sources and targets under ``data_root``, loaded once per process (a worker runs many jobs)."""
+    return load_sources(data_root), load_targets(data_root)
+
+
 def train_and_evaluate(config: dict[str, Any], data_root: str) -> str:
     """Worker job: train one real-profile run (or find it in the runs cache), evaluate it once; its run folder."""
     from sisnet.engine import fit
     from sisnet.runs import load_model
 
     cfg = config_from_dict(config)
-    sources = load_sources(data_root)
+    sources, targets = _sets(data_root)
     run_dir = _run_dir(cfg, sources.train)
     fit(cfg, run_dir, dataset=sources.train, progress=False)
     out = run_dir / "real_eval.csv"
     if not out.is_file():
         model, _ = load_model(run_dir, device=cfg.device)  # "auto": the GPU when there is one
-        frame = evaluate_real(model, cfg, sources, load_targets(data_root))
+        frame = evaluate_real(model, cfg, sources, targets)
         with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
             frame.to_csv(fh, index=False)
     return str(run_dir)
@@ -103,12 +110,12 @@ def imagenet_only(data_root: str, overrides: dict[str, Any] | None = None) -> pd
     from sisnet.model import build_model
 
     cfg = real_config("Baseline", 0, VALIDATION_GRID[0][0], VALIDATION_GRID[0][1], data_root, **(overrides or {}))
-    sources = load_sources(data_root)
+    sources, targets = _sets(data_root)
     out = Path(cfg.runs_dir) / f"imagenet-only-{_run_dir(cfg, sources.train).name}" / "real_eval.csv"
     if not out.is_file():
         torch.manual_seed(0)
         model = build_model(cfg, 1).eval()
-        frame = evaluate_real(model, cfg, sources, load_targets(data_root))
+        frame = evaluate_real(model, cfg, sources, targets)
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
             frame.to_csv(fh, index=False)
@@ -123,18 +130,19 @@ def choose_within_se(frame: pd.DataFrame, score: str = "mAP", se: str = "se_diff
     return ok.sort_values([cost, score], ascending=[True, False]).index[0]
 
 
-def _val_features(run_dir: Path, data_root: str):
+def _val_features(run_dir: Path, validation: Any):
+    """The query-gallery distances of one validation candidate (the config's metric) with the ids and cameras."""
     import torch
 
     from sisnet.evaluation import extract_features
+    from sisnet.metrics import compute_distance
     from sisnet.runs import load_model
 
     model, cfg = load_model(run_dir)
-    val = load_sources(data_root).train
     with torch.no_grad():
-        qf, qp, qc = extract_features(model, val.query, cfg)
-        gf, gp, gc = extract_features(model, val.gallery, cfg)
-    return (1 - qf @ gf.T).numpy(), qp, gp, qc, gc
+        qf, qp, qc = extract_features(model, validation.query, cfg)
+        gf, gp, gc = extract_features(model, validation.gallery, cfg)
+    return compute_distance(qf, gf, cfg.metric), qp, gp, qc, gc
 
 
 def bootstrap_se(dist_a, dist_b, q_pids, g_pids, q_camids, g_camids, reps: int = BOOTSTRAP_REPS) -> float:
@@ -224,11 +232,13 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
     cand_dirs = train(cands)
     log(f"validation runs done ({time.perf_counter() - t0:.0f} s)")
     val = pd.DataFrame([{"lr": c.lr, "epochs": c.epochs, "steps": c.epochs * c.steps_per_epoch} for c in cands])
-    feats = [_val_features(Path(d), data_root) for d in cand_dirs]
+    validation = _sets(data_root)[0].train
+    feats = [_val_features(Path(d), validation) for d in cand_dirs]
     from sisnet.evaluation import rank_metrics
 
-    val["mAP"] = [100 * rank_metrics(*f)["mAP"] for f in feats]
-    val["rank1"] = [100 * rank_metrics(*f)["rank1"] for f in feats]
+    scores = [rank_metrics(*f) for f in feats]
+    val["mAP"] = [100 * m["mAP"] for m in scores]
+    val["rank1"] = [100 * m["rank1"] for m in scores]
     best = int(val["mAP"].idxmax())
     val["se_diff"] = [0.0 if i == best else bootstrap_se(feats[best][0], f[0], *feats[best][1:]) for i, f in
                       enumerate(feats)]
@@ -250,7 +260,7 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
                                      "epochs": c.epochs} for c in cands])
     imagenet = imagenet_only(data_root, over)
     imagenet.insert(0, "method", "ImageNet only")
-    datasets = dataset_table(load_sources(data_root), load_targets(data_root))
+    datasets = dataset_table(*_sets(data_root))
     return {"evals": evals, "curves": curves, "validation": val, "datasets": datasets, "validation_evals": cand_evals, "imagenet": imagenet,
             "settings": pd.DataFrame([{"lr": lr, "epochs": epochs, "steps_per_epoch": REAL_SETTINGS["steps_per_epoch"],
                                        "seeds": ",".join(map(str, seeds)), "workers": workers, "threads": threads,

@@ -271,8 +271,10 @@ def real_block(results_dir: str | Path = "results", profile: str = "cpu") -> str
              + "."]
     if head is not None and len(head):
         worst = head.loc[head["move"].abs().idxmax()]
+        from sisnet.experiments.real import PLATEAU_TOLERANCE
+
         lines.append(f"Twice the schedule (seed 0) moves {int((~head['within_tolerance']).sum())} of {len(head)} "
-                     f"arm-protocol pairs by more than 1.5 mAP points (largest {worst['move']:+.1f}, {worst['method']}, "
+                     f"arm-protocol pairs by more than {PLATEAU_TOLERANCE:g} mAP points (largest {worst['move']:+.1f}, {worst['method']}, "
                      f"{worst['protocol_name']}).")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= cpu
 DATASET ?= synthetic
 
-.PHONY: install test reproduce real benchmark time-from-scratch clean-venv
+.PHONY: install test reproduce real scale benchmark time-from-scratch clean-venv
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ reproduce: install
 # Table 2 on real pedestrians (needs data/cuhk03, cuhk01, viper, prid, grid, ilids; README "Real datasets")
 real: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m sisnet.experiments real
+
+# The controlled scale study on generated far/near people (generates its data; about an hour on 2 cores)
+scale: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m sisnet.experiments scale
 
 benchmark: install
 	$(BIN)/python -m sisnet.benchmark

@@ -2,4 +2,10 @@
 
 ``real``: the paper's Table 2 grid on real pedestrians (:mod:`sisnet.experiments.real`): trained on CUHK03 +
 CUHK01, settings chosen on CUHK03's validation identities, tested on VIPeR, PRID, GRID and i-LIDS.
+
+``scale``: the controlled scale study (:mod:`sisnet.experiments.scale`): Table 2's claims on generated people whose
+identity cue vanishes at a distance (generator version 4), chosen on a separately generated validation set.
+
+What both share (the arms, the primary family of claims, the 1-SE rule, Holm's table) is in
+:mod:`sisnet.experiments.common`.
 """

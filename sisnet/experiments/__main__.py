@@ -1,4 +1,4 @@
-"""Command line of the experiments: ``python -m sisnet.experiments real [--seeds 0,1,2,3,4] [--out DIR]`` and
+"""Command line of the experiments: ``python -m sisnet.experiments real|scale [--seeds 0,1,2,3,4] [--out DIR]`` and
 ``python -m sisnet.experiments pack`` (the real sets packed for a device run)."""
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 from sisnet.experiments.real import VALIDATION_GRID
 from sisnet.experiments.real_data import DATA_SOURCES
 
-#: the notebook that reads the real experiment's tables (executed into the results folder after the tables)
+#: the notebooks that read each experiment's tables (executed into its results folder after the tables)
 REAL_NOTEBOOK = "09_real_pedestrians.ipynb"
+SCALE_NOTEBOOK = "10_scale_study.ipynb"
 
 
 def _real(args: argparse.Namespace) -> int:
@@ -39,14 +40,44 @@ def _real(args: argparse.Namespace) -> int:
                 "packages": package_versions(), "load_average_end": load_average()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"wrote {tables_dir} ({manifest['wall_seconds']:.0f} s)")
-    notebook = Path(__file__).resolve().parents[2] / "notebooks" / REAL_NOTEBOOK
-    if args.notebook and notebook.is_file():
+    _execute(REAL_NOTEBOOK, out, args.notebook)
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    from sisnet.experiments.scale import run_experiment
+    from sisnet.experiments.scale_tables import TABLE_TITLES, scale_tables
+    from sisnet.parallel import default_workers
+    from sisnet.provenance import git_commit, load_average, machine, package_versions
+    from sisnet.report.io import save_table
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    workers = args.workers or default_workers(args.threads)
+    command = "python -m sisnet.experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    t0 = time.time()
+    raw = run_experiment(args.data_root, seeds, workers, args.threads, force=args.force)
+    out = Path(args.out)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    for name, frame in scale_tables(raw, command).items():
+        save_table(out / "tables", name, frame, title=TABLE_TITLES[name])
+    manifest = {"command": command, "wall_seconds": time.time() - t0, "settings": raw["settings"].to_dict("records")[0],
+                "git_commit": git_commit(), "machine": machine(), "packages": package_versions(),
+                "load_average_end": load_average()}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {out / 'tables'} ({manifest['wall_seconds']:.0f} s)")
+    _execute(SCALE_NOTEBOOK, out, args.notebook)
+    return 0
+
+
+def _execute(name: str, out: Path, enabled: bool) -> None:
+    """Execute ``notebooks/<name>`` into ``out`` with papermill (its ``results_dir`` parameter = ``out``)."""
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / name
+    if enabled and notebook.is_file():
         import papermill
 
-        papermill.execute_notebook(str(notebook), str(out / REAL_NOTEBOOK), parameters={"results_dir": str(out)},
+        papermill.execute_notebook(str(notebook), str(out / name), parameters={"results_dir": str(out)},
                                    cwd=str(notebook.parents[1]), progress_bar=False)
-        print(f"wrote {out / REAL_NOTEBOOK}")
-    return 0
+        print(f"wrote {out / name}")
 
 
 def _pack(args: argparse.Namespace) -> int:
@@ -74,11 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
     real.add_argument("--no-notebook", dest="notebook", action="store_false",
                       help=f"do not execute notebooks/{REAL_NOTEBOOK} into the results folder afterwards")
+    scale = sub.add_parser("scale", help="the controlled scale study on generated far/near people (Table 2's claims)")
+    scale.add_argument("--data-root", default="data", help="where the generated sets and the runs cache go (default: data)")
+    scale.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default: 0,1,2,3,4)")
+    scale.add_argument("--out", default="results/cpu/scale", help="results folder (default: results/cpu/scale)")
+    scale.add_argument("--workers", type=int, default=0, help="worker processes (default: cores / threads)")
+    scale.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    scale.add_argument("--force", action="store_true", help="run the grid even when the scale check fails")
+    scale.add_argument("--no-notebook", dest="notebook", action="store_false",
+                       help=f"do not execute notebooks/{SCALE_NOTEBOOK} into the results folder afterwards")
     pack = sub.add_parser("pack", help="the real sets re-encoded at 128x64 (JPEG q75) for a device run (tools/gpu_real.sh)")
     pack.add_argument("--data-root", default="data", help="folder holding the real sets (default: data)")
     pack.add_argument("--out", default="data/packed", help="where the packed copy goes (default: data/packed)")
     args = parser.parse_args(argv)
-    return {"real": _real, "pack": _pack}[args.experiment](args)
+    return {"real": _real, "scale": _scale, "pack": _pack}[args.experiment](args)
 
 
 if __name__ == "__main__":

@@ -16,18 +16,17 @@ reading of its claims on the four classic small sets, which is where a CPU can t
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from sisnet.config import TABLE2_GRID, config_from_dict, get_config, runs_folder
+from sisnet.experiments.common import (ARMS, EXPLORATORY, LOSS, PRIMARY_FAMILY, bootstrap_se, choose_within_se,
+                                       decay_milestones, paired_with_holm, run_curves, run_dir_of, run_evals, val_distances)
 from sisnet.experiments.real_data import TARGETS, dataset_table, evaluate_real, load_sources, load_targets
-from sisnet.stats import Comparison, holm_family, paired_table
 from sisnet.utils import atomic_write
 
 __all__ = ["REAL_SETTINGS", "VALIDATION_GRID", "ARMS", "PRIMARY_FAMILY", "PRIMARY_PROTOCOLS", "PRIMARY_METRIC",
@@ -40,43 +39,19 @@ REAL_SETTINGS: dict[str, Any] = dict(dataset="cuhk03", dataset_dir="data/cuhk03"
                                      eval_every=2, eval_last=2)
 #: learning rate x epochs, chosen jointly (Bag of Tricks' Adam 3.5e-4 and the cpu profile's 1e-3)
 VALIDATION_GRID: tuple[tuple[float, int], ...] = ((3.5e-4, 5), (3.5e-4, 10), (1e-3, 5), (1e-3, 10))
-ARMS = ("Baseline", "Baseline+LR aug.", "SiSNet", "SiSNet+DRC")
-LOSS = "S.+T."
-#: The pre-registered primary family (declared before any run): Holm over these claims x PRIMARY_PROTOCOLS.
-PRIMARY_FAMILY = (
-    Comparison("SiSNet - Baseline+LR aug.", LOSS, (LOSS, "SiSNet"), (LOSS, "Baseline+LR aug.")),
-    Comparison("SiSNet+DRC - SiSNet", LOSS, (LOSS, "SiSNet+DRC"), (LOSS, "SiSNet")),
-    Comparison("SiSNet - Baseline", LOSS, (LOSS, "SiSNet"), (LOSS, "Baseline")),
-)
-EXPLORATORY = (
-    Comparison("SiSNet+DRC - Baseline", LOSS, (LOSS, "SiSNet+DRC"), (LOSS, "Baseline")),
-    Comparison("SiSNet+DRC - Baseline+LR aug.", LOSS, (LOSS, "SiSNet+DRC"), (LOSS, "Baseline+LR aug.")),
-    Comparison("Baseline+LR aug. - Baseline", LOSS, (LOSS, "Baseline+LR aug."), (LOSS, "Baseline")),
-)
 PRIMARY_PROTOCOLS = ("targets mean, standard", "targets mean, cross-scale")
 PRIMARY_METRIC = "mAP"
 #: the plateau check: twice the schedule moves no arm's mean target mAP by more than this (points)
 PLATEAU_TOLERANCE = 1.5
-BOOTSTRAP_REPS = 500
-
-
-def _milestones(epochs: int) -> tuple[int, ...]:
-    return (max(1, round(0.8 * epochs)),)
 
 
 def real_config(method: str, seed: int, lr: float, epochs: int, data_root: str | Path, **overrides: Any):
     """The :class:`~sisnet.config.TrainConfig` of one real-profile run (cpu profile + :data:`REAL_SETTINGS`)."""
     entry = next(e for e in TABLE2_GRID if e["name"] == method and e["loss"] == LOSS)
     values = {**REAL_SETTINGS, "dataset_dir": str(Path(data_root) / "cuhk03"), "runs_dir": str(runs_folder(data_root)),
-              **entry["overrides"], "seed": seed, "lr": lr, "epochs": epochs, "milestones": _milestones(epochs),
+              **entry["overrides"], "seed": seed, "lr": lr, "epochs": epochs, "milestones": decay_milestones(epochs),
               **overrides}
     return get_config("cpu", **values)
-
-
-def _run_dir(config: Any, train_set: Any) -> Path:
-    from sisnet.runs import run_key
-
-    return Path(config.runs_dir) / run_key(config, train_set)  # the config's device: fp32 on a CPU, bf16 on CUDA
 
 
 @functools.lru_cache(maxsize=2)
@@ -92,7 +67,7 @@ def train_and_evaluate(config: dict[str, Any], data_root: str) -> str:
 
     cfg = config_from_dict(config)
     sources, targets = _sets(data_root)
-    run_dir = _run_dir(cfg, sources.train)
+    run_dir = run_dir_of(cfg, sources.train)
     fit(cfg, run_dir, dataset=sources.train, progress=False)
     out = run_dir / "real_eval.csv"
     if not out.is_file():
@@ -111,7 +86,7 @@ def imagenet_only(data_root: str, overrides: dict[str, Any] | None = None) -> pd
 
     cfg = real_config("Baseline", 0, VALIDATION_GRID[0][0], VALIDATION_GRID[0][1], data_root, **(overrides or {}))
     sources, targets = _sets(data_root)
-    out = Path(cfg.runs_dir) / f"imagenet-only-{_run_dir(cfg, sources.train).name}" / "real_eval.csv"
+    out = Path(cfg.runs_dir) / f"imagenet-only-{run_dir_of(cfg, sources.train).name}" / "real_eval.csv"
     if not out.is_file():
         torch.manual_seed(0)
         model = build_model(cfg, 1).eval()
@@ -120,42 +95,6 @@ def imagenet_only(data_root: str, overrides: dict[str, Any] | None = None) -> pd
         with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
             frame.to_csv(fh, index=False)
     return pd.read_csv(out)
-
-
-def choose_within_se(frame: pd.DataFrame, score: str = "mAP", se: str = "se_diff", cost: str = "epochs") -> int:
-    """Row label of the choice: the cheapest row (``cost``) whose ``score`` is within one ``se`` (the standard error
-    of its difference from the best row) of the best; ties in cost go to the higher score."""
-    best = frame[score].max()
-    ok = frame[(best - frame[score]) <= frame[se]]
-    return ok.sort_values([cost, score], ascending=[True, False]).index[0]
-
-
-def _val_features(run_dir: Path, validation: Any):
-    """The query-gallery distances of one validation candidate (the config's metric) with the ids and cameras."""
-    import torch
-
-    from sisnet.evaluation import extract_features
-    from sisnet.metrics import compute_distance
-    from sisnet.runs import load_model
-
-    model, cfg = load_model(run_dir)
-    with torch.no_grad():
-        qf, qp, qc = extract_features(model, validation.query, cfg)
-        gf, gp, gc = extract_features(model, validation.gallery, cfg)
-    return compute_distance(qf, gf, cfg.metric), qp, gp, qc, gc
-
-
-def bootstrap_se(dist_a, dist_b, q_pids, g_pids, q_camids, g_camids, reps: int = BOOTSTRAP_REPS) -> float:
-    """Standard error of ``mAP(a) - mAP(b)`` from a paired bootstrap over queries (the same resample for both)."""
-    from sisnet.evaluation import rank_metrics
-
-    rng = np.random.default_rng(0)
-    diffs = []
-    for _ in range(reps):
-        idx = rng.integers(0, len(q_pids), len(q_pids))
-        m = [rank_metrics(d[idx], q_pids[idx], g_pids, q_camids[idx], g_camids)["mAP"] for d in (dist_a, dist_b)]
-        diffs.append(100 * (m[0] - m[1]))
-    return float(np.std(diffs, ddof=1))
 
 
 def dg_frame(evals: pd.DataFrame, targets: Sequence[str] = TARGETS) -> pd.DataFrame:
@@ -178,39 +117,7 @@ def paired_real(per_run: pd.DataFrame) -> pd.DataFrame:
     """Paired differences by seed: the primary family with Holm columns (``family = primary``), then every other
     comparison and protocol, unadjusted (``family = exploratory``)."""
     frame = per_run.rename(columns={"protocol": "protocol_kind"}).rename(columns={"protocol_name": "protocol"})
-    primary = paired_table(frame[frame["protocol"].isin(PRIMARY_PROTOCOLS)], PRIMARY_FAMILY, metrics=(PRIMARY_METRIC,))
-    primary = holm_family(primary)
-    primary.insert(0, "family", "primary")
-    rest = paired_table(frame, PRIMARY_FAMILY + EXPLORATORY, metrics=("rank1", "mAP"))
-    key = primary.set_index(["comparison", "protocol", "metric"]).index
-    rest = rest[~rest.set_index(["comparison", "protocol", "metric"]).index.isin(key)]
-    rest.insert(0, "family", "exploratory")
-    return pd.concat([primary, rest], ignore_index=True)
-
-
-def _curves(run_dirs: Sequence[str], labels: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The validation curve of each run: every periodic evaluation on CUHK03's validation identities (%)."""
-    from sisnet.runs import load_history
-
-    frames = []
-    for run_dir, label in zip(run_dirs, labels):
-        f = load_history(run_dir).evals_frame(percent=True)
-        f = f[f["mode"] == "either"].drop(columns="mode")
-        for k, v in label.items():
-            f.insert(0, k, v)
-        frames.append(f)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _evals(run_dirs: Sequence[str], labels: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    frames = []
-    for run_dir, label in zip(run_dirs, labels):
-        f = pd.read_csv(Path(run_dir) / "real_eval.csv")
-        hist = json.loads((Path(run_dir) / "history.json").read_text())
-        for k, v in {**label, "run_id": Path(run_dir).name, "train_seconds": hist.get("wall_seconds")}.items():
-            f.insert(0, k, v)
-        frames.append(f)
-    return pd.concat(frames, ignore_index=True)
+    return paired_with_holm(frame, PRIMARY_FAMILY, EXPLORATORY, PRIMARY_PROTOCOLS, PRIMARY_METRIC)
 
 
 def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: int = 1, log=print,
@@ -233,7 +140,7 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
     log(f"validation runs done ({time.perf_counter() - t0:.0f} s)")
     val = pd.DataFrame([{"lr": c.lr, "epochs": c.epochs, "steps": c.epochs * c.steps_per_epoch} for c in cands])
     validation = _sets(data_root)[0].train
-    feats = [_val_features(Path(d), validation) for d in cand_dirs]
+    feats = [val_distances(Path(d), validation) for d in cand_dirs]
     from sisnet.evaluation import rank_metrics
 
     scores = [rank_metrics(*f) for f in feats]
@@ -254,9 +161,9 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
     log(f"grid and 2x check done ({time.perf_counter() - t0:.0f} s)")
     labels = [{"method": m, "loss": LOSS, "seed": s, "schedule": "1x"} for s in seeds for m in ARMS]
     labels += [{"method": m, "loss": LOSS, "seed": seeds[0], "schedule": "2x"} for m in ARMS]
-    evals = _evals(dirs, labels)
-    curves = _curves(dirs, labels)
-    cand_evals = _evals(cand_dirs, [{"method": "Baseline", "loss": LOSS, "seed": seeds[0], "lr": c.lr,
+    evals = run_evals(dirs, labels)
+    curves = run_curves(dirs, labels)
+    cand_evals = run_evals(cand_dirs, [{"method": "Baseline", "loss": LOSS, "seed": seeds[0], "lr": c.lr,
                                      "epochs": c.epochs} for c in cands])
     imagenet = imagenet_only(data_root, over)
     imagenet.insert(0, "method", "ImageNet only")

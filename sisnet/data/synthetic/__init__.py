@@ -28,6 +28,11 @@ What it is
   image per test identity and camera; the gallery holds the other images of the test identities, plus
   distractors (``0000_...``: people who never appear in the query) and junk (``-1_...``: bad crops showing
   part of a body or mostly background). Every query has a gallery match in another camera.
+* Version 4 adds a controlled scale regime (size ``scale``, used by ``python -m sisnet.experiments scale``):
+  identities in coarse groups that share every coarse attribute and differ only by a 4 x 3 chest code of light and
+  dark cells (half light, so every code has the same mean colour and a capture too small to resolve it shows the
+  same grey patch), and far cameras (people 20-40 px tall) beside near ones (96-256 px), every identity seen by at
+  least one of each. The classic settings draw exactly version 3's bytes and record version 3.
 * Deterministic: the same seed and config give the same bytes. Each image has its own RNG derived from
   ``(seed, identity, camera, index)``, so generation can be split over processes without changing a byte.
 

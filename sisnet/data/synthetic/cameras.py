@@ -25,6 +25,7 @@ class _Camera:
     blur_px: float  # optical blur (Gaussian radius) at native resolution
     view_p: tuple[float, float, float]
     log_h: tuple[float, float]  # log person-height range
+    far: bool = False  # a far camera of the far/near regime (generator version 4)
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
@@ -100,20 +101,25 @@ def _background_pool(seed: int) -> tuple[np.ndarray, ...]:
 
 @lru_cache(maxsize=64)
 def _camera(seed: int, index: int, num_cameras: int, h_lo: int, h_hi: int, spread: float,
-            gain: tuple[float, float], cast: float) -> _Camera:
+            gain: tuple[float, float], cast: float, far_cameras: int = 0,
+            far_px: tuple[int, int] = (24, 48), near_px: tuple[int, int] = (96, 256)) -> _Camera:
     rng = np.random.default_rng([seed, S_CAMERA, index])
-    # camera-dependent height distribution: cameras spread from far to near (random order)
-    order = np.random.default_rng([seed, S_CAMERA, 10_001]).permutation(num_cameras)
-    t = order[index] / max(1, num_cameras - 1)
-    lo, hi = math.log(h_lo), math.log(h_hi)
-    centre = lo + 0.25 * (hi - lo) + t * 0.5 * (hi - lo)
-    ls = math.log(spread)
-    log_h = (max(lo, centre - ls), min(hi, centre + ls))
+    if far_cameras:  # version 4: cameras 0..far_cameras-1 are far, the others near (log-uniform inside each range)
+        rng_h = far_px if index < far_cameras else near_px
+        log_h = (math.log(rng_h[0]), math.log(rng_h[1]))
+    else:  # camera-dependent height distribution: cameras spread from far to near (random order)
+        order = np.random.default_rng([seed, S_CAMERA, 10_001]).permutation(num_cameras)
+        t = order[index] / max(1, num_cameras - 1)
+        lo, hi = math.log(h_lo), math.log(h_hi)
+        centre = lo + 0.25 * (hi - lo) + t * 0.5 * (hi - lo)
+        ls = math.log(spread)
+        log_h = (max(lo, centre - ls), min(hi, centre + ls))
     vp = rng.dirichlet([1.2, 1.2, 1.2]) * 0.7 + 0.1
     return _Camera(
         index=index, backgrounds=_background_pool(seed), gain=float(rng.uniform(*gain)),
         cast=tuple(float(x) for x in rng.uniform(1 - cast, 1 + cast, size=3)), offset=float(rng.uniform(-8, 8)),
         noise_sigma=float(rng.uniform(2.0, 7.0)), blur_px=float(rng.uniform(0.5, 0.9)), view_p=tuple(float(x) for x in vp / vp.sum()), log_h=log_h,
+        far=bool(far_cameras) and index < far_cameras,
     )
 
 
@@ -123,7 +129,8 @@ def camera_model(seed: int, index: int, config: SyntheticConfig | None = None) -
     if not 0 <= index < cfg.num_cameras:
         raise ValueError(f"camera index {index} is outside 0..{cfg.num_cameras - 1}.")
     return _camera(int(seed), int(index), cfg.num_cameras, cfg.height_px_range[0], cfg.height_px_range[1],
-                   float(cfg.camera_height_spread), tuple(float(g) for g in cfg.camera_gain), float(cfg.camera_cast))
+                   float(cfg.camera_height_spread), tuple(float(g) for g in cfg.camera_gain), float(cfg.camera_cast),
+                   int(cfg.far_cameras), tuple(cfg.far_height_px), tuple(cfg.near_height_px))
 
 
 def render_capture(identity: Identity, camera: _Camera, rng: np.random.Generator, *,

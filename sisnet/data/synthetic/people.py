@@ -1,6 +1,7 @@
 """Drawing one person: the clothing palettes, the :class:`Identity` of a person and :func:`render_person`."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -8,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .streams import S_IDENTITY
+from .streams import GROUP_KEY0, S_CODE, S_IDENTITY
 
 VIEWS = ("front", "back", "side")
 
@@ -95,11 +96,39 @@ class Identity:
     hat: RGB | None
     build: float  # width factor ~0.85..1.15
     coarse: str = field(default="", compare=False)  # palette names, for humans / debugging
+    #: the fine chest code (generator version 4): CODE_ROWS x CODE_COLS cells, each an index into CODE_COLOURS, every
+    #: colour used equally often, so every code has the same mean colour and a capture too small to resolve the cells
+    #: shows the same patch
+    code: tuple[int, ...] | None = None
 
 
-def make_identity(seed: int, key: int) -> Identity:
-    """The identity drawn for ``key`` (a pid, or a distractor/junk key) under ``seed``; deterministic."""
-    return _identity(int(seed), int(key))
+CODE_ROWS, CODE_COLS = 4, 3
+#: where the code sits on the torso (torso-local u across, v down, 0..1) and its colours (saturated, so that a resolved
+#: code is easy to see and to learn)
+CODE_BOX = (0.25, 0.1, 0.75, 0.5)
+CODE_COLOURS = ((230, 40, 40), (245, 215, 30), (40, 90, 230), (40, 190, 80))
+
+
+def make_identity(seed: int, key: int, group: int | None = None, fine_code: bool = False) -> Identity:
+    """The identity drawn for ``key`` (a pid, or a distractor/junk key) under ``seed``; deterministic.
+
+    ``group`` (generator version 4): identities of one group share every coarse attribute (drawn for the group) and
+    carry no logo or wristband; ``fine_code`` gives the identity its own chest code (:data:`CODE_ROWS` x
+    :data:`CODE_COLS`). Without either, the classic version-3 identity."""
+    return _grouped(int(seed), int(key), None if group is None else int(group), bool(fine_code))
+
+
+@lru_cache(maxsize=4096)
+def _grouped(seed: int, key: int, group: int | None, fine_code: bool) -> Identity:
+    base = _identity(seed, key) if group is None else _identity(seed, GROUP_KEY0 + group)
+    changes: dict = {"key": key}
+    if group is not None:  # the group's coarse look; the view-dependent small cues would tell members apart
+        changes.update(logo=None, wristband=None)
+    if fine_code:
+        rng = np.random.default_rng([seed, S_CODE, key])
+        cells = np.arange(CODE_ROWS * CODE_COLS) % len(CODE_COLOURS)  # every colour equally often
+        changes["code"] = tuple(int(c) for c in rng.permutation(cells))
+    return dataclasses.replace(base, **changes)
 
 
 @lru_cache(maxsize=4096)
@@ -299,6 +328,14 @@ def render_person(identity: Identity, height_px: int, view: str, rng: np.random.
             swing = 0.03 * (sw if k == 0 else -sw)
             wrist_here = (sx == idn.wrist_side) if view == "front" else (sx == -idn.wrist_side)
             draw_arm(sx * (tw_top / 2 + arm_w / 2 - 0.004), sx * 0.06, 1.0, max(0.0, swing), wrist_here)
+    # ---------------------------------------------------------------- the fine code, on top (every view)
+    if idn.code is not None:
+        u0, v0, u1, v1 = CODE_BOX
+        du, dv = (u1 - u0) / CODE_COLS, (v1 - v0) / CODE_ROWS
+        for i, on in enumerate(idn.code):
+            r, c = divmod(i, CODE_COLS)
+            d.polygon(tq(u0 + c * du, v0 + r * dv, u0 + (c + 1) * du, v0 + (r + 1) * dv),
+                      fill=_shade(CODE_COLOURS[on], 1.0))
     # ---------------------------------------------------------------- neck, head, hair, hat
     d.rectangle([P(-0.018, 0.11), P(0.018, shoulder_y + 0.01)], fill=_shade(skin, 0.92))
     hw = 0.046

@@ -32,6 +32,15 @@ class SyntheticConfig:
     camera_cast: float = 0.08
     image_size: tuple[int, int] = (128, 64)  # (H, W) of the stored crops, Market-1501's size
     jpeg_quality: int = 90
+    #: the far/near regime (generator version 4): cameras 1..far_cameras see people at far_height_px, the others at
+    #: near_height_px, and every identity is seen by at least one far and one near camera; 0 = the classic cameras
+    far_cameras: int = 0
+    far_height_px: tuple[int, int] = (16, 32)
+    near_height_px: tuple[int, int] = (96, 256)
+    #: identities come in groups of this size that share every coarse attribute (clothes, hair, bag, build);
+    #: with fine_code they differ only by a small chest code that blurs away below about 48 px (1 = classic)
+    coarse_group_size: int = 1
+    fine_code: bool = False
     seed: int = 0
 
     def validate(self) -> "SyntheticConfig":
@@ -70,12 +79,38 @@ class SyntheticConfig:
             raise ValueError(f"camera_gain={self.camera_gain!r} must be a (low, high) pair with 0 < low <= high <= 4.")
         if not 0 <= self.camera_cast < 1:
             raise ValueError(f"camera_cast={self.camera_cast!r} must be in [0, 1).")
+        if not 0 <= self.far_cameras < self.num_cameras:
+            raise ValueError(f"far_cameras={self.far_cameras!r} must be in 0..num_cameras-1 (some cameras stay near).")
+        if self.far_cameras:
+            rng_ok("far_height_px", 8)
+            rng_ok("near_height_px", 8)
+            if self.cams_per_id[0] < 2:
+                raise ValueError("the far/near regime needs cams_per_id >= 2 (one far and one near camera per id).")
+        if not isinstance(self.coarse_group_size, (int, np.integer)) or self.coarse_group_size < 1:
+            raise ValueError(f"coarse_group_size={self.coarse_group_size!r} must be an integer >= 1.")
+        if self.coarse_group_size > 1 and (self.num_train_ids % self.coarse_group_size
+                                           or self.num_test_ids % self.coarse_group_size):
+            raise ValueError(f"coarse_group_size={self.coarse_group_size} must divide num_train_ids and num_test_ids "
+                             f"(a group never straddles train and test).")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError("jpeg_quality must be in 1..100.")
         return self
 
+    @property
+    def version(self) -> int:
+        """The generator version these settings draw with: 4 for the far/near regime or the fine code, else 3."""
+        return 4 if self.far_cameras or self.fine_code or self.coarse_group_size > 1 else 3
+
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The settings as JSON values; a version-3 config leaves out the version-4 fields, so it reads as before."""
+        out = json.loads(json.dumps(dataclasses.asdict(self)))
+        if self.version == 3:
+            for name in _V4_FIELDS:
+                out.pop(name)
+        return out
+
+
+_V4_FIELDS = ("far_cameras", "far_height_px", "near_height_px", "coarse_group_size", "fine_code")
 
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -85,6 +120,13 @@ SIZES: dict[str, dict[str, Any]] = {
     "small": dict(num_train_ids=50, num_test_ids=50, num_cameras=4, cams_per_id=(2, 3), images_per_cam=(2, 4),
                   num_distractor_ids=20, distractor_images=(2, 5), num_junk=40),
     "default": dict(),
+    # the controlled scale study (generator version 4): far and near cameras, identities told apart within their
+    # coarse group only by a cue that a far capture cannot resolve
+    "scale": dict(num_train_ids=200, num_test_ids=150, num_cameras=6, far_cameras=3, cams_per_id=(2, 3),
+                  images_per_cam=(2, 4), coarse_group_size=2, fine_code=True),
+    "scale-tiny": dict(num_train_ids=8, num_test_ids=8, num_cameras=4, far_cameras=2, cams_per_id=(2, 3),
+                       images_per_cam=(2, 3), num_distractor_ids=4, distractor_images=(2, 3), num_junk=6,
+                       coarse_group_size=2, fine_code=True),
 }
 
 

@@ -27,7 +27,10 @@ from .settings import SIZES, SyntheticConfig, make_config
 from .streams import DISTRACTOR_KEY0, JUNK_KEY0, S_IMAGE, S_PLAN
 
 #: Bumped whenever the drawing code changes the bytes written for a given config; part of meta.json.
-GENERATOR_VERSION = 3  # 2: person masks beside the images; 3: backgrounds drawn independently of identity and camera
+#: 2: person masks beside the images; 3: backgrounds drawn independently of identity and camera; 4: the far/near
+#: regime, coarse groups and the fine chest code (settings with none of them still draw version 3's bytes and record 3:
+#: ``SyntheticConfig.version``)
+GENERATOR_VERSION = 4
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 META_FILE = "meta.json"
 MARKET_NAME_RE = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
@@ -42,6 +45,7 @@ class _Spec:
     cam: int  # 0-based
     index: int  # index of this capture among (key, cam)
     kind: str  # "identity" | "distractor" | "junk"
+    group: int | None = None  # coarse group (version 4), None = the identity's own look
 
 
 def _plan(cfg: SyntheticConfig) -> list[_Spec]:
@@ -50,10 +54,19 @@ def _plan(cfg: SyntheticConfig) -> list[_Spec]:
     n_ids = cfg.num_train_ids + cfg.num_test_ids
     pids = rng.permutation(np.arange(1, n_ids + 1))
     train = set(int(p) for p in pids[:cfg.num_train_ids])
+    g = cfg.coarse_group_size
+    # version 4: a group is g consecutive pids of the permutation, so that it never straddles train and test
+    group = {int(p): i // g for i, p in enumerate(pids)} if g > 1 else {}
     raw: list[tuple[str, str, int, int, int, str]] = []  # (split, pid label, key, cam, index, kind)
     for pid in range(1, n_ids + 1):
         ncam = int(rng.integers(cfg.cams_per_id[0], cfg.cams_per_id[1] + 1))
-        cams = sorted(int(c) for c in rng.choice(cfg.num_cameras, size=ncam, replace=False))
+        if cfg.far_cameras:  # one far and one near camera at least, so that cross-camera is also cross-scale
+            far = int(rng.integers(cfg.far_cameras))
+            near = int(rng.integers(cfg.far_cameras, cfg.num_cameras))
+            rest = [c for c in range(cfg.num_cameras) if c not in (far, near)]
+            cams = sorted([far, near] + [int(c) for c in rng.choice(rest, size=ncam - 2, replace=False)])
+        else:
+            cams = sorted(int(c) for c in rng.choice(cfg.num_cameras, size=ncam, replace=False))
         for cam in cams:
             n = int(rng.integers(cfg.images_per_cam[0], cfg.images_per_cam[1] + 1))
             for i in range(n):
@@ -86,7 +99,12 @@ def _plan(cfg: SyntheticConfig) -> list[_Spec]:
         count[cam] += 1
         det = int(rng.integers(1, 5))
         name = f"{label}_c{cam + 1}s{seq}_{frame[cam]:06d}_{det:02d}.jpg"
-        specs[o] = _Spec(split, name, key, cam, idx, kind)
+        grp = None
+        if g > 1 and kind == "identity":
+            grp = group[key]
+        elif g > 1 and kind == "distractor":
+            grp = n_ids + (key - DISTRACTOR_KEY0) // g  # distractors form groups of their own
+        specs[o] = _Spec(split, name, key, cam, idx, kind, grp)
     return [s for s in specs if s is not None]
 
 
@@ -94,7 +112,8 @@ def _render_spec(cfg: SyntheticConfig, spec: _Spec) -> tuple[bytes, bytes, dict]
     """One image as JPEG bytes, its person mask as PNG bytes, and its info."""
     cam = camera_model(cfg.seed, spec.cam, cfg)
     rng = np.random.default_rng([cfg.seed, S_IMAGE, spec.key, spec.cam, spec.index])
-    img, info = render_capture(make_identity(cfg.seed, spec.key), cam, rng, image_size=tuple(cfg.image_size),
+    ident = make_identity(cfg.seed, spec.key, spec.group, cfg.fine_code and spec.kind != "junk")
+    img, info = render_capture(ident, cam, rng, image_size=tuple(cfg.image_size),
                                junk=spec.kind == "junk")
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=cfg.jpeg_quality)
@@ -193,7 +212,7 @@ def generate(out_dir: str | Path, *, size: str = "default", seed: int = 0, worke
     """
     cfg = make_config(size, seed, **overrides)
     out = Path(out_dir).expanduser().absolute()
-    want = {"generator": "sisnet.data.synthetic", "generator_version": GENERATOR_VERSION, "size": size,
+    want = {"generator": "sisnet.data.synthetic", "generator_version": cfg.version, "size": size,
             "config": cfg.to_json()}
     if _check_existing(out, want):
         return out

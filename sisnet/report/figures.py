@@ -113,7 +113,7 @@ def plot_training(history: Mapping[str, Any], title: str = ""):
     feature) and its legend names exactly those lines.
     """
     plt = _plt()
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     ep = epochs_frame(history)
     ev = evals_frame(history)
@@ -129,6 +129,11 @@ def plot_training(history: Mapping[str, Any], title: str = ""):
     if len(drc) and (drc > 0).any():
         axes[1].plot(ep["epoch"], drc, marker="o", color="C3")
         axes[1].set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:.3g}")  # 0.0014, not 1.4 x 10^-3
+        axes[1].yaxis.set_major_formatter(plain)
+        positive = drc[drc > 0]
+        # minor ticks labelled only when the term stays within one decade (no power of 10 to label otherwise)
+        axes[1].yaxis.set_minor_formatter(plain if positive.max() < 10 * positive.min() else NullFormatter())
         share = 100.0 * float(drc.iloc[-1]) / float(ep["loss_total"].iloc[-1]) if "loss_total" in ep else float("nan")
         axes[1].set_title(f"DRC term (log axis; last epoch {share:.2g} % of the loss)", fontsize=MIN_FONT + 1)
     else:
@@ -578,5 +583,5 @@ def plot_search_results(queries: Sequence[str | os.PathLike], results: Sequence[
         rows.append(RankedRow(
             query=_open_rgb(str(q), thumb_hw), label="query", images=[_open_rgb(p, thumb_hw) for p in res["path"]],
             titles=[f"{int(r)}: d={d:.2f}" for r, d in zip(res["rank"], res["distance"])], colors=colors,
-            captions=[Path(p).name[:14] for p in res["path"]]))
+            captions=["_".join(Path(p).name.split("_")[:2]) for p in res["path"]]))  # identity and camera
     return draw_ranked_lists(rows, title or "Search results (green = same person as the query, from the file names)")

@@ -33,7 +33,6 @@ FUNCTION_LINES_ALLOWED: dict[str, int] = {
     "sisnet/data/synthetic/footage.py::render_mot_sequence": 99,
     "sisnet/data/synthetic/people.py::render_person": 190,
     "sisnet/data/synthetic/writer.py::generate": 84,
-    "sisnet/report/figures.py::fig3_cam": 85,
     "sisnet/reproduce.py::main": 89,
     "sisnet/reproduce.py::reproduce": 114,
     "sisnet/weights/offline.py::fetch_offline_source": 82,

@@ -28,7 +28,9 @@ def worked_query(
 
     Returns ``(ranked, summary)``. ``ranked`` has one row per gallery item in ranking order (stable sort of the
     distances: ties keep gallery order, the library's tie rule): ``position`` (1-based, all items),
-    ``gallery_index``, ``pid``, ``camid``, ``distance``, ``status`` (one of the ``STATUS_*`` labels),
+    ``gallery_index``, ``pid``, ``camera`` (numbered from 1, as Market-1501's file names ``c1`` ... ``c6`` and
+    every figure number them; ``q_camid`` / ``g_camids`` are the library's 0-based ``camid``), ``distance``,
+    ``status`` (one of the ``STATUS_*`` labels),
     ``rank`` (1-based among the items that are not removed; NaN for removed ones), ``hit`` (1, 2, ... for true
     matches), ``precision`` (``hit / rank`` at each true match). ``summary`` has ``AP`` (mean precision at the
     hits), ``INP`` (``hits / rank of the last hit``), ``first_hit_rank`` (what the CMC counts) and
@@ -49,7 +51,7 @@ def worked_query(
     rank[~removed] = np.arange(1, int((~removed).sum()) + 1)
     hit = np.full(len(d), np.nan)
     hit[match] = np.arange(1, int(match.sum()) + 1)
-    ranked = pd.DataFrame({"position": np.arange(1, len(d) + 1), "gallery_index": order, "pid": pid, "camid": cam,
+    ranked = pd.DataFrame({"position": np.arange(1, len(d) + 1), "gallery_index": order, "pid": pid, "camera": cam + 1,
                            "distance": d[order], "status": status, "rank": rank, "hit": hit,
                            "precision": hit / rank})
     hits = ranked[match]
@@ -82,8 +84,8 @@ class ProtocolExample:
         self.query, self.ranked, self.summary = query, ranked, summary
 
     def summary_frame(self) -> pd.DataFrame:
-        """One row: the query's pid and (0-based) camera, then :attr:`summary`."""
-        return pd.DataFrame([{"query_pid": int(self.query.pid), "query_camid": int(self.query.camid), **self.summary}])
+        """One row: the query's pid and camera (numbered from 1, as in the file names), then :attr:`summary`."""
+        return pd.DataFrame([{"query_pid": int(self.query.pid), "query_camera": int(self.query.camid) + 1, **self.summary}])
 
     def ap_steps(self) -> str:
         """AP written out from the ranked list, as Markdown: each hit's precision, then their mean."""

@@ -120,7 +120,7 @@ def answer_block(results_dir: str | Path = "results", profile: str = "cpu") -> s
     if not found:
         return f"_No results in `{results.as_posix()}/{profile}/` yet (run `make reproduce`)._\n"
     fam = SYNTHETIC_PRIMARY
-    lines = ["## The answer", "",
+    lines = ["## The answer",
              f"Each experiment's primary family: {', '.join(fam.comparisons)}; {fam.loss} loss; {fam.metric} under the "
              "standard and cross-scale protocols; differences paired by seed, in points, with Holm-adjusted 95 % "
              "intervals (*supported*: the whole interval above 0; *not distinguishable*: the experiment cannot "

@@ -130,7 +130,10 @@ def answer_block(results_dir: str | Path = "results", profile: str = "cpu") -> s
                   claims_table(primary).rstrip(), ""]
     lines += _control_and_drc(results, profile, found)
     allp = pd.concat([p for _, _, p in found], ignore_index=True)
-    lines.append(f"- **Take-away** ({family_sentence(allp, 'every primary claim above')}) " + _take_away(allp))
+    counts = allp["verdict_holm"].value_counts()
+    lines.append(f"- **Take-away**: of the {len(allp)} primary claims, {counts.get('supported', 0)} supported, "
+                 f"{counts.get('reversed', 0)} reversed, {counts.get('not distinguishable', 0)} not distinguishable "
+                 f"(Holm-adjusted within each experiment). " + _take_away(allp))
     links = [f"[{kind}]({(results / profile / kind / 'claims.md').as_posix()})" for _, kind, _ in found]
     lines.append(f"- Every claim, primary and exploratory, with its interval: {', '.join(links)}.")
     return "\n".join(lines) + "\n"

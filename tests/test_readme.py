@@ -58,6 +58,8 @@ def _scale_fixture(results: Path) -> None:
                          "verdict_holm": ["supported", "not distinguishable", None], "command": "cmd"})
     assert tuple(rows.columns) == HOLM_COLUMNS
     rows.to_csv(tables / "scale_paired.csv", index=False)
+    (tables.parent / "figures").mkdir()
+    (tables.parent / "figures" / "scale_forest.png").write_bytes(b"png")
     pd.DataFrame([{"wall_seconds": 3725.0, "load_average_start": "1.0 1.0 1.0", "load_average_end": "2.0 2.0 2.0",
                    "seeds": "0-7", "lr": 0.001, "epochs": 12}]).to_csv(tables / "scale_settings.csv", index=False)
 
@@ -73,6 +75,7 @@ def test_the_scale_study_is_rendered_when_its_folder_exists_and_skipped_cleanly_
     text = answer_block("results", "cpu")
     assert "**Controlled scale study** (`results/cpu/scale/`): synthetic data at controlled scales, seeds 0-7, lr 0.001" in text
     assert "62 min 5 s" in text and "1.0 1.0 1.0 at its start" in text
+    assert "[Forest plot](results/cpu/scale/figures/scale_forest.png)" in text
     # the primary family alone is tallied and tabled; the decided claim is named in the take-away
     assert "Primary family: of 2 claims, 1 supported, 0 reversed, 1 not distinguishable (Holm-adjusted)." in text
     assert "| SiSNet - Baseline+LR aug. (S.+T.) | +4.0 [+2.1, +5.9] **supported** |" in text

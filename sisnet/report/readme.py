@@ -75,7 +75,7 @@ def _what_ran(results: Path, profile: str, kind: str) -> str:
         m = _json(folder / "manifest.json") or {"settings": {}, "machine": {}}
         st = m["settings"]
         return (f"(`{folder.as_posix()}/`, notebook 09): trained on CUHK03 + CUHK01, tested on VIPeR, PRID, GRID and "
-                f"i-LIDS, seeds {st.get('seeds')}, {st.get('workers')} CPU workers on "
+                f"i-LIDS, seeds {str(st.get('seeds')).replace(',', ', ')}, {st.get('workers')} CPU workers on "
                 f"{m['machine'].get('processor', '?')}, {_minutes(m.get('wall_seconds', 0))} from an empty runs cache.")
     st = TABLES.scale_settings.read(folder / "tables")
     if st is None:
@@ -126,7 +126,10 @@ def answer_block(results_dir: str | Path = "results", profile: str = "cpu") -> s
              "intervals (*supported*: the whole interval above 0; *not distinguishable*: the experiment cannot "
              "tell, not that the methods are equal).", ""]
     for heading, kind, primary in found:
-        lines += [f"**{heading}** {_what_ran(results, profile, kind)} {family_sentence(primary, 'Primary family')}", "",
+        forest = sorted((results / profile / kind / "figures").glob("*forest*.png"))
+        plot = f" [Forest plot]({forest[0].as_posix()})." if forest else ""
+        lines += [f"**{heading}** {_what_ran(results, profile, kind)} {family_sentence(primary, 'Primary family')}{plot}",
+                  "",
                   claims_table(primary).rstrip(), ""]
     lines += _control_and_drc(results, profile, found)
     allp = pd.concat([p for _, _, p in found], ignore_index=True)

@@ -15,19 +15,15 @@ import pandas as pd
 import pytest
 
 from sisnet import paper, report
+from sisnet.report.registry import TABLES, Table
 from sisnet.reproduce import NOTEBOOKS, NotebookFailed, main, reproduce
 
-EXPECTED_TABLES = (
-    "dataset_summary", "training_epochs", "training_evals", "table2_runs", "table2", "table2_effects", "table1",
-    "table3_runs", "table3", "fig3_cam_consistency", "fig3_cam_agreement", "cam_on_person", "scale_robustness", "cam_consistency",
-    "init_runs", "init_comparison", "footage_dataset", "footage_eval", "protocol_query", "protocol_summary", "table2_paired", "scale_bins",
-    "convergence", "convergence_summary", "training_cost", "cam_on_person_summary", "drc_share",
-    "cam_on_person_backbone", "triplet_diagnosis", "triplet_diagnosis_paired", "person_reliance",
-    "cam_cell_sources", "person_reliance_paired",
-)
-EXPECTED_FIGURES = (
-    "samples", "scale_distribution", "training_curves", "table2", "table3", "fig3_cam", "scale_robustness",
-    "cam_consistency", "ranked_list", "footage_frame", "footage_search", "protocol_query",
+#: every table a notebook writes (sisnet.report.registry), and the smoke profile runs every notebook's tables
+EXPECTED_TABLES = tuple(t.name for t in TABLES.values() if t.made_by.startswith("notebooks/"))
+EXPECTED_FIGURES = (  # file names: a figure may share its stem with a table
+    "samples.png", "scale_distribution.png", "training_curves.png", "table2.png", "table3.png", "fig3_cam.png",
+    "scale_robustness.png", "cam_consistency.png", "ranked_list.png", "footage_frame.png", "footage_search.png",
+    "protocol_query.png",
 )
 GRID = {(loss, method) for loss in paper.LOSS_TYPES for method in paper.GRID_METHODS}
 
@@ -44,8 +40,10 @@ def smoke_run(tmp_path_factory, tiny_synthetic_root):
     return {"manifest": manifest, "out": base / "results" / "smoke" / "synthetic", "data_root": data_root}
 
 
-def _table(run, name: str) -> pd.DataFrame:
-    return pd.read_csv(run["out"] / "tables" / f"{name}.csv")
+def _table(run, table: Table) -> pd.DataFrame:
+    frame = pd.read_csv(table.path(run["out"] / "tables"))
+    table.check(frame)  # written with the declared columns
+    return frame
 
 
 def test_manifest_records_the_run(smoke_run):
@@ -68,7 +66,7 @@ def test_manifest_records_the_run(smoke_run):
     for name in EXPECTED_TABLES:
         assert f"tables/{name}.csv" in listed and f"tables/{name}.md" in listed
     for name in EXPECTED_FIGURES:
-        assert f"figures/{name}.png" in listed
+        assert f"figures/{name}" in listed
     # nothing partial or temporary is left behind
     assert not [p for p in out.rglob("*") if p.name.startswith(".") or "FAILED" in p.name or p.suffix == ".tmp"]
     assert not (out / "failed.json").exists()
@@ -91,7 +89,7 @@ def test_figures_are_valid_pngs_of_sensible_size(smoke_run):
     from PIL import Image
 
     for name in EXPECTED_FIGURES:
-        path = smoke_run["out"] / "figures" / f"{name}.png"
+        path = smoke_run["out"] / "figures" / name
         with Image.open(path) as im:
             im.verify()
         with Image.open(path) as im:
@@ -106,8 +104,8 @@ def test_protocol_worked_query_equals_evaluate_rank(smoke_run):
 
     from sisnet.metrics import evaluate_rank
 
-    ranked = _table(smoke_run, "protocol_query").sort_values("gallery_index")
-    summary = _table(smoke_run, "protocol_summary").iloc[0]
+    ranked = _table(smoke_run, TABLES.protocol_query).sort_values("gallery_index")
+    summary = _table(smoke_run, TABLES.protocol_summary).iloc[0]
     assert list(ranked["gallery_index"]) == list(range(len(ranked)))  # the whole gallery was saved
     query = ranked[ranked["status"] == "true match"]
     q_pid, q_cam = int(summary["query_pid"]), int(summary["query_camera"])  # cameras from 1, as in the file names
@@ -124,16 +122,19 @@ RESULTS_NOTEBOOKS = tuple(n for n in NOTEBOOKS if not n.startswith(("00", "01"))
 
 
 @pytest.mark.parametrize("name", RESULTS_NOTEBOOKS)
-def test_every_results_notebook_ends_with_a_generated_discussion(smoke_run, name):
+def test_results_notebooks_render_their_claims_with_the_generic_renderer(smoke_run, name):
     nb = nbformat.read(smoke_run["out"] / name, as_version=4)
-    last = [c for c in nb.cells if c.cell_type == "code"][-1]
-    assert "report.discuss_" in last.source  # the text is made by a library function from the tables
-    text = "".join(o.get("data", {}).get("text/markdown", "") for o in last.outputs)
-    assert text.startswith("**") and len(text) > 80, text  # and it was produced in the run
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [c for c in code if "discuss_" in c.source]  # no bespoke prose function is left
+    rendered = [c for c in code if "report.render_claims(" in c.source]
+    if name.startswith(("03", "05", "06")):  # the notebooks with paired tables
+        text = "".join(o.get("data", {}).get("text/markdown", "") for c in rendered for o in c.outputs)
+        assert " claims, " in text and "not distinguishable" in text, text  # a family sentence, made in the run
+        assert "supported" not in text.replace("0 supported", "")  # one seed: no interval, nothing decided
 
 
 def test_table2_claims_are_tested_with_paired_intervals(smoke_run):
-    paired = _table(smoke_run, "table2_paired")
+    paired = _table(smoke_run, TABLES.table2_paired)
     assert list(paired.columns) == ["loss", "comparison", "protocol", "metric", "mean_diff", "ci_low", "ci_high",
                                     "n_seeds", "verdict"]
     assert set(paired["verdict"]) <= {"supported", "reversed", "not distinguishable"}
@@ -141,43 +142,43 @@ def test_table2_claims_are_tested_with_paired_intervals(smoke_run):
     assert len(paired) == (len(paper.CLAIMS) + len(paper.CONTROL_COMPARISONS)) * 2 * paired["protocol"].nunique()
     # the smoke profile has one seed: no interval, so no comparison may be called either way
     assert (paired["n_seeds"] == 1).all() and (paired["verdict"] == "not distinguishable").all()
-    bins = _table(smoke_run, "scale_bins")
+    bins = _table(smoke_run, TABLES.scale_bins)
     assert {"query height < 48 px", "query height 48-96 px", "query height >= 96 px"} <= set(bins["protocol"])
     assert (bins.groupby(["loss", "method"]).size() == 4).all() and "num_valid_queries" in bins
     # the triplet diagnosis scores the Baseline's runs twice on the same features: the distractor-free gallery is
     # a sub-problem, and its standard rows are the standard protocol's numbers
-    diag = _table(smoke_run, "triplet_diagnosis")
+    diag = _table(smoke_run, TABLES.triplet_diagnosis)
     assert set(diag["method"]) == {"Baseline"} and set(diag["loss"]) == {"S.", "S.+T."}
     std = diag[diag["protocol"] == "standard"].set_index("loss")["rank1"]
-    table2 = _table(smoke_run, "table2_runs")
+    table2 = _table(smoke_run, TABLES.table2_runs)
     base = table2[(table2["method"] == "Baseline") & (table2["protocol"] == "standard")].set_index("loss")["rank1"]
     assert std.to_dict() == pytest.approx(base.to_dict())
     assert (diag[diag["loss"] == "S."]["loss_triplet_last"] == 0).all() and (diag[diag["loss"] == "S.+T."]["loss_triplet_first"] > 0).all()
-    assert len(_table(smoke_run, "triplet_diagnosis_paired")) == 4  # 2 protocols x rank-1 / mAP
+    assert len(_table(smoke_run, TABLES.triplet_diagnosis_paired)) == 4  # 2 protocols x rank-1 / mAP
 
 
 def test_dataset_and_training_tables(smoke_run):
-    summary = _table(smoke_run, "dataset_summary").set_index("split")
+    summary = _table(smoke_run, TABLES.dataset_summary).set_index("split")
     assert list(summary.index) == ["train", "query", "gallery"]
     assert {"ids", "images", "cameras"} <= set(summary.columns)
     assert summary.loc["train", "ids"] >= 8
-    epochs = _table(smoke_run, "training_epochs")
+    epochs = _table(smoke_run, TABLES.training_epochs)
     assert list(epochs["epoch"]) == [1, 2]  # the smoke profile trains 2 epochs
     assert {"loss_total", "loss_id", "loss_triplet", "loss_drc", "lr"} <= set(epochs.columns)
     assert (epochs["loss_drc"] > 0).all()  # notebook 02 trains SiSNet+DRC by default
-    evals = _table(smoke_run, "training_evals")
+    evals = _table(smoke_run, TABLES.training_evals)
     assert set(evals["mode"]) == {"either", "cascaded"}
 
 
 def test_table2_has_the_grid_under_both_protocols(smoke_run):
-    t2 = _table(smoke_run, "table2")
+    t2 = _table(smoke_run, TABLES.table2)
     assert {"loss", "method", "protocol", "rank1_mean", "rank1_std", "mAP_mean", "mAP_std", "n_seeds"} <= set(t2.columns)
     assert set(t2["protocol"]) == {"standard", "cross-scale (query x0.5)", "standard + re-ranking"}
     for protocol, grp in t2.groupby("protocol"):
         assert set(zip(grp["loss"], grp["method"])) == GRID, protocol
     assert (t2["n_seeds"] == 1).all()
     assert t2[["rank1_mean", "mAP_mean"]].stack().between(0, 100).all()
-    runs = _table(smoke_run, "table2_runs")
+    runs = _table(smoke_run, TABLES.table2_runs)
     native = runs["protocol"].str.startswith(("query height", "native cross-scale"))
     assert (~native).sum() == 24 and native.sum() == 8 * 4 and runs["run_id"].nunique() == 8
     md = (smoke_run["out"] / "tables" / "table2.md").read_text()
@@ -201,8 +202,8 @@ def test_other_view_table_has_the_headline_protocols_and_shares_its_one_branch_r
     finally:  # the smoke run's runs cache stays the grid's eight runs (another test counts them)
         for new_run in set(runs_dir.iterdir()) - before:
             shutil.rmtree(new_run)
-    out = pd.read_csv(ctx.tables_dir / "table2_other_view_runs.csv")
-    head = _table(smoke_run, "table2_runs")
+    out = pd.read_csv(TABLES.table2_other_view_runs.path(ctx.tables_dir))
+    head = _table(smoke_run, TABLES.table2_runs)
     head = head[head["protocol"] != "standard + re-ranking"]  # the smoke notebook run adds re-ranking
     assert set(out["protocol"]) == set(head["protocol"]) and len(out) == len(head)
     assert (out["second_view"] == other).all() and (out["command"] == "cmd").all()
@@ -212,9 +213,9 @@ def test_other_view_table_has_the_headline_protocols_and_shares_its_one_branch_r
     assert (both.loc[one_branch, "run_id"] == both.loc[one_branch, "run_id_head"]).all()
     assert (both.loc[one_branch, "rank1"] == both.loc[one_branch, "rank1_head"]).all()
     assert (both.loc[~one_branch, "run_id"] != both.loc[~one_branch, "run_id_head"]).all()
-    summary = pd.read_csv(ctx.tables_dir / "table2_other_view.csv")
+    summary = pd.read_csv(TABLES.table2_other_view.path(ctx.tables_dir))
     assert set(summary["protocol"]) == {"standard", "cross-scale (query x0.5)"}  # the native bins are not Table 2
-    paired = pd.read_csv(ctx.tables_dir / "table2_other_view_paired.csv")
+    paired = pd.read_csv(TABLES.table2_other_view_paired.path(ctx.tables_dir))
     assert set(paired["protocol"]) == set(head["protocol"])
 
 
@@ -234,16 +235,16 @@ def test_triplet_schedule_check_reuses_the_headline_runs_and_pairs_by_seed(smoke
     finally:  # the smoke run's runs cache stays the grid's eight runs (another test counts them)
         for new_run in set(runs_dir.iterdir()) - before:
             shutil.rmtree(new_run)
-    out = pd.read_csv(ctx.tables_dir / "triplet_schedule_runs.csv")
+    out = pd.read_csv(TABLES.triplet_schedule_runs.path(ctx.tables_dir))
     assert len(out) == 2 * 2 * len(ctx.seeds) and set(out["loss"]) == {"S.", "S.+T."} and (out["command"] == "cmd").all()
     x1, x2 = out[out["protocol"] == "schedule x1"], out[out["protocol"] == "schedule x2"]
     assert (x2["epochs"].to_numpy() == 2 * x1["epochs"].to_numpy()).all()
-    head = _table(smoke_run, "table2_runs")
+    head = _table(smoke_run, TABLES.table2_runs)
     head = head[(head["protocol"] == "standard") & (head["method"] == "Baseline")]
     both = x1.merge(head, on=["loss", "seed"], suffixes=("", "_head"))
     assert len(both) == len(x1) and (both["run_id"] == both["run_id_head"]).all()
     assert both["rank1"].to_numpy() == pytest.approx(both["rank1_head"].to_numpy())
-    paired = pd.read_csv(ctx.tables_dir / "triplet_schedule_paired.csv")
+    paired = pd.read_csv(TABLES.triplet_schedule_paired.path(ctx.tables_dir))
     assert set(paired["protocol"]) == {"schedule x1", "schedule x2"} and (paired["n_seeds"] == len(ctx.seeds)).all()
 
 
@@ -261,12 +262,12 @@ def test_notebook_scale_protocol_defaults_are_the_library_constants():
 
 
 def test_table1_and_table3_against_the_paper(smoke_run):
-    t1 = _table(smoke_run, "table1")
+    t1 = _table(smoke_run, TABLES.table1)
     assert (t1["provenance"] == "published").sum() == 60
     measured = t1[t1["provenance"] == "measured"]
     assert len(measured) == 4 and set(measured["dataset"]) == {"synthetic"}
     assert measured["source"].str.contains("profile smoke").all()
-    t3 = _table(smoke_run, "table3")
+    t3 = _table(smoke_run, TABLES.table3)
     assert set(zip(t3["loss"], t3["method"])) == GRID
     ref = paper.table3()
     assert t3.loc[t3["method"] == paper.CONTROL, "paper_market1501_mAP"].isna().all()  # the control is not the paper's
@@ -275,25 +276,25 @@ def test_table1_and_table3_against_the_paper(smoke_run):
             want = ref[(ref["loss"] == row["loss"]) & (ref["method"] == row["method"]) & (ref["dataset"] == d)
                        & (ref["metric"] == "mAP")]["gap"].item()
             assert row[f"paper_{d}_mAP"] == want
-    assert (_table(smoke_run, "table3_runs")["n_evals"] == 2).all()  # smoke: evaluations after epochs 1 and 2
+    assert (_table(smoke_run, TABLES.table3_runs)["n_evals"] == 2).all()  # smoke: evaluations after epochs 1 and 2
 
 
 def test_scale_robustness_and_cam_tables(smoke_run):
-    rob = _table(smoke_run, "scale_robustness")
+    rob = _table(smoke_run, TABLES.scale_robustness)
     assert set(rob["method"]) == set(paper.METHODS)
     assert sorted(rob["query_scale"].unique()) == [0.25, 0.375, 0.5, 0.75, 1.0]
     assert len(rob) == 15
     # at full resolution the robustness study reproduces the standard protocol of the same runs (Table 2)
-    std = _table(smoke_run, "table2_runs")
+    std = _table(smoke_run, TABLES.table2_runs)
     std = std[(std["protocol"] == "standard") & (std["loss"] == "S.+T.") & (std["seed"] == 0)].set_index("method")
     full = rob[rob["query_scale"] == 1.0].set_index("method")
     for method in paper.METHODS:
         assert full.loc[method, "mAP"] == pytest.approx(std.loc[method, "mAP"], abs=1e-3)
         assert full.loc[method, "rank1"] == pytest.approx(std.loc[method, "rank1"], abs=1e-3)
-    cons = _table(smoke_run, "cam_consistency")
+    cons = _table(smoke_run, TABLES.cam_consistency)
     assert len(cons) == 3 * 4 and 1.0 not in set(cons["query_scale"])
     assert cons["corr_mean"].between(-1, 1).all() and (cons["mse_mean"] >= 0).all()
-    fig3 = _table(smoke_run, "fig3_cam_consistency")
+    fig3 = _table(smoke_run, TABLES.fig3_cam_consistency)
     assert len(fig3) == 3 * 3 and set(fig3["method"]) == set(paper.METHODS)
     # Fig. 3's input panels are the views the profile feeds, and its identities are test identities
     from sisnet.config import get_config
@@ -303,43 +304,43 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     assert set(fig3["small_input_hw"]) == {"{}x{}".format(*cfg.small_size)}
     query_names = {p.name for p in (smoke_run["data_root"] / "synthetic-tiny" / "query").iterdir()}
     assert set(fig3["path"]) <= query_names
-    agreement = _table(smoke_run, "fig3_cam_agreement").set_index("method")
+    agreement = _table(smoke_run, TABLES.fig3_cam_agreement).set_index("method")
     assert list(agreement.index) == list(paper.METHODS) and (agreement["n_images"] == 3).all()
     assert agreement.loc["SiSNet", "corr_mean"] == pytest.approx(fig3[fig3["method"] == "SiSNet"]["corr"].mean())
-    on_person = _table(smoke_run, "cam_on_person")  # every configuration of the grid and seed, both losses
+    on_person = _table(smoke_run, TABLES.cam_on_person)  # every configuration of the grid and seed, both losses
     assert set(zip(on_person["loss"], on_person["method"])) == GRID and len(on_person) == len(GRID)
     assert on_person["person_share_mean"].between(0, 1).all() and on_person["mask_area_mean"].between(0.05, 0.6).all()
     assert on_person["activation_share_mean"].between(0, 1).all() and (on_person["outer_area"] == 0.5).all()
     assert (on_person["coverage_map_share_mean"] > on_person["mask_area_mean"]).all()  # a map that follows the person
     # retrieval with edited queries: every configuration and seed, every edit; unedited queries score exactly the
     # standard protocol of the same runs in Table 2
-    reliance = _table(smoke_run, "person_reliance")
+    reliance = _table(smoke_run, TABLES.person_reliance)
     n_seeds = on_person["seed"].nunique()
     assert set(zip(reliance["loss"], reliance["method"])) == GRID
     assert len(reliance) == len(GRID) * n_seeds * len(report.PERSON_EDITS) and reliance["rank1"].between(0, 100).all()
-    runs = _table(smoke_run, "table2_runs")
+    runs = _table(smoke_run, TABLES.table2_runs)
     keys = ["loss", "method", "seed"]
     standard = runs[(runs["protocol"] == "standard") & (runs["mode"] == "either")].set_index(keys)
     original = reliance[reliance["query"] == "original"].set_index(keys)
     assert original["rank1"].to_dict() == pytest.approx(standard.loc[original.index, "rank1"].to_dict())
     assert original["mAP"].to_dict() == pytest.approx(standard.loc[original.index, "mAP"].to_dict())
-    paired = _table(smoke_run, "person_reliance_paired")  # S.+T. - S. per method and edit, rank-1 and mAP cost
+    paired = _table(smoke_run, TABLES.person_reliance_paired)  # S.+T. - S. per method and edit, rank-1 and mAP cost
     assert len(paired) == len(paper.METHODS) * (len(report.PERSON_EDITS) - 1) * 2
     assert (paired["n_seeds"] == n_seeds).all()
-    sources = _table(smoke_run, "cam_cell_sources")
+    sources = _table(smoke_run, TABLES.cam_cell_sources)
     assert set(zip(sources["loss"], sources["method"])) == GRID
     assert (sources["cell_share_min"] <= sources["cell_share_mean"]).all()
     assert (sources["cell_share_mean"] <= sources["cell_share_max"]).all() and sources["cell_share_max"].le(1).all()
-    backbone = _table(smoke_run, "cam_on_person_backbone").iloc[0]
+    backbone = _table(smoke_run, TABLES.cam_on_person_backbone).iloc[0]
     assert backbone["weights"] == "random" and backbone["n_images"] == on_person["n_images"].iloc[0]
-    drc = _table(smoke_run, "drc_share").iloc[0]
+    drc = _table(smoke_run, TABLES.drc_share).iloc[0]
     assert 0 < drc["grad_share"] < 1 and 0 < drc["loss_share_last_epoch"] < 1
 
 
 def test_convergence_and_validation_sections(smoke_run):
-    conv = _table(smoke_run, "convergence")
+    conv = _table(smoke_run, TABLES.convergence)
     assert set(zip(conv["loss"], conv["method"])) == GRID and set(conv["epoch"]) == {1, 2}
-    summary = _table(smoke_run, "convergence_summary")
+    summary = _table(smoke_run, TABLES.convergence_summary)
     assert {"last_change", "flat"} <= set(summary.columns) and len(summary) == len(GRID)
     nb = json.loads((smoke_run["out"] / "03_ablation.ipynb").read_text())
     text = json.dumps(nb)
@@ -347,21 +348,21 @@ def test_convergence_and_validation_sections(smoke_run):
 
 
 def test_init_comparison_records_the_weights_each_run_started_from(smoke_run):
-    runs = _table(smoke_run, "init_runs")
+    runs = _table(smoke_run, TABLES.init_runs)
     assert len(runs) == 2 and list(runs["seed"]) == [0, 0]
     # smoke starts from random weights, so both arms are the same cached Table 2 run
     assert set(runs["weights"]) == {"random"} and runs["run_id"].nunique() == 1
-    summary = _table(smoke_run, "init_comparison").set_index("init")
+    summary = _table(smoke_run, TABLES.init_comparison).set_index("init")
     assert summary.loc["difference (profile - random)", "rank1_mean"] == 0.0
-    t2 = _table(smoke_run, "table2_runs")
+    t2 = _table(smoke_run, TABLES.table2_runs)
     base = t2[(t2["protocol"] == "standard") & (t2["method"] == "Baseline") & (t2["loss"] == "S.+T.")]
     assert runs["rank1"].iloc[0] == pytest.approx(base["rank1"].item(), abs=1e-6)
 
 
 def test_footage_notebook_converts_extracts_searches_and_evaluates(smoke_run):
-    crops = _table(smoke_run, "footage_dataset").set_index("split")
+    crops = _table(smoke_run, TABLES.footage_dataset).set_index("split")
     assert list(crops.index) == ["train", "query", "gallery"] and (crops["images"] > 0).all()
-    ev = _table(smoke_run, "footage_eval")
+    ev = _table(smoke_run, TABLES.footage_eval)
     assert set(ev["method"]) == set(paper.METHODS)
     # three protocols per model: pseudo-cameras, the same track with and without its crops within 2 s
     from sisnet.footage import PROTOCOL_NO_EXCLUSION, PROTOCOL_PSEUDO_CAMERAS
@@ -407,14 +408,14 @@ def test_footage_notebook_runs_from_a_video_file(smoke_run, tmp_path, video_copy
     assert not nb.metadata["papermill"]["exception"]
     assert str(video) in next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     # the same annotations give the same crops as the frame folder; the video's 10 fps gives the 2 s window
-    from_frames = _table(smoke_run, "footage_dataset").set_index("split")
-    from_video = pd.read_csv(out / "tables" / "footage_dataset.csv").set_index("split")
+    from_frames = _table(smoke_run, TABLES.footage_dataset).set_index("split")
+    from_video = pd.read_csv(TABLES.footage_dataset.path(out / "tables")).set_index("split")
     pd.testing.assert_frame_equal(from_video[["ids", "images"]], from_frames[["ids", "images"]])
-    ev = pd.read_csv(out / "tables" / "footage_eval.csv")
+    ev = pd.read_csv(TABLES.footage_eval.path(out / "tables"))
     assert set(ev["method"]) == set(paper.METHODS) and (ev["num_valid_queries"] > 0).all()
     excluded = ev[ev["protocol"] == "same track within 2 s excluded"]
     assert len(excluded) == len(paper.METHODS) and (excluded["junk_crops"] > 0).all()
-    assert excluded["junk_total"].tolist() == _table(smoke_run, "footage_eval").query(
+    assert excluded["junk_total"].tolist() == _table(smoke_run, TABLES.footage_eval).query(
         "protocol == 'same track within 2 s excluded'")["junk_total"].tolist()  # the rule depends on times only
     assert (out / "figures" / "footage_frame.png").is_file() and (out / "figures" / "footage_search.png").is_file()
     assert (smoke_run["data_root"] / "demo" / "street-video.mp4-reid" / "mot_index.csv").is_file()

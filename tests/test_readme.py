@@ -1,96 +1,111 @@
-"""README's results block is what the committed results produce (no hand-typed numbers that can drift)."""
+"""README's generated blocks and the claims files are what the committed results produce; README answers first."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from sisnet.report.readme import END, REAL_END, REAL_START, START, readme_block, real_block, results_block, update_readme
+import pandas as pd
+
+from sisnet.report.readme import BLOCKS, answer_block, claims_markdown, readme_block, update_readme, use_block
+from sisnet.report.registry import HOLM_COLUMNS, TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 
 
-def test_committed_readme_block_equals_the_generator_output(monkeypatch):
-    monkeypatch.chdir(ROOT)  # the block names the results folder relative to the project root
-    assert readme_block(ROOT / "README.md") == results_block("results", "cpu", "synthetic"), (
-        "README.md's results block is stale: run `python -m sisnet.reproduce --update-readme`.")
+def test_committed_readme_blocks_and_claims_equal_the_generator_output(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the blocks name the results folders relative to the project root
+    for start, end, make in BLOCKS:
+        assert readme_block(README, start, end) == make("results", "cpu", "synthetic"), (
+            f"README.md's {start} block is stale: run `python -m sisnet.reproduce --update-readme`.")
+    for kind in ("synthetic", "real"):
+        assert (ROOT / "results" / "cpu" / kind / "claims.md").read_text(encoding="utf-8") == \
+            claims_markdown("results", "cpu", kind), f"results/cpu/{kind}/claims.md is stale: --update-readme"
 
 
-def test_committed_real_block_equals_the_generator_output(monkeypatch):
+def test_readme_is_short_and_answers_in_its_first_40_lines():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 300, len(lines)
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+    assert len(lines[longest]) < 400, f"README.md line {longest + 1} has {len(lines[longest])} characters"
+    top = "\n".join(lines[:40])
+    assert "<!-- ANSWER-END -->" in top  # the whole answer is in the first 40 lines
+    for kind, table in (("synthetic", TABLES.table2_paired), ("real", TABLES.real_paired)):
+        assert f"results/cpu/{kind}/claims.md" in top
+    for comparison in ("SiSNet - Baseline+LR aug.", "SiSNet+DRC - SiSNet", "SiSNet - Baseline (S.+T.)"):
+        assert top.count(f"| {comparison}") == 2, comparison  # one row per experiment, verdict and interval
+    assert "of the gradient" in top and "augmentation control" in top
+
+
+def test_generated_text_speaks_to_the_reader_only(monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert readme_block(ROOT / "README.md", REAL_START, REAL_END) == real_block("results", "cpu"), (
-        "README.md's real-pedestrian block is stale: run `python -m sisnet.reproduce --update-readme`.")
+    text = answer_block() + use_block() + "".join(claims_markdown("results", "cpu", k) for k in ("synthetic", "real"))
+    text += BLOCKS[2][2]("results", "cpu", "synthetic")
+    for word in ("issue", "goal"):
+        assert word not in text.lower(), word
 
 
-def test_real_block_without_results_says_how_to_make_them(tmp_path):
-    assert "python -m sisnet.experiments real" in real_block(tmp_path, "cpu")
+def _scale_fixture(results: Path) -> None:
+    """A tiny stand-in for the scale study's folder: two primary claims (one decided) and one exploratory."""
+    tables = results / "cpu" / "scale" / "tables"
+    tables.mkdir(parents=True)
+    rows = pd.DataFrame({"family": ["primary", "primary", "exploratory"], "loss": "S.+T.",
+                         "comparison": ["SiSNet - Baseline+LR aug.", "SiSNet+DRC - SiSNet", "SiSNet - Baseline"],
+                         "protocol": ["scale bins, standard"] * 3, "metric": "mAP", "mean_diff": [4.0, 0.2, 9.9],
+                         "ci_low": [2.5, -1.0, 8.0], "ci_high": [5.5, 1.4, 11.8], "n_seeds": 8,
+                         "verdict": ["supported", "not distinguishable", "supported"], "p_value": [0.001, 0.7, 0.0],
+                         "p_holm": [0.002, 0.7, None], "ci_low_holm": [2.1, -1.3, None], "ci_high_holm": [5.9, 1.7, None],
+                         "verdict_holm": ["supported", "not distinguishable", None], "command": "cmd"})
+    assert tuple(rows.columns) == HOLM_COLUMNS
+    rows.to_csv(tables / "scale_paired.csv", index=False)
+    (tables.parent / "figures").mkdir()
+    (tables.parent / "figures" / "scale_forest.png").write_bytes(b"png")
+    pd.DataFrame([{"wall_seconds": 3725.0, "load_average_start": "1.0 1.0 1.0", "load_average_end": "2.0 2.0 2.0",
+                   "seeds": "0-7", "lr": 0.001, "epochs": 12}]).to_csv(tables / "scale_settings.csv", index=False)
 
 
-def test_update_rewrites_only_the_block(tmp_path, monkeypatch):
+def test_the_scale_study_is_rendered_when_its_folder_exists_and_skipped_cleanly_when_not(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    for kind in ("synthetic", "real"):
+        shutil.copytree(ROOT / "results" / "cpu" / kind / "tables", results / "cpu" / kind / "tables")
+    monkeypatch.chdir(tmp_path)
+    without = answer_block("results", "cpu")
+    assert "scale study" not in without.lower() and claims_markdown("results", "cpu", "scale") is None
+    _scale_fixture(results)
+    text = answer_block("results", "cpu")
+    assert "**Controlled scale study** (`results/cpu/scale/`): synthetic data at controlled scales, seeds 0-7, lr 0.001" in text
+    assert "62 min 5 s" in text and "1.0 1.0 1.0 at its start" in text
+    assert "[Forest plot](results/cpu/scale/figures/scale_forest.png)" in text
+    # the primary family alone is tallied and tabled; the decided claim is named in the take-away
+    assert "Primary family: of 2 claims, 1 supported, 0 reversed, 1 not distinguishable (Holm-adjusted)." in text
+    assert "| SiSNet - Baseline+LR aug. (S.+T.) | +4.0 [+2.1, +5.9] **supported** |" in text
+    assert "+9.9" not in text and "SiSNet - Baseline+LR aug. scale bins, standard **supported**" in text
+    claims = claims_markdown("results", "cpu", "scale")
+    assert "Exploratory (1 comparisons" in claims and "+9.9 points, 95 % [+8.0, +11.8]" in claims
+    readme = tmp_path / "README.md"
+    shutil.copy(README, readme)
+    update_readme(readme, "results")
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    assert "<!-- ANSWER-END -->" in lines[:40] and (results / "cpu" / "scale" / "claims.md").is_file()
+
+
+def test_update_rewrites_only_the_blocks_and_is_idempotent(tmp_path, monkeypatch):
     results = tmp_path / "results"
     shutil.copytree(ROOT / "results" / "cpu" / "synthetic" / "tables", results / "cpu" / "synthetic" / "tables")
+    (start, end, _), (s2, e2, _) = BLOCKS[0], BLOCKS[2]
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nintro\n\n{START}\nold numbers: 99.9\n{END}\n\n## After\n", encoding="utf-8")
+    readme.write_text(f"# Title\n\n{start}\nold: 99.9\n{end}\n\nkept\n\n{s2}\nold\n{e2}\n\n## After\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert update_readme(readme, "results") is True
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith("# Title\n\nintro\n\n") and text.endswith(f"{END}\n\n## After\n")
-    assert "99.9" not in text and "### Table 2" in text and "No complete run" in text  # no manifest copied
+    assert text.startswith(f"# Title\n\n{start}\n## The answer\nEach experiment") and text.endswith(f"{e2}\n\n## After\n")
+    assert "99.9" not in text and "\nkept\n" in text and "### Table 2" in text and "No complete run" in text
+    assert (results / "cpu" / "synthetic" / "claims.md").is_file()
     assert update_readme(readme, "results") is False  # idempotent
-
-
-def test_time_section_reads_the_quick_manifest_and_estimates_the_default_seeds(tmp_path):
-    import json
-
-    import pandas as pd
-
-    from sisnet.report.readme import _minutes, _time_section
-
-    assert _minutes(119.6) == "2 min 0 s" and _minutes(61.2) == "1 min 1 s"
-    assert _time_section(tmp_path, "cpu", "synthetic", None) == []  # no quick run: nothing said
-    quick = tmp_path / "quick" / "cpu" / "synthetic"
-    quick.mkdir(parents=True)
-    (quick / "manifest.json").write_text(json.dumps({
-        "wall_seconds_total": 600.0, "parameters": {"seeds": [4]}, "commit": "abc",
-        "notebooks": {"01_data.ipynb": {"wall_seconds": 20.0}, "03_ablation.ipynb": {"wall_seconds": 580.0}},
-        "platform": {"usable_cores": 2}, "load_average": {"start": "load average 1", "end": "load average 2"}}))
-    cost = pd.DataFrame({"mean_seconds": [100.0, 140.0]})  # one seed of the grid: 240 s of run wall time
-    text = _time_section(tmp_path, "cpu", "synthetic", cost)[0]
-    assert "--quick --seed 4" in text and "took 10 min 0 s" in text
-    # the cpu profile's 5 seeds: 600 s + 4 more seeds x 240 s / 2 workers = 1080 s
-    assert "5 seeds: about 18 min 0 s" in text
-
-
-def test_time_section_reports_a_timed_make_reproduce_instead_of_the_estimate(tmp_path):
-    import json
-
-    import pandas as pd
-
-    from sisnet.report.readme import _time_section
-
-    quick = tmp_path / "quick" / "cpu" / "synthetic"
-    quick.mkdir(parents=True)
-    (quick / "manifest.json").write_text(json.dumps({
-        "wall_seconds_total": 600.0, "parameters": {"seeds": [4]}, "commit": "abc",
-        "notebooks": {"01_data.ipynb": {"wall_seconds": 600.0}}, "platform": {"usable_cores": 2}}))
-    scratch = tmp_path / "scratch" / "cpu" / "synthetic"
-    scratch.mkdir(parents=True)
-    (scratch / "manifest.json").write_text(json.dumps({
-        "wall_seconds_total": 3000.0, "notebooks": {"01_data.ipynb": {"wall_seconds": 10.0},
-                                                    "03_ablation.ipynb": {"wall_seconds": 2990.0}}}))
-    timing = {"command": "make reproduce PROFILE=cpu DATASET=synthetic", "procedure": "fresh clone", "exit_status": 0,
-              "commit": "0123456789abcdef",
-              "wall_seconds": 3100, "install_seconds": 95, "usable_cores": 2,
-              "load_average": {"start": "0.50 0.60 0.70", "end": "1.90 1.95 2.00"}}
-    (scratch / "timing.json").write_text(json.dumps(timing))
-    cost = pd.DataFrame({"mean_seconds": [100.0, 140.0]})
-    text = _time_section(tmp_path, "cpu", "synthetic", cost)[0]
-    assert "`make reproduce PROFILE=cpu DATASET=synthetic` (fresh clone) took 51 min 40 s in all" in text
-    assert "`make install` 1 min 35 s" in text and "the notebooks 50 min 0 s (01 10 s, 03 2990 s)" in text
-    assert "0.50 0.60 0.70 at its start" in text and "commit `0123456789ab`" in text
-    assert "an estimate" not in text  # measured: the estimate from the quick run is not repeated
-    assert "--quick --seed 4" in text  # the quick run is still reported
-    (scratch / "timing.json").write_text(json.dumps({**timing, "exit_status": 2}))
-    assert "FAILED (exit status 2) after 51 min 40 s" in _time_section(tmp_path, "cpu", "synthetic", cost)[0]
-    (scratch / "manifest.json").unlink()  # a failed notebook leaves no manifest: the paragraph still renders
-    failed = _time_section(tmp_path, "cpu", "synthetic", cost)[0]
-    assert "after 51 min 40 s in all: `make install` 1 min 35 s;" in failed and "the notebooks" not in failed.split("--quick")[0]
+    readme.write_text(f"# Title\n\n{start}\nno end marker\n", encoding="utf-8")
+    try:
+        update_readme(readme, "results")
+    except ValueError as err:
+        assert "README.md must hold exactly one" in str(err)
+    else:
+        raise AssertionError("a README with one marker must be refused")

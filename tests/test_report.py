@@ -172,12 +172,13 @@ def test_save_table_and_figure_write_complete_files(tmp_path):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    df = pd.DataFrame({"method": ["Baseline", "SiSNet|x"], "rank1": [50.0, np.nan], "query_scale": [0.375, 1.0]})
-    csv, md = report.save_table(tmp_path / "tables", "t", df, title="T", notes="note")
+    df = pd.DataFrame({"drc_weight": [1.0, 10.0], "loss_share_last_epoch": [0.5, np.nan], "loss_drc": 0.375,
+                       "loss_total": ["Baseline", "SiSNet|x"], "loss_share": 0.1, "grad_share": 0.2})
+    csv, md = report.save_table(tmp_path / "tables", report.TABLES.drc_share, df, title="T", notes="note")
     back = pd.read_csv(csv)
-    assert list(back.columns) == ["method", "rank1", "query_scale"] and back["rank1"].isna().iloc[1]
+    assert list(back.columns) == list(df.columns) and back["loss_share_last_epoch"].isna().iloc[1]
     text = md.read_text()
-    assert text.startswith("# T\n") and "| Baseline | 50.0 | 0.375 |" in text and "SiSNet\\|x" in text
+    assert text.startswith("# T\n") and "| 1.0 | 0.5 | 0.375 | Baseline |" in text and "SiSNet\\|x" in text
     assert "| - |" in text and text.rstrip().endswith("note")
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 1], [0, 1])
@@ -400,21 +401,6 @@ def test_coverage_map_share_hand_cases():
     assert coverage_map_share(mask, (1, 1)).tolist() == pytest.approx([0.5, 0.25])
 
 
-def test_person_reliance_verdict_follows_the_larger_loss():
-    import pandas as pd
-
-    from sisnet.report.discussion import _person_reliance_bullet
-
-    def table(removed: float, swapped: float) -> pd.DataFrame:
-        values = {"original": 90.0, "background swapped": swapped, "background flat": swapped, "person removed": removed}
-        return pd.DataFrame([{"loss": "S.", "method": m, "seed": 0, "query": q, "rank1": v}
-                             for m in ("Baseline", "SiSNet") for q, v in values.items()])
-
-    assert "identify mainly the person" in _person_reliance_bullet(table(removed=5.0, swapped=85.0))
-    assert "use the background" in _person_reliance_bullet(table(removed=85.0, swapped=5.0))
-    assert "both the person and the background" in _person_reliance_bullet(table(removed=50.0, swapped=40.0))
-
-
 def test_cell_person_share_tells_local_cells_from_global_ones():
     import torch
     import torch.nn.functional as F
@@ -448,20 +434,6 @@ def test_cell_person_share_tells_local_cells_from_global_ones():
     assert global_.flatten().tolist() == pytest.approx([0.5] * 4)  # the person's area, wherever the cell lies
 
 
-def test_cell_sources_verdict():
-    import pandas as pd
-
-    from sisnet.report.discussion import _cell_sources_bullet
-
-    def table(outer: float) -> pd.DataFrame:
-        return pd.DataFrame([{"method": "Baseline", "loss": "S.", "seed": 0, "map_hw": "8x4", "cell_share_min": outer,
-                              "cell_share_max": 0.5, "cell_share_mean": 0.45, "outer_cell_share": outer,
-                              "inner_cell_share": 0.5, "mask_area_mean": 0.3, "n_images": 16}])
-
-    assert "every cell reads the person wherever it lies" in _cell_sources_bullet(table(outer=0.45))
-    assert "mostly from the background under them" in _cell_sources_bullet(table(outer=0.1))
-
-
 def test_person_reliance_paired_hand_case():
     import pandas as pd
 
@@ -482,39 +454,17 @@ def test_person_reliance_paired_hand_case():
     assert out.loc["rank1_cost", "ci_high"] - 7.0 == pytest.approx(12.706, abs=1e-3)
 
 
-def test_triplet_schedule_bullet_verdicts():
-    import pandas as pd
-
-    from sisnet.report.discussion import _triplet_schedule_bullet
-
-    def runs(gap_x1: list[float], gap_x2: list[float]) -> pd.DataFrame:
-        rows = []
-        for length, epochs, gaps in (("schedule x1", 10, gap_x1), ("schedule x2", 20, gap_x2)):
-            for seed, g in enumerate(gaps):
-                rows += [{"loss": "S.", "method": "Baseline", "seed": seed, "protocol": length, "epochs": epochs,
-                          "rank1": 90.0, "swap_rank1_cost": 5.0},
-                         {"loss": "S.+T.", "method": "Baseline", "seed": seed, "protocol": length, "epochs": epochs,
-                          "rank1": 90.0 + g, "swap_rank1_cost": 5.0 - g}]
-        return pd.DataFrame(rows)
-
-    still = _triplet_schedule_bullet(runs([-6, -5, -7, -6, -5], [-3, -2, -4, -3, -3]))
-    assert "still reversed at the longer schedule, though it narrows" in still and "n = 5" in still
-    gone = _triplet_schedule_bullet(runs([-6, -5, -7, -6, -5], [1, -1, 0, 1, -1]))
-    assert "no longer reversed at the longer schedule: the reversal is consistent with under-training" in gone
-    # an interval that contains 0 is never called supported: a 2x gap of +-3 around 0 is not "narrowing" evidence
-    noisy = _triplet_schedule_bullet(runs([-6, -5, -7, -6, -5], [-20, 15, -18, 16, -2]))
-    assert "its change is not distinguishable" in noisy
-
-
 def test_split_scale_bins_writes_no_index_column(tmp_path):
     from sisnet.report.measure import split_scale_bins
 
     per_run = pd.DataFrame({"protocol": ["standard", "query height < 48 px", "cross-scale (query x0.5)",
                                          "native cross-scale (query < 48 px, gallery >= 96 px)"], "rank1": [1, 2, 3, 4]})
+    columns = report.TABLES.scale_bins.columns
+    per_run = per_run.assign(**{c: 0 for c in columns if c not in per_run})[list(columns)]
     paper_rows, bins = split_scale_bins(per_run)
     assert list(paper_rows["rank1"]) == [1, 3] and list(bins["rank1"]) == [2, 4]
-    csv, _ = report.save_table(tmp_path, "scale_bins", bins)
-    assert pd.read_csv(csv).columns.tolist() == ["protocol", "rank1"]
+    csv, _ = report.save_table(tmp_path, report.TABLES.scale_bins, bins)
+    assert pd.read_csv(csv).columns.tolist() == list(columns)
 
 
 def test_committed_tables_have_named_columns():

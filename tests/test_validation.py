@@ -145,23 +145,3 @@ def test_drc_share_is_zero_without_the_drc_weight_and_a_share_otherwise(tiny_syn
     assert off["grad_share"] == 0 and off["loss_share"] == 0
     with pytest.raises(ValueError, match="SiSNet\\+DRC"):
         drc_share(model, cfg.replace(drc=False), ds)
-
-
-def test_convergence_discussion_reports_the_2x_check_and_the_claims_at_both_lengths():
-    import pandas as pd
-
-    from sisnet.report.validation import discuss_convergence
-
-    summary = pd.DataFrame({"loss": ["S.", "S."], "method": ["Baseline", "SiSNet"], "last_change": [0.5, -1.0],
-                            "flat": [True, True]})
-    check = pd.DataFrame({"loss": ["S.", "S."], "method": ["Baseline", "SiSNet"], "seed": [0, 0],
-                          "rank1_1x": [90.0, 89.0], "rank1_2x": [91.0, 94.0], "rank1_diff": [1.0, 5.0],
-                          "within_limit": [True, False]})
-    text = discuss_convergence(summary, check)
-    assert "2 of 2 configurations move by at most" in text and "for 1 of 2 configurations" in text
-    assert "largest change is +5.0 (S. SiSNet)" in text and "had not converged" in text
-    assert "SiSNet - Baseline (S.) -1.0 -> +3.0" in text  # 89 - 90 at the schedule, 94 - 91 at twice it
-    check["rank1_2x"] = [91.0, 90.0]
-    check["rank1_diff"], check["within_limit"] = [1.0, 1.0], [True, True]
-    assert "had not converged" not in discuss_convergence(summary, check)
-    assert "has not been run" in discuss_convergence(summary, None)

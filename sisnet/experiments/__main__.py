@@ -19,7 +19,7 @@ SCALE_NOTEBOOK = "10_scale_study.ipynb"
 
 def _real(args: argparse.Namespace) -> int:
     from sisnet.experiments.real import run_experiment
-    from sisnet.experiments.tables import TABLE_TITLES, real_tables
+    from sisnet.experiments.tables import real_tables
     from sisnet.parallel import default_workers
     from sisnet.provenance import git_commit, load_average, machine, package_versions
     from sisnet.report.io import save_table
@@ -34,7 +34,7 @@ def _real(args: argparse.Namespace) -> int:
     tables_dir = out / "tables"
     tables_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in real_tables(raw, command).items():
-        save_table(tables_dir, name, frame, title=TABLE_TITLES[name])
+        save_table(tables_dir, name, frame)
     manifest = {"command": command, "wall_seconds": time.time() - t0, "data_sources": DATA_SOURCES,
                 "settings": raw["settings"].to_dict("records")[0], "git_commit": git_commit(), "machine": machine(),
                 "packages": package_versions(), "load_average_end": load_average()}

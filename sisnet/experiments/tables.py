@@ -6,20 +6,9 @@ from typing import Any
 import pandas as pd
 
 from sisnet.experiments.real import ARMS, LOSS, PLATEAU_TOLERANCE, PRIMARY_METRIC, PRIMARY_PROTOCOLS, dg_frame, paired_real
+from sisnet.report.registry import TABLES
 
-__all__ = ["real_tables", "TABLE_TITLES"]
-
-TABLE_TITLES = {
-    "real_evals": "Every evaluation of every run: one row per (run, set, split, protocol, native-height bin)",
-    "real_curves": "Validation curves: each run's periodic evaluations on CUHK03's validation identities",
-    "real_runs": "Every run: each evaluation set (mean over its splits) and the mean over the four targets",
-    "real_summary": "Mean (sd) over seeds, S.+T., chosen schedule; ImageNet only = the backbone before ReID training",
-    "real_paired": "Paired differences by seed (points); the primary family with Holm's adjustment",
-    "real_datasets": "The sets: sources (trained on), validation, in-domain test and the four targets (split 0)",
-    "real_validation": "Learning rate x schedule on CUHK03's validation identities (Baseline S.+T., seed 0)",
-    "real_plateau": "The 2x-schedule check (seed 0): how much twice the schedule moves each arm",
-    "real_height_bins": "By native query height (mean over splits and seeds; n = queries per split)",
-}
+__all__ = ["real_tables"]
 
 
 def _summary(runs: pd.DataFrame, imagenet: pd.DataFrame) -> pd.DataFrame:
@@ -54,19 +43,19 @@ def _height_bins(evals: pd.DataFrame) -> pd.DataFrame:
 
 
 def real_tables(raw: dict[str, pd.DataFrame], command: str) -> dict[str, pd.DataFrame]:
-    """``{name: table}`` for :data:`TABLE_TITLES` from :func:`sisnet.experiments.real.run_experiment`'s output; every
+    """``{name: table}`` (each declared in :mod:`sisnet.report.registry`) from :func:`sisnet.experiments.real.run_experiment`'s output; every
     table carries the exact ``command`` that made it."""
     runs = dg_frame(raw["evals"])
     tables: dict[str, Any] = {
-        "real_evals": raw["evals"],
-        "real_curves": raw["curves"],
-        "real_runs": runs,
-        "real_summary": _summary(runs, raw["imagenet"]),
-        "real_paired": paired_real(runs[runs["schedule"] == "1x"].assign(loss=LOSS)),
-        "real_datasets": raw["datasets"],
-        "real_validation": raw["validation"],
-        "real_plateau": _plateau(runs),
-        "real_height_bins": _height_bins(raw["evals"]),
+        TABLES.real_evals.name: raw["evals"],
+        TABLES.real_curves.name: raw["curves"],
+        TABLES.real_runs.name: runs,
+        TABLES.real_summary.name: _summary(runs, raw["imagenet"]),
+        TABLES.real_paired.name: paired_real(runs[runs["schedule"] == "1x"].assign(loss=LOSS)),
+        TABLES.real_datasets.name: raw["datasets"],
+        TABLES.real_validation.name: raw["validation"],
+        TABLES.real_plateau.name: _plateau(runs),
+        TABLES.real_height_bins.name: _height_bins(raw["evals"]),
     }
     for frame in tables.values():
         frame["command"] = command

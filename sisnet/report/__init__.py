@@ -14,7 +14,8 @@ The notebooks in ``notebooks/`` stay thin: each cell calls one function from her
 - :mod:`~sisnet.report.measure` -- protocols on trained models: :func:`measure_protocols` (standard,
   cross-scale, re-ranking), :func:`scale_robustness`, :func:`cam_consistency`.
 - :mod:`~sisnet.report.protocol` -- the evaluation protocol worked through on one query (notebook 01).
-- :mod:`~sisnet.report.discussion` -- each results notebook's closing discussion, generated from its tables.
+- :mod:`~sisnet.report.registry` -- every result table declared once (:data:`TABLES`: name, maker, columns, title).
+- :mod:`~sisnet.report.claims` -- paired claims rendered: :func:`render_claims` / :func:`render_families`, the forest plot.
 - :mod:`~sisnet.report.figures` -- every figure, with one ranked-list drawer (:func:`draw_ranked_lists`).
 
 Metrics in histories are fractions in [0, 1]; every table and figure here shows percent.
@@ -33,8 +34,7 @@ from sisnet.evaluation import evaluate_query_scales
 from sisnet.provenance import git_commit
 from sisnet.report.context import (NotebookContext, dataset_dir, default_seeds, init_comparison_enabled, load,
                                    prepare_dataset, setup, synthetic_size)
-from sisnet.report.discussion import (discuss_cams, discuss_footage, discuss_triplet, discuss_scale_robustness, discuss_table1,
-                                     discuss_table2, discuss_table3, discuss_training)
+from sisnet.report.claims import claims_table, forest_plot, render_claims, render_families, with_family
 from sisnet.report.figures import (
     RankedRow,
     draw_ranked_lists,
@@ -76,8 +76,8 @@ from sisnet.report.measure import (
     split_scale_bins,
     triplet_diagnosis,
 )
-from sisnet.report.validation import (convergence_frame, convergence_summary, discuss_convergence,
-                                      validation_evidence)
+from sisnet.report.registry import TABLES
+from sisnet.report.validation import convergence_frame, convergence_summary, validation_evidence
 from sisnet.report.protocol import ProtocolExample, protocol_example, worked_query
 from sisnet.report.runs import (TrainedModel, config_frame, grid_config, init_comparison, load_models, run_folder,
                                 run_grid, train)
@@ -98,6 +98,7 @@ from sisnet.report.tables import (
     table2_paired,
     table2_wide,
     table3_measured,
+    table3_paired,
     table3_side_by_side,
     training_cost,
 )
@@ -116,9 +117,8 @@ __all__ = [
     "plot_table2", "plot_table3", "plot_scale_robustness", "plot_cam_consistency", "fig3_cam",
     "ranked_list_figure", "plot_mot_frame", "market_pid", "plot_search_results", "plot_worked_query",
     "protocol_example", "ProtocolExample", "worked_query",
-    "discuss_table2", "discuss_table3", "discuss_cams", "discuss_scale_robustness", "discuss_training",
-    "discuss_table1", "discuss_footage", "discuss_triplet",
-    "convergence_frame", "convergence_summary", "discuss_convergence", "validation_evidence",
+    "TABLES", "render_claims", "render_families", "with_family", "claims_table", "forest_plot", "table3_paired",
+    "convergence_frame", "convergence_summary", "validation_evidence",
     "drc_share", "drc_share_table", "cam_on_person_grid", "cam_on_person_summary", "backbone_on_person",
     "triplet_diagnosis", "person_reliance", "person_reliance_grid", "person_reliance_paired",
     "cam_cell_sources",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from sisnet.report.registry import Table, declared
 from sisnet.utils import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,7 +93,7 @@ def to_markdown(df: pd.DataFrame, *, index: bool = True) -> str:
 
 def save_table(
     ctx: Any,
-    name: str,
+    name: "str | Table",
     data: pd.DataFrame,
     *,
     display: pd.DataFrame | None = None,
@@ -101,13 +102,20 @@ def save_table(
 ) -> tuple[Path, Path]:
     """Write ``tables/<name>.csv`` (``data``, machine-readable) and ``tables/<name>.md``.
 
-    The Markdown file shows ``display`` when given (e.g. "mean ± std" strings), else ``data``, with
-    an optional title and notes. Both files are written atomically (temporary file, then rename).
+    ``name`` must be declared in :mod:`sisnet.report.registry` and ``data`` must have the declared columns
+    (``ValueError`` otherwise). The Markdown file shows ``display`` when given (e.g. "mean ± std" strings), else
+    ``data``, under ``title`` (default: the declared title), with optional notes. Both files are written atomically (temporary file, then rename).
     ``ctx`` is a sink (see the module docstring) or a tables folder. Returns ``(csv_path, md_path)``.
     """
     folder = _folder(ctx, "tables_dir")
-    if not name or "/" in name or name.startswith("."):
+    if not isinstance(name, Table) and (not name or "/" in name or name.startswith(".")):
         raise ValueError(f"table name {name!r} must be a plain file stem such as 'table2'.")
+    try:
+        table = declared(name)
+    except KeyError as err:
+        raise ValueError(err.args[0]) from None
+    table.check(data)
+    name, title = table.name, title or table.title
     csv_path, md_path = folder / f"{name}.csv", folder / f"{name}.md"
     csv_index = not isinstance(data.index, pd.RangeIndex)
     with atomic_write(csv_path, "w", encoding="utf-8", newline="") as fh:
@@ -193,8 +201,7 @@ def format_mean_std(mean: float, std: float | None, n: int | None = None, decima
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
-def read_table(ctx: Any, name: str) -> pd.DataFrame | None:
+def read_table(ctx: Any, name: "str | Table") -> pd.DataFrame | None:
     """``tables/<name>.csv`` of a sink (or a tables folder) as a DataFrame, or ``None`` when it was not written
     (e.g. a check that runs under its own ``sisnet.reproduce`` option and has not been run for these results)."""
-    path = _folder(ctx, "tables_dir") / f"{name}.csv"
-    return pd.read_csv(path) if path.is_file() else None
+    return declared(name).read(_folder(ctx, "tables_dir"))

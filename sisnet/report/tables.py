@@ -19,7 +19,7 @@ from sisnet.runs import History
 __all__ = ["PROTOCOL_STANDARD", "PROTOCOL_RERANK", "protocol_cross_scale", "METRIC_LABELS", "evals_frame",
            "epochs_frame", "last_eval", "GridRun", "runs_frame", "summarize", "table2_wide", "table2_effects",
            "cascade_gap", "table3_measured", "table3_side_by_side", "table1_with_measured",
-           "table1_wide_with_provenance", "table2_paired"]
+           "table1_wide_with_provenance", "table2_paired", "table3_paired", "PROTOCOL_GAP"]
 
 PROTOCOL_STANDARD = "standard"
 PROTOCOL_RERANK = "standard + re-ranking"
@@ -303,6 +303,23 @@ def table2_paired(per_run: pd.DataFrame, metrics: Sequence[str] = ("rank1", "mAP
     from sisnet.stats import Comparison, paired_table
 
     return paired_table(per_run, [Comparison(*c) for c in (*paper.CLAIMS, *paper.CONTROL_COMPARISONS)], metrics)
+
+
+#: the protocol label of Table 3's claims: the cascaded feature's score minus the either-scale feature's
+PROTOCOL_GAP = "gap (cascaded - either)"
+
+
+def table3_paired(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Table 3's reading as claims, paired by seed: the gap (cascaded minus either-scale, ``rank1_gap`` /
+    ``mAP_gap`` of :func:`table3_measured`) shrinks from Baseline to SiSNet and from SiSNet to SiSNet+DRC, under each
+    loss. A positive difference ``gap(a) - gap(b)`` is the paper's reading; columns as :func:`table2_paired`'s."""
+    from sisnet.stats import Comparison, paired_table
+
+    steps = (("Baseline", "SiSNet"), ("SiSNet", "SiSNet+DRC"))
+    comps = [Comparison(f"gap({a}) - gap({b})", loss, (loss, a), (loss, b))
+             for loss in dict.fromkeys(per_run["loss"]) for a, b in steps]
+    frame = per_run.assign(protocol=PROTOCOL_GAP).rename(columns={"rank1_gap": "rank1", "mAP_gap": "mAP"})
+    return paired_table(frame, comps)
 
 
 def training_cost(runs: Iterable[GridRun]) -> pd.DataFrame:

@@ -102,7 +102,8 @@ TINY = dict(backbone="resnet18", pretrained=False, img_height=64, img_width=32, 
 
 def test_tiny_study_end_to_end(tmp_path):
     from sisnet.experiments.scale import PRIMARY_PROTOCOLS, run_experiment
-    from sisnet.experiments.scale_tables import TABLE_TITLES, scale_tables
+    from sisnet.experiments.scale_tables import scale_tables
+    from sisnet.report.registry import TABLES
 
     kw = dict(data_root=str(tmp_path), seeds=(0, 1), workers=1, size="scale-tiny", overrides=TINY,
               validation_grid=((1e-3, 1), (1e-3, 2)), log=lambda *_: None)
@@ -110,17 +111,19 @@ def test_tiny_study_end_to_end(tmp_path):
         run_experiment(**kw)  # an untrained tiny model has no scale gap to speak of: the study stops
     raw = run_experiment(**kw, force=True)
     tables = scale_tables(raw, "cmd")
-    assert set(tables) == set(TABLE_TITLES)
-    paired = tables["scale_paired"]
+    assert set(tables) == {n for n, t in TABLES.items() if t.folder == "scale"}
+    for name, frame in tables.items():
+        TABLES[name].check(frame)  # every table has its declared columns
+    paired = tables[TABLES.scale_paired.name]
     primary = paired[paired["family"] == "primary"]
     assert len(primary) == 3 * len(PRIMARY_PROTOCOLS) and primary["p_holm"].notna().all()
     assert set(primary["protocol"]) == set(PRIMARY_PROTOCOLS) and (primary["metric"] == "mAP").all()
     assert paired.loc[paired["family"] == "exploratory", "p_holm"].isna().all()
-    runs = tables["scale_runs"]
+    runs = tables[TABLES.scale_runs.name]
     assert set(runs["protocol"]) == {"standard", "far -> near", "near -> near", "cross-scale"}
     assert set(runs["set"]) == {"validation", "test"} and (runs["n_query"] > 0).all()
-    assert tables["scale_validation"]["chosen"].sum() == 1
-    plateau = tables["scale_plateau"]
+    assert tables[TABLES.scale_validation.name]["chosen"].sum() == 1
+    plateau = tables[TABLES.scale_plateau.name]
     assert len(plateau) == 4 * len(PRIMARY_PROTOCOLS) * 2  # arms x protocols x (validation, test)
-    share = tables["scale_drc_share"]
+    share = tables[TABLES.scale_drc_share.name]
     assert len(share) and (share["share"] >= 0).all() and (share["share"] < 1).all()

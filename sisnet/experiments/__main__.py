@@ -46,7 +46,7 @@ def _real(args: argparse.Namespace) -> int:
 
 def _scale(args: argparse.Namespace) -> int:
     from sisnet.experiments.scale import run_experiment
-    from sisnet.experiments.scale_tables import TABLE_TITLES, scale_tables
+    from sisnet.experiments.scale_tables import scale_tables
     from sisnet.parallel import default_workers
     from sisnet.provenance import git_commit, load_average, machine, package_versions
     from sisnet.report.io import save_table
@@ -59,7 +59,7 @@ def _scale(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for name, frame in scale_tables(raw, command).items():
-        save_table(out / "tables", name, frame, title=TABLE_TITLES[name])
+        save_table(out / "tables", name, frame)
     manifest = {"command": command, "wall_seconds": time.time() - t0, "settings": raw["settings"].to_dict("records")[0],
                 "git_commit": git_commit(), "machine": machine(), "packages": package_versions(),
                 "load_average_end": load_average()}

@@ -9,21 +9,9 @@ import pandas as pd
 
 from sisnet.experiments.common import ARMS
 from sisnet.experiments.scale import PLATEAU_TOLERANCE, PRIMARY_METRIC, PRIMARY_PROTOCOLS, paired_scale
+from sisnet.report.registry import TABLES
 
-__all__ = ["scale_tables", "TABLE_TITLES"]
-
-TABLE_TITLES = {
-    "scale_runs": "Every run: each protocol on the validation and on the test set (rank-1 and mAP %, n)",
-    "scale_curves": "Validation curves: each run's periodic evaluations on the validation set (standard protocol)",
-    "scale_summary": "Test set, mean (sd) over seeds, S.+T., chosen schedule",
-    "scale_paired": "Paired differences by seed on the test set (points); the primary family with Holm's adjustment",
-    "scale_validation": "Learning rate x schedule on the validation set (Baseline S.+T., seed 0), chosen jointly",
-    "scale_plateau": "The 2x-schedule check (seed 0): how much twice the schedule moves each arm",
-    "scale_check": "The scale check on the validation set, before any seed is spent (chosen Baseline)",
-    "scale_drc_share": "The DRC term under training: its share of the training loss, per epoch (SiSNet+DRC runs)",
-    "scale_settings": "What ran: the chosen settings, seeds, workers, wall time and load average",
-}
-
+__all__ = ["scale_tables"]
 
 def _summary(runs: pd.DataFrame) -> pd.DataFrame:
     one = runs[(runs["schedule"] == "1x") & (runs["set"] == "test")]
@@ -61,14 +49,14 @@ def _drc_share(run_dirs: pd.DataFrame) -> pd.DataFrame:
 
 
 def scale_tables(raw: dict[str, pd.DataFrame], command: str) -> dict[str, pd.DataFrame]:
-    """``{name: table}`` for :data:`TABLE_TITLES` from :func:`sisnet.experiments.scale.run_experiment`'s output;
-    every table carries the exact ``command`` that made it."""
+    """``{name: table}`` (declared in :mod:`sisnet.report.registry`) from
+    :func:`sisnet.experiments.scale.run_experiment`'s output; every table carries the exact ``command`` that made it."""
     runs = raw["evals"]
     check = {k.removeprefix("scale_check_"): v for k, v in raw["settings"].iloc[0].items() if k.startswith("scale_check_")}
     tables: dict[str, Any] = {
-        "scale_runs": runs, "scale_curves": raw["curves"], "scale_summary": _summary(runs),
-        "scale_paired": paired_scale(runs), "scale_validation": raw["validation"], "scale_plateau": _plateau(runs),
-        "scale_check": pd.DataFrame([check]), "scale_drc_share": _drc_share(raw["run_dirs"]),
-        "scale_settings": raw["settings"],
+        TABLES.scale_runs.name: runs, TABLES.scale_curves.name: raw["curves"], TABLES.scale_summary.name: _summary(runs),
+        TABLES.scale_paired.name: paired_scale(runs), TABLES.scale_validation.name: raw["validation"],
+        TABLES.scale_plateau.name: _plateau(runs), TABLES.scale_check.name: pd.DataFrame([check]),
+        TABLES.scale_drc_share.name: _drc_share(raw["run_dirs"]), TABLES.scale_settings.name: raw["settings"],
     }
     return {name: frame.assign(command=command) for name, frame in tables.items()}

@@ -102,6 +102,7 @@ def _nb(number: str, call: str = "") -> str:
 
 _CHECK = "sisnet.report.validation.run_checks"
 _REAL = "sisnet.experiments.tables.real_tables"
+_SCALE = "sisnet.experiments.scale_tables.scale_tables"
 _DECLARED = (
     # notebook 01
     Table("dataset_summary", _nb("01"), _SPLITS, "Dataset statistics"),
@@ -241,11 +242,31 @@ _DECLARED = (
     Table("real_height_bins", _REAL, ("set", "protocol", "height_bin", "method", "rank1", "mAP", "n_query", "n_seeds",
                                       "command"),
           "By native query height (mean over splits and seeds; n = queries per split)", "real"),
-    # the controlled synthetic scale study
-    Table("scale_paired", "the controlled synthetic scale study", HOLM_COLUMNS,
+    # python -m sisnet.experiments scale
+    Table("scale_runs", _SCALE, ("train_seconds", "run_id", "schedule", "seed", "loss", "method", "set", "protocol",
+                                 "rank1", "mAP", "n_query", "n_gallery", "command"),
+          "Scale study: every run, each protocol on the validation and on the test set (rank-1 and mAP %, n)", "scale"),
+    Table("scale_curves", _SCALE, ("schedule", "seed", "loss", "method", "epoch", "rank1", "rank5", "rank10", "mAP",
+                                   "mINP", "command"),
+          "Scale study: validation curves, each run's periodic evaluations (standard protocol)", "scale"),
+    Table("scale_summary", _SCALE, ("protocol", "method", "rank1_mean", "rank1_std", "mAP_mean", "mAP_std", "n_query",
+                                    "n_seeds", "command"),
+          "Scale study: test set, mean (sd) over seeds, S.+T., chosen schedule", "scale"),
+    Table("scale_paired", _SCALE, HOLM_COLUMNS,
           "Scale study: paired differences by seed (points); the primary family with Holm's adjustment", "scale"),
-    Table("scale_settings", "the controlled synthetic scale study",
-          ("wall_seconds", "load_average_start", "load_average_end", "seeds"),
+    Table("scale_validation", _SCALE, ("lr", "epochs", "steps", "mAP", "se_diff", "diff_from_best", "chosen", "command"),
+          "Scale study: learning rate x schedule on the validation set (Baseline S.+T., seed 0), chosen jointly",
+          "scale", extra=r"mAP .+"),
+    Table("scale_plateau", _SCALE, ("set", "method", "protocol", "mAP_1x", "mAP_2x", "move", "within_tolerance",
+                                    "command"),
+          "Scale study: the 2x-schedule check (seed 0), how much twice the schedule moves each arm", "scale"),
+    Table("scale_check", _SCALE, ("standard_rank1", "far_near_rank1", "gap", "passes", "required_gap",
+                                  "required_floor", "command"),
+          "Scale study: the scale check on the validation set, before any seed is spent (chosen Baseline)", "scale"),
+    Table("scale_drc_share", _SCALE, ("seed", "schedule", "epoch", "loss_drc_weighted", "loss_total", "share",
+                                      "command"),
+          "Scale study: the DRC term's share of the training loss, per epoch (SiSNet+DRC runs, training mode)", "scale"),
+    Table("scale_settings", _SCALE, ("wall_seconds", "load_average_start", "load_average_end", "seeds", "command"),
           "Scale study: what was run (one row)", "scale", extra=r".+"),
 )
 TABLES = _Tables({t.name: t for t in _DECLARED})

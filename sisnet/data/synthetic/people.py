@@ -105,7 +105,7 @@ class Identity:
 CODE_ROWS, CODE_COLS = 4, 3
 #: where the code sits on the torso (torso-local u across, v down, 0..1) and its colours (saturated, so that a resolved
 #: code is easy to see and to learn)
-CODE_BOX = (0.25, 0.1, 0.75, 0.5)
+CODE_BOX = (0.1, 0.05, 0.9, 0.65)
 CODE_COLOURS = ((230, 40, 40), (245, 215, 30), (40, 90, 230), (40, 190, 80))
 
 

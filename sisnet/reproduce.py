@@ -15,7 +15,9 @@ each run on N GPUs with ``torchrun -m sisnet.train`` (the kernels read it as ``S
 :func:`sisnet.report.setup`); the runs are the same runs, in the same cache.
 
 ``make reproduce`` calls ``python -m sisnet.reproduce --profile cpu --dataset synthetic``; notebook 01
-generates the default synthetic data first when it is missing.
+generates the default synthetic data first when it is missing. The checks whose tables the notebooks read but do
+not make (the validation sweep, the 2x-schedule checks, the other second view) run apart:
+``python -m sisnet.experiments validate | convergence | triplet-schedule | other-view``.
 """
 from __future__ import annotations
 
@@ -275,20 +277,8 @@ def _run_notebooks(paths: list[Path], params_all: dict[str, Any], abs_out: Path,
         log(f"      done in {seconds:.1f} s")
 
 
-def _parse_seeds(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("--seeds is empty; give comma-separated integers, e.g. 0,1,2")
-    return seeds
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from sisnet.train import add_run_arguments
+    from sisnet.train import add_run_arguments, parse_seeds
 
     parser = argparse.ArgumentParser(
         prog="python -m sisnet.reproduce",
@@ -298,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_run_arguments(parser)
     parser.add_argument("--results-dir", default="results", help="results folder (default: results)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the single-run notebooks (default: 0)")
-    parser.add_argument("--seeds", type=_parse_seeds, default=None,
+    parser.add_argument("--seeds", type=parse_seeds, default=None,
                         help="comma-separated seeds of the ablation (default: the profile's, sisnet.config.PROFILE_SETTINGS)")
     parser.add_argument("--rerank", action="store_true", help="add k-reciprocal re-ranked rows to the ablation table")
     parser.add_argument("--force", action="store_true", help="retrain runs even when they are in the runs cache")
@@ -311,47 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train each run on this many GPUs with torchrun -m sisnet.train (default: 1, in the kernel)")
     parser.add_argument("--quick", action="store_true",
                         help="one seed (--seed) of the same grid, into <results-dir>/quick/ (a first look in minutes)")
-    parser.add_argument("--validate", action="store_true",
-                        help="run no notebook: the validation sweep (held-out training identities), writing "
-                        "validation_choices.csv, validation_runs.csv and validation_chosen.json")
-    parser.add_argument("--convergence", action="store_true",
-                        help="run no notebook: every grid configuration of seed 0 at the schedule and twice as long "
-                        "(convergence_2x.csv)")
-    parser.add_argument("--triplet-schedule", action="store_true",
-                        help="run no notebook: Baseline S. and S.+T. at the schedule and at twice it, every seed "
-                        "(triplet_schedule*.csv)")
-    parser.add_argument("--other-view", action="store_true",
-                        help="run no notebook: the Table 2 grid with the other second view (table2_other_view*.csv)")
-    parser.add_argument("--choices", default=None,
-                        help="--validate: only these choices of the sweep, comma-separated names (e.g. to resume a "
-                        "sweep with --overrides set to the earlier choices' validation_chosen.json)")
-    parser.add_argument("--overrides", default=None,
-                        help="JSON file of config overrides for --validate/--convergence/--other-view/--triplet-schedule "
-                        "(e.g. the validation_chosen.json a sweep wrote)")
     args = parser.parse_args(argv)
-    if args.validate or args.convergence or args.other_view or args.triplet_schedule:
-        from sisnet.report import setup
-        from sisnet.report.validation import run_checks
-
-        overrides = json.loads(Path(args.overrides).read_text(encoding="utf-8")) if args.overrides else None
-        if isinstance(overrides, dict) and "milestones" in overrides:
-            overrides["milestones"] = tuple(overrides["milestones"])
-        ctx = setup(args.profile, args.dataset, args.data_root, args.results_dir, seed=args.seed, seeds=args.seeds)
-        sweep = None
-        if args.choices:
-            from sisnet.report.validation import SWEEP
-
-            names = [n.strip() for n in args.choices.split(",") if n.strip()]
-            unknown = [n for n in names if n not in {c.name for c in SWEEP}]
-            if unknown:
-                print(f"sisnet.reproduce: --choices {unknown} not in the sweep; choose among "
-                      f"{[c.name for c in SWEEP]}.", file=sys.stderr)
-                return 2
-            sweep = [c for c in SWEEP if c.name in names]
-        with _kernel_env("SISNET_BATCH", "1"):
-            run_checks(ctx, validate=args.validate, convergence=args.convergence, other_view=args.other_view,
-                       triplet_schedule=args.triplet_schedule, overrides=overrides, sweep=sweep, command="python -m sisnet.reproduce " + " ".join(sys.argv[1:] if argv is None else argv))
-        return 0
     if args.quick:
         args.seeds = [args.seed]
         args.results_dir = str(Path(args.results_dir) / "quick")

@@ -133,7 +133,7 @@ def test_a_smoke_run_learns(tmp_path_factory):
 
 def test_drc_share_is_zero_without_the_drc_weight_and_a_share_otherwise(tiny_synthetic_root):
     from sisnet.model import build_model
-    from sisnet.report.measure import drc_share
+    from sisnet.report.gradients import drc_share
 
     ds = load_dataset("synthetic", tiny_synthetic_root)
     cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), drc=True)
@@ -150,7 +150,7 @@ def test_drc_share_is_zero_without_the_drc_weight_and_a_share_otherwise(tiny_syn
 def test_convergence_discussion_reports_the_2x_check_and_the_claims_at_both_lengths():
     import pandas as pd
 
-    from sisnet.report.validation import discuss_convergence
+    from sisnet.report.validation_prose import discuss_convergence
 
     summary = pd.DataFrame({"loss": ["S.", "S."], "method": ["Baseline", "SiSNet"], "last_change": [0.5, -1.0],
                             "flat": [True, True]})

@@ -199,7 +199,8 @@ def results_block(results_dir: str | Path = "results", profile: str = "cpu", dat
         lines += _validation_section(choices) + [""]
     conv = _table(tables, "convergence")
     if conv is not None:
-        from sisnet.report.validation import convergence_summary, discuss_convergence
+        from sisnet.report.schedule_checks import convergence_summary
+        from sisnet.report.validation_prose import discuss_convergence
 
         lines += [discuss_convergence(convergence_summary(conv), _table(tables, "convergence_2x")), ""]
     summary = _table(tables, "table2")

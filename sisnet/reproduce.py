@@ -151,41 +151,20 @@ def reproduce(
     Raises :class:`NotebookFailed` (naming the notebook, chained to papermill's error) and leaves
     ``failed.json`` instead of a manifest when a notebook fails; later notebooks are not run.
     """
-    from sisnet.config import PROFILE_NAMES
-    from sisnet.data import DATASET_NAMES
-    from sisnet.provenance import git_commit, load_average, machine, package_versions
+    from sisnet.provenance import git_commit, load_average
 
-    if profile not in PROFILE_NAMES:
-        raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
-    if dataset not in DATASET_NAMES:
-        raise ValueError(f"--dataset {dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"--nproc {nproc!r} must be an integer >= 1 (training processes, one per GPU).")
+    _check_arguments(profile, dataset, nproc)
     notebook_dir = Path(notebook_dir)
     cwd = Path(cwd) if cwd is not None else notebook_dir.resolve().parent
-    # The kernels run in ``cwd`` (the project root). Relative paths given by a caller elsewhere are made
-    # absolute; from the project root they stay relative, so the runs' configs (and run_ids) are the same
-    # as when the notebooks are run interactively.
-    if Path.cwd().resolve() != cwd.resolve():
-        data_root = data_root if Path(data_root).is_absolute() else Path.cwd() / data_root
-        results_dir = results_dir if Path(results_dir).is_absolute() else Path.cwd() / results_dir
+    data_root, results_dir = _for_kernels(cwd, data_root, results_dir)
     paths = select_notebooks(only, notebook_dir)
     results_dir = Path(results_dir)
     out_dir = results_dir / profile / dataset
     abs_out = out_dir if out_dir.is_absolute() else cwd / out_dir
     ensure_writable_dir(abs_out, "results folder")
 
-    # A folder holding a manifest is a complete run: remove it before anything changes.
     manifest_path, failed_path = abs_out / MANIFEST, abs_out / FAILED
-    previous: dict[str, Any] = {}
-    if manifest_path.exists():
-        try:
-            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = {}
-        manifest_path.unlink()
-    if failed_path.exists():
-        failed_path.unlink()
+    previous = _clear_previous(abs_out)
 
     params_all: dict[str, Any] = {
         "profile": profile,
@@ -208,12 +187,6 @@ def reproduce(
     with _kernel_env("SISNET_NPROC", str(nproc)), _kernel_env("SISNET_BATCH", "1"):
         _run_notebooks(paths, params_all, abs_out, cwd, kernel_name, progress, notebooks, failed_path, commit, log)
 
-    files = sorted(
-        str(p.relative_to(abs_out))
-        for p in abs_out.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.name not in (MANIFEST, FAILED)
-        and ".FAILED." not in p.name
-    )
     manifest = {
         "commit": commit,
         "profile": profile,
@@ -221,22 +194,78 @@ def reproduce(
         "parameters": params_all,
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        # The totals describe the whole set of notebooks in this folder; ``last_run`` names what this call ran.
+        **_totals(notebooks, paths, only, started, t0),
+        "load_average": {"start": load_at_start, "end": load_average()},
+        **_environment_and_files(abs_out),
+    }
+    atomic_write_json(manifest_path, manifest)
+    log(f"Wrote {manifest_path} ({manifest['last_run']['wall_seconds']:.1f} s for {len(paths)} notebook(s); "
+        f"{manifest['wall_seconds_total']:.1f} s for the whole set)")
+    return manifest
+
+
+def _for_kernels(cwd: Path, *paths: str | os.PathLike) -> list:
+    """The kernels run in ``cwd`` (the project root). Relative paths given by a caller elsewhere are made
+    absolute; from the project root they stay relative, so the runs' configs (and run_ids) are the same
+    as when the notebooks are run interactively."""
+    if Path.cwd().resolve() == cwd.resolve():
+        return list(paths)
+    return [p if Path(p).is_absolute() else Path.cwd() / p for p in paths]
+
+
+def _check_arguments(profile: str, dataset: str, nproc: int) -> None:
+    """``ValueError`` naming the valid choices for a profile, dataset or process count that is not one."""
+    from sisnet.config import PROFILE_NAMES
+    from sisnet.data import DATASET_NAMES
+
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"--dataset {dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"--nproc {nproc!r} must be an integer >= 1 (training processes, one per GPU).")
+
+
+def _clear_previous(abs_out: Path) -> dict[str, Any]:
+    """A folder holding a manifest is a complete run: remove it (and a ``failed.json``) before anything changes;
+    returns the removed manifest (``{}`` when there was none or it was unreadable)."""
+    manifest_path, failed_path = abs_out / MANIFEST, abs_out / FAILED
+    previous: dict[str, Any] = {}
+    if manifest_path.exists():
+        try:
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+        manifest_path.unlink()
+    if failed_path.exists():
+        failed_path.unlink()
+    return previous
+
+
+def _totals(notebooks: dict[str, Any], paths: list[Path], only, started: datetime, t0: float) -> dict[str, Any]:
+    """The manifest's times: the totals describe the whole set of notebooks in the folder; ``last_run`` names what
+    this call ran."""
+    return {
         "wall_seconds_total": round(sum(float(e.get("wall_seconds", 0.0)) for e in notebooks.values()), 2),
         "notebooks": {n: notebooks[n] for n in NOTEBOOKS if n in notebooks},
         "last_run": {"notebooks": [p.name for p in paths], "only": list(only) if isinstance(only, (list, tuple)) else only,
                      "started_at": started.isoformat(timespec="seconds"),
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "wall_seconds": round(time.perf_counter() - t0, 2)},
-        "load_average": {"start": load_at_start, "end": load_average()},
-        "packages": package_versions(),
-        "platform": machine(),
-        "files": files,
     }
-    atomic_write_json(manifest_path, manifest)
-    log(f"Wrote {manifest_path} ({manifest['last_run']['wall_seconds']:.1f} s for {len(paths)} notebook(s); "
-        f"{manifest['wall_seconds_total']:.1f} s for the whole set)")
-    return manifest
+
+
+def _environment_and_files(abs_out: Path) -> dict[str, Any]:
+    """The manifest's package versions, platform and the list of files the run left in ``abs_out``."""
+    from sisnet.provenance import machine, package_versions
+
+    files = sorted(
+        str(p.relative_to(abs_out))
+        for p in abs_out.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name not in (MANIFEST, FAILED)
+        and ".FAILED." not in p.name
+    )
+    return {"packages": package_versions(), "platform": machine(), "files": files}
 
 
 @contextlib.contextmanager

@@ -32,7 +32,6 @@ FUNCTION_LINES_ALLOWED: dict[str, int] = {
     "sisnet/data/synthetic/people.py::render_person": 190,
     "sisnet/data/synthetic/writer.py::generate": 84,
     "sisnet/report/figures.py::fig3_cam": 85,
-    "sisnet/reproduce.py::reproduce": 114,
     "sisnet/weights/offline.py::fetch_offline_source": 82,
 }
 

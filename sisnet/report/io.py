@@ -195,6 +195,7 @@ def format_mean_std(mean: float, std: float | None, n: int | None = None, decima
 
 def read_table(ctx: Any, name: str) -> pd.DataFrame | None:
     """``tables/<name>.csv`` of a sink (or a tables folder) as a DataFrame, or ``None`` when it was not written
-    (e.g. a check that runs under its own ``sisnet.reproduce`` option and has not been run for these results)."""
+    (e.g. a check that runs under its own ``python -m sisnet.experiments`` command and has not been run for these
+    results)."""
     path = _folder(ctx, "tables_dir") / f"{name}.csv"
     return pd.read_csv(path) if path.is_file() else None

@@ -2,4 +2,9 @@
 
 ``real``: the paper's Table 2 grid on real pedestrians (:mod:`sisnet.experiments.real`): trained on CUHK03 +
 CUHK01, settings chosen on CUHK03's validation identities, tested on VIPeR, PRID, GRID and i-LIDS.
+
+The checks on synthetic data whose tables notebook 03 reads (each row carries the exact ``command``):
+``validate`` (the validation sweep, :mod:`sisnet.experiments.validate`), ``convergence`` (the 2x-schedule check),
+``triplet-schedule`` (Baseline S. and S.+T. at twice the schedule) and ``other-view`` (Table 2 with the other
+second view); they share :mod:`sisnet.experiments.checks`.
 """

@@ -14,10 +14,11 @@ Modules (one job each; README's "Layout" section has the full map):
     sisnet.evaluation  feature extraction and evaluation of a model (standard / cross-scale / re-ranking)
     sisnet.runs        a run on disk: history, checkpoints, load_model
     sisnet.engine      fit / train_step (training)
-    sisnet.report      the notebooks' logic by role (context, io, tables, runs, measure, figures)
+    sisnet.report      the notebooks' logic by role (context, io, tables, runs, measure, cam_measures, figures, ...)
     sisnet.provenance  git commit, package versions, machine
     sisnet.paper       the paper's published numbers, as data
     sisnet.reproduce   runs the notebooks in order with papermill
+    sisnet.experiments runs apart from the notebooks: real, validate, convergence, triplet-schedule, other-view
 """
 
 __version__ = "0.1.0"

@@ -15,7 +15,9 @@ each run on N GPUs with ``torchrun -m sisnet.train`` (the kernels read it as ``S
 :func:`sisnet.report.setup`); the runs are the same runs, in the same cache.
 
 ``make reproduce`` calls ``python -m sisnet.reproduce --profile cpu --dataset synthetic``; notebook 01
-generates the default synthetic data first when it is missing.
+generates the default synthetic data first when it is missing. The checks whose tables the notebooks read but do
+not make (the validation sweep, the 2x-schedule checks, the other second view) run apart:
+``python -m sisnet.experiments validate | convergence | triplet-schedule | other-view``.
 """
 from __future__ import annotations
 
@@ -149,41 +151,20 @@ def reproduce(
     Raises :class:`NotebookFailed` (naming the notebook, chained to papermill's error) and leaves
     ``failed.json`` instead of a manifest when a notebook fails; later notebooks are not run.
     """
-    from sisnet.config import PROFILE_NAMES
-    from sisnet.data import DATASET_NAMES
-    from sisnet.provenance import git_commit, load_average, machine, package_versions
+    from sisnet.provenance import git_commit, load_average
 
-    if profile not in PROFILE_NAMES:
-        raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
-    if dataset not in DATASET_NAMES:
-        raise ValueError(f"--dataset {dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"--nproc {nproc!r} must be an integer >= 1 (training processes, one per GPU).")
+    _check_arguments(profile, dataset, nproc)
     notebook_dir = Path(notebook_dir)
     cwd = Path(cwd) if cwd is not None else notebook_dir.resolve().parent
-    # The kernels run in ``cwd`` (the project root). Relative paths given by a caller elsewhere are made
-    # absolute; from the project root they stay relative, so the runs' configs (and run_ids) are the same
-    # as when the notebooks are run interactively.
-    if Path.cwd().resolve() != cwd.resolve():
-        data_root = data_root if Path(data_root).is_absolute() else Path.cwd() / data_root
-        results_dir = results_dir if Path(results_dir).is_absolute() else Path.cwd() / results_dir
+    data_root, results_dir = _for_kernels(cwd, data_root, results_dir)
     paths = select_notebooks(only, notebook_dir)
     results_dir = Path(results_dir)
     out_dir = results_dir / profile / dataset
     abs_out = out_dir if out_dir.is_absolute() else cwd / out_dir
     ensure_writable_dir(abs_out, "results folder")
 
-    # A folder holding a manifest is a complete run: remove it before anything changes.
     manifest_path, failed_path = abs_out / MANIFEST, abs_out / FAILED
-    previous: dict[str, Any] = {}
-    if manifest_path.exists():
-        try:
-            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = {}
-        manifest_path.unlink()
-    if failed_path.exists():
-        failed_path.unlink()
+    previous = _clear_previous(abs_out)
 
     params_all: dict[str, Any] = {
         "profile": profile,
@@ -206,12 +187,6 @@ def reproduce(
     with _kernel_env("SISNET_NPROC", str(nproc)), _kernel_env("SISNET_BATCH", "1"):
         _run_notebooks(paths, params_all, abs_out, cwd, kernel_name, progress, notebooks, failed_path, commit, log)
 
-    files = sorted(
-        str(p.relative_to(abs_out))
-        for p in abs_out.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.name not in (MANIFEST, FAILED)
-        and ".FAILED." not in p.name
-    )
     manifest = {
         "commit": commit,
         "profile": profile,
@@ -219,22 +194,78 @@ def reproduce(
         "parameters": params_all,
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        # The totals describe the whole set of notebooks in this folder; ``last_run`` names what this call ran.
+        **_totals(notebooks, paths, only, started, t0),
+        "load_average": {"start": load_at_start, "end": load_average()},
+        **_environment_and_files(abs_out),
+    }
+    atomic_write_json(manifest_path, manifest)
+    log(f"Wrote {manifest_path} ({manifest['last_run']['wall_seconds']:.1f} s for {len(paths)} notebook(s); "
+        f"{manifest['wall_seconds_total']:.1f} s for the whole set)")
+    return manifest
+
+
+def _for_kernels(cwd: Path, *paths: str | os.PathLike) -> list:
+    """The kernels run in ``cwd`` (the project root). Relative paths given by a caller elsewhere are made
+    absolute; from the project root they stay relative, so the runs' configs (and run_ids) are the same
+    as when the notebooks are run interactively."""
+    if Path.cwd().resolve() == cwd.resolve():
+        return list(paths)
+    return [p if Path(p).is_absolute() else Path.cwd() / p for p in paths]
+
+
+def _check_arguments(profile: str, dataset: str, nproc: int) -> None:
+    """``ValueError`` naming the valid choices for a profile, dataset or process count that is not one."""
+    from sisnet.config import PROFILE_NAMES
+    from sisnet.data import DATASET_NAMES
+
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"--profile {profile!r} is not a profile; choose one of {list(PROFILE_NAMES)}.")
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"--dataset {dataset!r} is not a dataset; choose one of {list(DATASET_NAMES)}.")
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"--nproc {nproc!r} must be an integer >= 1 (training processes, one per GPU).")
+
+
+def _clear_previous(abs_out: Path) -> dict[str, Any]:
+    """A folder holding a manifest is a complete run: remove it (and a ``failed.json``) before anything changes;
+    returns the removed manifest (``{}`` when there was none or it was unreadable)."""
+    manifest_path, failed_path = abs_out / MANIFEST, abs_out / FAILED
+    previous: dict[str, Any] = {}
+    if manifest_path.exists():
+        try:
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+        manifest_path.unlink()
+    if failed_path.exists():
+        failed_path.unlink()
+    return previous
+
+
+def _totals(notebooks: dict[str, Any], paths: list[Path], only, started: datetime, t0: float) -> dict[str, Any]:
+    """The manifest's times: the totals describe the whole set of notebooks in the folder; ``last_run`` names what
+    this call ran."""
+    return {
         "wall_seconds_total": round(sum(float(e.get("wall_seconds", 0.0)) for e in notebooks.values()), 2),
         "notebooks": {n: notebooks[n] for n in NOTEBOOKS if n in notebooks},
         "last_run": {"notebooks": [p.name for p in paths], "only": list(only) if isinstance(only, (list, tuple)) else only,
                      "started_at": started.isoformat(timespec="seconds"),
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "wall_seconds": round(time.perf_counter() - t0, 2)},
-        "load_average": {"start": load_at_start, "end": load_average()},
-        "packages": package_versions(),
-        "platform": machine(),
-        "files": files,
     }
-    atomic_write_json(manifest_path, manifest)
-    log(f"Wrote {manifest_path} ({manifest['last_run']['wall_seconds']:.1f} s for {len(paths)} notebook(s); "
-        f"{manifest['wall_seconds_total']:.1f} s for the whole set)")
-    return manifest
+
+
+def _environment_and_files(abs_out: Path) -> dict[str, Any]:
+    """The manifest's package versions, platform and the list of files the run left in ``abs_out``."""
+    from sisnet.provenance import machine, package_versions
+
+    files = sorted(
+        str(p.relative_to(abs_out))
+        for p in abs_out.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name not in (MANIFEST, FAILED)
+        and ".FAILED." not in p.name
+    )
+    return {"packages": package_versions(), "platform": machine(), "files": files}
 
 
 @contextlib.contextmanager
@@ -275,20 +306,8 @@ def _run_notebooks(paths: list[Path], params_all: dict[str, Any], abs_out: Path,
         log(f"      done in {seconds:.1f} s")
 
 
-def _parse_seeds(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("--seeds is empty; give comma-separated integers, e.g. 0,1,2")
-    return seeds
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from sisnet.train import add_run_arguments
+    from sisnet.train import add_run_arguments, parse_seeds
 
     parser = argparse.ArgumentParser(
         prog="python -m sisnet.reproduce",
@@ -298,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_run_arguments(parser)
     parser.add_argument("--results-dir", default="results", help="results folder (default: results)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the single-run notebooks (default: 0)")
-    parser.add_argument("--seeds", type=_parse_seeds, default=None,
+    parser.add_argument("--seeds", type=parse_seeds, default=None,
                         help="comma-separated seeds of the ablation (default: the profile's, sisnet.config.PROFILE_SETTINGS)")
     parser.add_argument("--rerank", action="store_true", help="add k-reciprocal re-ranked rows to the ablation table")
     parser.add_argument("--force", action="store_true", help="retrain runs even when they are in the runs cache")
@@ -311,47 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train each run on this many GPUs with torchrun -m sisnet.train (default: 1, in the kernel)")
     parser.add_argument("--quick", action="store_true",
                         help="one seed (--seed) of the same grid, into <results-dir>/quick/ (a first look in minutes)")
-    parser.add_argument("--validate", action="store_true",
-                        help="run no notebook: the validation sweep (held-out training identities), writing "
-                        "validation_choices.csv, validation_runs.csv and validation_chosen.json")
-    parser.add_argument("--convergence", action="store_true",
-                        help="run no notebook: every grid configuration of seed 0 at the schedule and twice as long "
-                        "(convergence_2x.csv)")
-    parser.add_argument("--triplet-schedule", action="store_true",
-                        help="run no notebook: Baseline S. and S.+T. at the schedule and at twice it, every seed "
-                        "(triplet_schedule*.csv)")
-    parser.add_argument("--other-view", action="store_true",
-                        help="run no notebook: the Table 2 grid with the other second view (table2_other_view*.csv)")
-    parser.add_argument("--choices", default=None,
-                        help="--validate: only these choices of the sweep, comma-separated names (e.g. to resume a "
-                        "sweep with --overrides set to the earlier choices' validation_chosen.json)")
-    parser.add_argument("--overrides", default=None,
-                        help="JSON file of config overrides for --validate/--convergence/--other-view/--triplet-schedule "
-                        "(e.g. the validation_chosen.json a sweep wrote)")
     args = parser.parse_args(argv)
-    if args.validate or args.convergence or args.other_view or args.triplet_schedule:
-        from sisnet.report import setup
-        from sisnet.report.validation import run_checks
-
-        overrides = json.loads(Path(args.overrides).read_text(encoding="utf-8")) if args.overrides else None
-        if isinstance(overrides, dict) and "milestones" in overrides:
-            overrides["milestones"] = tuple(overrides["milestones"])
-        ctx = setup(args.profile, args.dataset, args.data_root, args.results_dir, seed=args.seed, seeds=args.seeds)
-        sweep = None
-        if args.choices:
-            from sisnet.report.validation import SWEEP
-
-            names = [n.strip() for n in args.choices.split(",") if n.strip()]
-            unknown = [n for n in names if n not in {c.name for c in SWEEP}]
-            if unknown:
-                print(f"sisnet.reproduce: --choices {unknown} not in the sweep; choose among "
-                      f"{[c.name for c in SWEEP]}.", file=sys.stderr)
-                return 2
-            sweep = [c for c in SWEEP if c.name in names]
-        with _kernel_env("SISNET_BATCH", "1"):
-            run_checks(ctx, validate=args.validate, convergence=args.convergence, other_view=args.other_view,
-                       triplet_schedule=args.triplet_schedule, overrides=overrides, sweep=sweep, command="python -m sisnet.reproduce " + " ".join(sys.argv[1:] if argv is None else argv))
-        return 0
     if args.quick:
         args.seeds = [args.seed]
         args.results_dir = str(Path(args.results_dir) / "quick")

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["main", "command", "train_config", "parse_overrides", "add_run_arguments"]
+__all__ = ["main", "command", "train_config", "parse_overrides", "add_run_arguments", "parse_seeds"]
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -48,6 +48,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synthetic",
                         help="synthetic | market1501 | dukemtmcreid | msmt17 (default: synthetic)")
     parser.add_argument("--data-root", default="data", help="folder holding the datasets and the runs cache (default: data)")
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds`` as the commands take it: comma-separated integers (``None`` stays ``None``: the profile's)."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("--seeds is empty; give comma-separated integers, e.g. 0,1,2")
+    return seeds
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -187,17 +187,17 @@ def test_table2_has_the_grid_under_both_protocols(smoke_run):
 
 
 def test_other_view_table_has_the_headline_protocols_and_shares_its_one_branch_runs(smoke_run, tmp_path):
-    """``python -m sisnet.reproduce --other-view``: the grid with the other second view, measured under the
+    """``python -m sisnet.experiments other-view``: the grid with the other second view, measured under the
     headline's protocols; only the siamese runs differ (the one-branch ones never see a second view)."""
+    from sisnet.experiments import other_view
     from sisnet.report import setup
-    from sisnet.report.validation import run_checks
 
     ctx = setup("smoke", "synthetic", data_root=smoke_run["data_root"], results_dir=tmp_path, chdir=False)
     other = "native" if ctx.config().small_view == "degrade" else "degrade"
     runs_dir = smoke_run["data_root"] / "runs"
     before = set(runs_dir.iterdir())
     try:
-        run_checks(ctx, validate=False, convergence=False, other_view=True, overrides=None, command="cmd", log=None)
+        other_view.run(ctx, overrides=None, command="cmd")
         assert len(set(runs_dir.iterdir()) - before) == 4  # the siamese runs; the one-branch ones from the cache
     finally:  # the smoke run's runs cache stays the grid's eight runs (another test counts them)
         for new_run in set(runs_dir.iterdir()) - before:
@@ -220,17 +220,16 @@ def test_other_view_table_has_the_headline_protocols_and_shares_its_one_branch_r
 
 
 def test_triplet_schedule_check_reuses_the_headline_runs_and_pairs_by_seed(smoke_run, tmp_path):
-    """``python -m sisnet.reproduce --triplet-schedule``: Baseline S. and S.+T. at the schedule (the headline's own
+    """``python -m sisnet.experiments triplet-schedule``: Baseline S. and S.+T. at the schedule (the headline's own
     runs, same numbers) and at twice it (new runs), every seed; S.+T. - S. paired by seed at each length."""
+    from sisnet.experiments import triplet_schedule
     from sisnet.report import setup
-    from sisnet.report.validation import run_checks
 
     ctx = setup("smoke", "synthetic", data_root=smoke_run["data_root"], results_dir=tmp_path, chdir=False)
     runs_dir = smoke_run["data_root"] / "runs"
     before = set(runs_dir.iterdir())
     try:
-        run_checks(ctx, validate=False, convergence=False, other_view=False, triplet_schedule=True, overrides=None,
-                   command="cmd", log=None)
+        triplet_schedule.run(ctx, overrides=None, command="cmd")
         assert len(set(runs_dir.iterdir()) - before) == 2 * len(ctx.seeds)  # the x2 runs; the x1 ones from the cache
     finally:  # the smoke run's runs cache stays the grid's eight runs (another test counts them)
         for new_run in set(runs_dir.iterdir()) - before:
@@ -249,7 +248,7 @@ def test_triplet_schedule_check_reuses_the_headline_runs_and_pairs_by_seed(smoke
 
 
 def test_notebook_scale_protocol_defaults_are_the_library_constants():
-    """Notebook 03's parameters and ``--other-view`` measure the same protocols."""
+    """Notebook 03's parameters and ``python -m sisnet.experiments other-view`` measure the same protocols."""
     import ast
 
     from sisnet.report.measure import CROSS_SCALE, HEIGHT_EDGES

@@ -262,7 +262,7 @@ def test_outer_columns_and_activation_share_hand_cases():
     import torch
 
     from sisnet.model import ModelOutput
-    from sisnet.report.measure import activation_share, outer_columns
+    from sisnet.report.cam_measures import activation_share, outer_columns
 
     outer = outer_columns((2, 8))  # 2 columns on each side of 8
     assert outer.tolist() == [[True, True, False, False, False, False, True, True]] * 2
@@ -346,20 +346,25 @@ def test_the_init_comparison_is_off_for_the_paper_profile_and_opt_in():
 
     # cpu: off since its runs are 10 epochs at 128x64 (the grid alone fills the time budget)
     assert [profile_settings(p).init_comparison for p in ("smoke", "cpu", "paper")] == [True, False, False]
-    assert report.init_comparison_enabled("paper") is False and report.init_comparison_enabled("cpu") is False
-    assert report.init_comparison_enabled("paper", True) is True and report.init_comparison_enabled("cpu", False) is False
     # notebook 02 declares the parameter and trains the comparison only when it is enabled
     nb = nbformat.read(Path(report.__file__).parents[2] / "notebooks" / "02_training.ipynb", as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assert "init_comparison = None" in params.source
     (cell,) = [c for c in nb.cells if "report.init_comparison(" in c.source]
-    assert cell.source.startswith("if report.init_comparison_enabled(profile, init_comparison):\n")
+    head, body = cell.source.split("if init_comparison:\n", 1)
+    assert "report.init_comparison(" in body  # the comparison is trained under the resolved switch only
+    # the cell's own resolution of the parameter: None -> the profile's choice, True / False -> that
+    for profile, given, want in [("paper", None, False), ("smoke", None, True), ("paper", True, True),
+                                 ("smoke", False, False)]:
+        scope = {"profile": profile, "init_comparison": given}
+        exec(head, scope)
+        assert scope["init_comparison"] is want, (profile, given)
 
 
 def test_edit_queries_hand_case():
     import torch
 
-    from sisnet.report.measure import FLAT_GREY, PERSON_EDITS, edit_queries
+    from sisnet.report.query_edits import FLAT_GREY, PERSON_EDITS, edit_queries
 
     images = torch.arange(3 * 3 * 4 * 2, dtype=torch.uint8).reshape(3, 3, 4, 2)
     masks = torch.zeros(3, 4, 2, dtype=torch.bool)
@@ -390,7 +395,7 @@ def test_edit_queries_hand_case():
 def test_coverage_map_share_hand_cases():
     import torch
 
-    from sisnet.report.measure import coverage_map_share
+    from sisnet.report.cam_measures import coverage_map_share
 
     mask = torch.zeros(2, 4, 4, dtype=torch.bool)
     mask[0, :, :2] = True  # left half
@@ -406,7 +411,7 @@ def test_cell_person_share_tells_local_cells_from_global_ones():
     import torch.nn.functional as F
 
     from sisnet.model import ModelOutput
-    from sisnet.report.measure import cell_person_share
+    from sisnet.report.gradients import cell_person_share
 
     class Cells(torch.nn.Module):
         """Feature map from the input: each cell the pixels under it (local) or the whole image (global)."""
@@ -437,7 +442,7 @@ def test_cell_person_share_tells_local_cells_from_global_ones():
 def test_person_reliance_paired_hand_case():
     import pandas as pd
 
-    from sisnet.report.measure import person_reliance_paired
+    from sisnet.report.query_edits import person_reliance_paired
 
     rows = []
     # the S.+T. Baseline loses 10 and 14 rank-1 points to a swapped background (seeds 0, 1), the S. one 4 and 6

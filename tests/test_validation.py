@@ -133,7 +133,7 @@ def test_a_smoke_run_learns(tmp_path_factory):
 
 def test_drc_share_is_zero_without_the_drc_weight_and_a_share_otherwise(tiny_synthetic_root):
     from sisnet.model import build_model
-    from sisnet.report.measure import drc_share
+    from sisnet.report.gradients import drc_share
 
     ds = load_dataset("synthetic", tiny_synthetic_root)
     cfg = get_config("smoke", dataset_dir=str(tiny_synthetic_root), drc=True)

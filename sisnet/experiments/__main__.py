@@ -1,5 +1,6 @@
-"""Command line of the experiments: ``python -m sisnet.experiments real|scale [--seeds 0,1,2,3,4] [--out DIR]`` and
-``python -m sisnet.experiments pack`` (the real sets packed for a device run)."""
+"""Command line of the experiments: ``python -m sisnet.experiments real|scale [--seeds 0,1,2,3,4] [--out DIR]``,
+``python -m sisnet.experiments pack`` (the real sets packed for a device run) and the checks on synthetic data
+whose tables notebook 03 reads: ``validate``, ``convergence``, ``triplet-schedule``, ``other-view``."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+from sisnet.experiments import convergence, other_view, triplet_schedule, validate
 from sisnet.experiments.real import VALIDATION_GRID
 from sisnet.experiments.real_data import DATA_SOURCES
 
 #: the notebooks that read each experiment's tables (executed into its results folder after the tables)
 REAL_NOTEBOOK = "09_real_pedestrians.ipynb"
 SCALE_NOTEBOOK = "10_scale_study.ipynb"
+#: the checks on synthetic data: subcommand -> its module (``add_arguments``, ``main``; its docstring says what it does)
+CHECKS = {"validate": validate, "convergence": convergence, "triplet-schedule": triplet_schedule,
+          "other-view": other_view}
 
 
 def _real(args: argparse.Namespace) -> int:
@@ -117,7 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     pack = sub.add_parser("pack", help="the real sets re-encoded at 128x64 (JPEG q75) for a device run (tools/gpu_real.sh)")
     pack.add_argument("--data-root", default="data", help="folder holding the real sets (default: data)")
     pack.add_argument("--out", default="data/packed", help="where the packed copy goes (default: data/packed)")
+    for name, module in CHECKS.items():
+        module.add_arguments(sub.add_parser(name, help=module.__doc__.split(":")[0], description=module.__doc__))
     args = parser.parse_args(argv)
+    if args.experiment in CHECKS:
+        try:
+            return CHECKS[args.experiment].main(args, sys.argv[1:] if argv is None else list(argv))
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"sisnet.experiments {args.experiment}: {exc}", file=sys.stderr)
+            return 2
     return {"real": _real, "scale": _scale, "pack": _pack}[args.experiment](args)
 
 

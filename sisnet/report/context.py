@@ -19,30 +19,7 @@ from sisnet.provenance import git_commit, project_root
 from sisnet.report.io import FIG_DPI
 from sisnet.utils import ensure_writable_dir
 
-__all__ = ["NotebookContext", "setup", "default_seeds", "init_comparison_enabled", "synthetic_size", "dataset_dir",
-           "load", "prepare_dataset"]
-
-
-def default_seeds(profile: str) -> list[int]:
-    """Seeds of the ablation for a profile (:attr:`sisnet.config.ProfileSettings.seeds`)."""
-    return list(profile_settings(profile).seeds)
-
-
-def init_comparison_enabled(profile: str, override: bool | None = None) -> bool:
-    """Whether notebook 02 trains the ImageNet-vs-random comparison: ``override`` when given, else the profile's
-    :attr:`sisnet.config.ProfileSettings.init_comparison` (on for ``cpu`` / ``smoke``, off for ``paper``)."""
-    return profile_settings(profile).init_comparison if override is None else bool(override)
-
-
-def synthetic_size(profile: str) -> str:
-    """Size of the generated synthetic set a profile uses (:attr:`sisnet.config.ProfileSettings.synthetic_size`)."""
-    return profile_settings(profile).synthetic_size
-
-
-def dataset_dir(dataset: str, data_root: str | os.PathLike, profile: str) -> Path:
-    """Folder of ``dataset`` under ``data_root`` (the folder that holds all datasets); see
-    :func:`sisnet.config.dataset_folder`."""
-    return dataset_folder(dataset, data_root, profile)
+__all__ = ["NotebookContext", "setup", "load", "prepare_dataset"]
 
 
 @dataclass
@@ -123,7 +100,7 @@ def setup(
     - With ``chdir=True`` the process changes into the project root (when it is found above the
       current folder, e.g. when JupyterLab starts the kernel in ``notebooks/``), so that relative
       paths such as ``data`` mean the same thing interactively and under papermill.
-    - ``seeds=None`` means :func:`default_seeds` of the profile.
+    - ``seeds=None`` means the profile's (:attr:`sisnet.config.ProfileSettings.seeds`).
     - Also sets the seaborn theme and a modest figure resolution (executed notebooks stay small).
     - ``num_threads``: torch CPU threads; default: the profile's
       (:attr:`sisnet.config.ProfileSettings.num_threads`).
@@ -153,7 +130,7 @@ def setup(
         import torch
 
         torch.set_num_threads(int(num_threads))
-    seeds_list = default_seeds(profile) if seeds is None else [int(s) for s in seeds]
+    seeds_list = list(profile_settings(profile).seeds) if seeds is None else [int(s) for s in seeds]
     if not seeds_list:
         raise ValueError("seeds is empty; give at least one seed (e.g. seeds=[0]) or seeds=None for the profile default.")
     data_root = Path(data_root)
@@ -170,7 +147,7 @@ def setup(
         tables_dir=out_dir / "tables",
         figures_dir=out_dir / "figures",
         runs_dir=runs_folder(data_root),
-        dataset_dir=dataset_dir(dataset, data_root, profile),
+        dataset_dir=dataset_folder(dataset, data_root, profile),
         commit=git_commit(),
         nproc=int(nproc),
         # batch runs (sisnet.reproduce sets SISNET_BATCH for its kernels): one log line per run, no tqdm bars
@@ -221,13 +198,13 @@ def load(ctx: NotebookContext):
 def prepare_dataset(ctx: NotebookContext, *, data_seed: int = 0):
     """Generate the synthetic set when needed (idempotent), then load the dataset.
 
-    For ``synthetic`` the size follows the profile (:func:`synthetic_size`) and the data seed is
-    fixed (``data_seed``, independent of the training seed) so every profile run sees the same data.
+    For ``synthetic`` the size follows the profile (:attr:`sisnet.config.ProfileSettings.synthetic_size`) and the
+    data seed is fixed (``data_seed``, independent of the training seed) so every profile run sees the same data.
     Real datasets are only located and checked (the loader's error says where to put them).
     """
     if ctx.dataset == "synthetic":
         from sisnet.data.synthetic import generate
 
-        generate(ctx.dataset_dir, size=synthetic_size(ctx.profile), seed=data_seed)
+        generate(ctx.dataset_dir, size=profile_settings(ctx.profile).synthetic_size, seed=data_seed)
         _DATASETS.pop((ctx.dataset, str(Path(ctx.dataset_dir).resolve())), None)
     return load(ctx)

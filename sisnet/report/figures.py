@@ -16,7 +16,7 @@ import pandas as pd
 
 from sisnet import paper
 from sisnet.report.io import plt as _plt
-from sisnet.report.measure import cam_agreement, cams, pick
+from sisnet.report.cam_measures import cam_agreement, cams, pick
 from sisnet.report.runs import TrainedModel
 from sisnet.report.tables import METRIC_LABELS, epochs_frame, evals_frame
 

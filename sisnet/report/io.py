@@ -203,5 +203,5 @@ def format_mean_std(mean: float, std: float | None, n: int | None = None, decima
 
 def read_table(ctx: Any, name: "str | Table") -> pd.DataFrame | None:
     """``tables/<name>.csv`` of a sink (or a tables folder) as a DataFrame, or ``None`` when it was not written
-    (e.g. a check that runs under its own ``sisnet.reproduce`` option and has not been run for these results)."""
+    (e.g. a check that runs under its own ``python -m sisnet.experiments`` command and has not been run for these results)."""
     return declared(name).read(_folder(ctx, "tables_dir"))

@@ -37,6 +37,7 @@ __all__ = ["NOTEBOOKS", "NOTEBOOK_DIR", "NotebookFailed", "reproduce", "main", "
 
 #: The companion notebooks, in run order.
 NOTEBOOKS: tuple[str, ...] = (
+    "00_sisnet_by_hand.ipynb",
     "01_data.ipynb",
     "02_training.ipynb",
     "03_ablation.ipynb",

@@ -23,7 +23,7 @@ EXPECTED_TABLES = tuple(t.name for t in TABLES.values() if t.made_by.startswith(
 EXPECTED_FIGURES = (  # file names: a figure may share its stem with a table
     "samples.png", "scale_distribution.png", "training_curves.png", "table2.png", "table3.png", "fig3_cam.png",
     "scale_robustness.png", "cam_consistency.png", "ranked_list.png", "footage_frame.png", "footage_search.png",
-    "protocol_query.png",
+    "protocol_query.png", "by_hand_cam.png",
 )
 GRID = {(loss, method) for loss in paper.LOSS_TYPES for method in paper.GRID_METHODS}
 

@@ -55,6 +55,22 @@ def _string_constants(source: str) -> set[str]:
             and id(n) not in skip}
 
 
+#: words that name a table and, as well, something else that must be spelled out: the experiments subcommand that
+#: writes the convergence table, and the ProfileSettings field that switches the ImageNet-vs-random comparison on.
+#: Their files are counted only where the word sits in a call to save_table / read_table / declared.
+OTHER_MEANINGS = {"convergence", "init_comparison"}
+
+
+def _table_calls(source: str) -> set[str]:
+    """String literals passed to a function named save_table, read_table or declared."""
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
+                "save_table", "read_table", "declared"):
+            out |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+    return out
+
+
 def test_no_table_name_is_written_in_more_than_two_files():
     """Its declaration and at most one other file (the notebook or function that writes it, or one reader):
     every other reader goes through ``TABLES.<name>``."""
@@ -68,7 +84,10 @@ def test_no_table_name_is_written_in_more_than_two_files():
             source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         else:
             source = path.read_text(encoding="utf-8")
-        for name in _string_constants(source) & set(TABLES):
+        names = (_string_constants(source) - OTHER_MEANINGS) | (_table_calls(source) & OTHER_MEANINGS)
+        if path.name == "registry.py":
+            names |= _string_constants(source) & OTHER_MEANINGS
+        for name in names & set(TABLES):
             where[name].add(path.relative_to(ROOT).as_posix())
     assert all("sisnet/report/registry.py" in where[n] for n in TABLES)
     too_many = {n: sorted(f) for n, f in where.items() if len(f) > 2}

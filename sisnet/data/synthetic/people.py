@@ -174,6 +174,17 @@ def _lerp(a: tuple[float, float], b: tuple[float, float], t: float) -> tuple[flo
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
 
 
+def _draw_code(d: ImageDraw.ImageDraw, code: tuple[int, ...] | None, tq) -> None:
+    """Draw the chest ``code`` (generator version 4) with ``tq``, the torso-local quad of :func:`render_person`."""
+    if code is None:
+        return
+    u0, v0, u1, v1 = CODE_BOX
+    du, dv = (u1 - u0) / CODE_COLS, (v1 - v0) / CODE_ROWS
+    for i, colour in enumerate(code):
+        r, c = divmod(i, CODE_COLS)
+        d.polygon(tq(u0 + c * du, v0 + r * dv, u0 + (c + 1) * du, v0 + (r + 1) * dv), fill=_shade(CODE_COLOURS[colour], 1.0))
+
+
 def render_person(identity: Identity, height_px: int, view: str, rng: np.random.Generator, *,
                   phase: float | None = None, facing: int | None = None) -> Image.Image:
     """Draw ``identity`` as an RGBA image exactly ``height_px`` rows tall (head top to shoe sole).
@@ -198,8 +209,7 @@ def render_person(identity: Identity, height_px: int, view: str, rng: np.random.
     W = int(math.ceil(0.56 * h)) * ss
     img = Image.new("RGBA", (W, H), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
-    idn = identity
-    b = idn.build
+    idn, b = identity, identity.build
     cx = W / 2.0
     U = float(H)  # unit length: the person's height
     side = view == "side"
@@ -328,14 +338,7 @@ def render_person(identity: Identity, height_px: int, view: str, rng: np.random.
             swing = 0.03 * (sw if k == 0 else -sw)
             wrist_here = (sx == idn.wrist_side) if view == "front" else (sx == -idn.wrist_side)
             draw_arm(sx * (tw_top / 2 + arm_w / 2 - 0.004), sx * 0.06, 1.0, max(0.0, swing), wrist_here)
-    # ---------------------------------------------------------------- the fine code, on top (every view)
-    if idn.code is not None:
-        u0, v0, u1, v1 = CODE_BOX
-        du, dv = (u1 - u0) / CODE_COLS, (v1 - v0) / CODE_ROWS
-        for i, on in enumerate(idn.code):
-            r, c = divmod(i, CODE_COLS)
-            d.polygon(tq(u0 + c * du, v0 + r * dv, u0 + (c + 1) * du, v0 + (r + 1) * dv),
-                      fill=_shade(CODE_COLOURS[on], 1.0))
+    _draw_code(d, idn.code, tq)  # the fine code, on top of everything on the torso (every view)
     # ---------------------------------------------------------------- neck, head, hair, hat
     d.rectangle([P(-0.018, 0.11), P(0.018, shoulder_y + 0.01)], fill=_shade(skin, 0.92))
     hw = 0.046

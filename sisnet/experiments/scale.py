@@ -7,8 +7,12 @@
    chosen jointly by :data:`VALIDATION_SCORE` on the validation set: the cheapest candidate within one standard
    error (a paired bootstrap over validation queries) of the best.
 3. **The scale check**, before any seed is spent: on the validation set, the chosen Baseline's ``far -> near``
-   rank-1 must lie at least :data:`SCALE_GAP` points below its standard rank-1 and above :data:`SCALE_FLOOR`;
-   otherwise the study stops (the test bed would have no scale problem to fix, or nothing left to find).
+   rank-1 must lie at least :data:`SCALE_GAP` points below its rank-1 on :data:`SCALE_REFERENCE` and above
+   :data:`SCALE_FLOOR`; otherwise the study stops (the test bed would have no scale problem to fix, or nothing left
+   to find). The reference is ``near -> near``, the same near gallery searched with near queries, so that the gap
+   is what the query's scale costs and nothing else; the standard protocol is reported beside it but mixes far
+   queries with far gallery images (every far capture looks alike), which makes it harder than ``far -> near``
+   here and so no reference for a scale gap.
 4. **The grid**: Baseline, Baseline+LR aug., SiSNet and SiSNet+DRC under S.+T. at every seed; then **the 2x check**:
    every arm at twice the chosen schedule (seed 0).
 5. **Tables** (:mod:`sisnet.experiments.scale_tables`): Holm's adjustment over :data:`PRIMARY_FAMILY` x
@@ -34,15 +38,17 @@ from sisnet.experiments.common import (ARMS, EXPLORATORY, LOSS, PRIMARY_FAMILY, 
 from sisnet.experiments.scale_data import cached_sets, evaluate_scale, generate_sets, protocol_distances
 
 __all__ = ["SCALE_SETTINGS", "VALIDATION_GRID", "VALIDATION_SCORE", "PRIMARY_FAMILY", "PRIMARY_PROTOCOLS",
-           "PRIMARY_METRIC", "PLATEAU_TOLERANCE", "SCALE_GAP", "SCALE_FLOOR", "EVAL_FILE", "scale_config",
+           "PRIMARY_METRIC", "PLATEAU_TOLERANCE", "SCALE_GAP", "SCALE_FLOOR", "SCALE_REFERENCE", "EVAL_FILE", "scale_config",
            "scale_check", "paired_scale", "run_experiment"]
 
 #: the cpu profile's MobileNetV2 (offline ImageNet weights), 128x64 input and 8x4 batches, the native second view,
 #: 50-step epochs (about one pass over the 1,534 training images), decay x0.1 for the last fifth
 SCALE_SETTINGS: dict[str, Any] = dict(dataset="synthetic", small_view="native", scale_factor=0.5, steps_per_epoch=50,
                                       warmup_epochs=1, precise_bn=8, eval_every=2, eval_last=2)
-#: learning rate x epochs, chosen jointly (Bag of Tricks' Adam 3.5e-4 and the cpu profile's 1e-3)
-VALIDATION_GRID: tuple[tuple[float, int], ...] = ((3.5e-4, 8), (3.5e-4, 16), (1e-3, 8), (1e-3, 16))
+#: learning rate x epochs, chosen jointly: the cpu profile's 1e-3 and 3e-3, at the two schedules that about an hour on
+#: 2 cores allows with 5 seeds. Bag of Tricks' 3.5e-4 is left out for time: in pilots on this generator (10 epochs,
+#: Baseline) 1e-3 already learnt more slowly than 3e-3.
+VALIDATION_GRID: tuple[tuple[float, int], ...] = ((1e-3, 3), (1e-3, 6), (3e-3, 3), (3e-3, 6))
 #: what validation maximises: the mean of these protocols' mAP on the validation set
 VALIDATION_SCORE = ("standard", "far -> near")
 #: the pre-registered primary family is PRIMARY_FAMILY (the three method claims) x these protocols, on mAP
@@ -50,8 +56,9 @@ PRIMARY_PROTOCOLS = ("standard", "far -> near")
 PRIMARY_METRIC = "mAP"
 #: the plateau check: twice the schedule moves no arm's primary-protocol mAP by more than this (points)
 PLATEAU_TOLERANCE = 1.5
-#: the scale check (validation set, chosen Baseline): far -> near rank-1 at least SCALE_GAP below standard, above SCALE_FLOOR
-SCALE_GAP, SCALE_FLOOR = 15.0, 20.0
+#: the scale check (validation set, chosen Baseline): far -> near rank-1 at least SCALE_GAP below its rank-1 on
+#: SCALE_REFERENCE, and above SCALE_FLOOR
+SCALE_GAP, SCALE_FLOOR, SCALE_REFERENCE = 15.0, 20.0, "near -> near"
 EVAL_FILE = "scale_eval.csv"
 
 
@@ -120,9 +127,9 @@ def validation_table(cand_dirs: Sequence[str], cands: Sequence[Any], sets: Any) 
 def scale_check(evals: pd.DataFrame) -> dict[str, Any]:
     """The scale check on one Baseline's evaluations (its validation rows): the two rank-1s and whether it passes."""
     v = evals[evals["set"] == "validation"].set_index("protocol")
-    std, far = float(v.loc["standard", "rank1"]), float(v.loc["far -> near", "rank1"])
-    return {"standard_rank1": std, "far_near_rank1": far, "gap": std - far,
-            "passes": bool(std - far >= SCALE_GAP and far > SCALE_FLOOR), "required_gap": SCALE_GAP,
+    ref, far = float(v.loc[SCALE_REFERENCE, "rank1"]), float(v.loc["far -> near", "rank1"])
+    return {"standard_rank1": float(v.loc["standard", "rank1"]), "reference_rank1": ref, "far_near_rank1": far,
+            "gap": ref - far, "passes": bool(ref - far >= SCALE_GAP and far > SCALE_FLOOR), "required_gap": SCALE_GAP,
             "required_floor": SCALE_FLOOR}
 
 
@@ -163,7 +170,7 @@ def run_experiment(data_root: str, seeds: Sequence[int], workers: int, threads: 
     lr, epochs = float(val.loc[chosen, "lr"]), int(val.loc[chosen, "epochs"])
     log(f"validation done ({time.perf_counter() - t0:.0f} s): lr={lr:g}, epochs={epochs}")
     check = scale_check(pd.read_csv(Path(cand_dirs[chosen]) / EVAL_FILE))
-    log(f"scale check: standard rank-1 {check['standard_rank1']:.1f}, far -> near {check['far_near_rank1']:.1f}: "
+    log(f"scale check: {SCALE_REFERENCE} rank-1 {check['reference_rank1']:.1f}, far -> near {check['far_near_rank1']:.1f}: "
         f"{'passes' if check['passes'] else 'FAILS'}")
     if not check["passes"] and not force:
         raise RuntimeError(f"The scale check failed on the validation set ({check}); the generated set has no scale "

@@ -22,6 +22,8 @@ __all__ = ["BLOCKS", "answer_block", "use_block", "results_block", "claims_markd
 
 #: what each notebook teaches (the run times beside it are read from the manifests)
 NOTEBOOK_LESSONS = {
+    "00_sisnet_by_hand.ipynb": "SiSNet by hand: one person near and far, the CAM step by step, the DRC loss checked "
+                               "against `DRCLoss`",
     "01_data.ipynb": "the synthetic multi-scale set, and the evaluation protocol worked through on one query",
     "02_training.ipynb": "one SiSNet+DRC run: the losses, the DRC formula beside its code, the training curves",
     "03_ablation.ipynb": "Table 2: the grid of methods x losses over seeds, paired verdicts, the augmentation control",
@@ -31,6 +33,8 @@ NOTEBOOK_LESSONS = {
     "07_scale_robustness.ipynb": "how rank-1 / mAP fall as the query resolution drops",
     "08_your_images.ipynb": "your own footage: tracking annotations -> ReID crops -> features -> search",
     "09_real_pedestrians.ipynb": "Table 2's claims on real pedestrians (CUHK03 + CUHK01 -> VIPeR, PRID, GRID, i-LIDS)",
+    "10_scale_study.ipynb": "the controlled scale study: a cue that vanishes at a distance, validation that decides, "
+                            "far -> near retrieval",
 }
 
 
@@ -160,11 +164,12 @@ def use_block(results_dir: str | Path = "results", profile: str = "cpu") -> str:
     quick, scratch = _json(results / "quick" / profile / "synthetic" / "manifest.json"), \
         _json(results / "scratch" / profile / "synthetic" / "timing.json")
     real = _json(results / profile / "real" / "manifest.json")
+    scale = _json(results / profile / "scale" / "manifest.json")
 
     def took(m: dict | None, key: str, where: Path) -> str:
         return f"{_minutes(float(m[key]))} (`{where.as_posix()}`)" if m else "not timed in `results/`"
 
-    folders = [f for f in (syn, results / profile / "real") if any(f.glob("0*.ipynb"))]
+    folders = [f for f in (syn, results / profile / "real", results / profile / "scale") if any(f.glob("[01]*.ipynb"))]
     rows = [("Read the executed notebooks", ", ".join(f"[`{f.as_posix()}/`]({f.as_posix()}/)" for f in folders)
              + " (GitHub renders them; or `jupyter lab` there)", "0 min"),
             ("Smoke run", "`python -m sisnet.reproduce --profile smoke`", "not timed in `results/` (what the tests run)"),
@@ -172,6 +177,8 @@ def use_block(results_dir: str | Path = "results", profile: str = "cpu") -> str:
              took(quick, "wall_seconds_total", results / "quick" / profile / "synthetic" / "manifest.json")),
             ("Everything, synthetic", "`make reproduce`",
              took(scratch, "wall_seconds", results / "scratch" / profile / "synthetic" / "timing.json")),
+            ("The controlled scale study", "`make scale` (`python -m sisnet.experiments scale`)",
+             took(scale, "wall_seconds", results / profile / "scale" / "manifest.json")),
             ("Real pedestrians", "`python -m sisnet.experiments real` (data: see *Real datasets*)",
              took(real, "wall_seconds", results / profile / "real" / "manifest.json")),
             ("A GPU", "`make reproduce PROFILE=paper DATASET=market1501`, `tools/gpu_real.sh`",
@@ -182,10 +189,11 @@ def use_block(results_dir: str | Path = "results", profile: str = "cpu") -> str:
            or {}).get("notebooks", {})
     lines += ["", "| notebook | what you learn | run time |", "|---|---|---|"]
     for name, lesson in NOTEBOOK_LESSONS.items():
-        t = (real or {}).get("wall_seconds") if name.startswith("09") else per.get(name, {}).get("wall_seconds")
+        own = {"09": real, "10": scale}.get(name[:2])
+        t = (own or {}).get("wall_seconds") if name[:2] in ("09", "10") else per.get(name, {}).get("wall_seconds")
         lines.append(f"| `{name}` | {lesson} | {_minutes(t) if t is not None else '-'} |")
-    lines.append("\nRun times of notebooks 01-08 from `make reproduce` from scratch (its manifest); 09's includes the "
-                 "real experiment's training.")
+    lines.append("\nRun times of notebooks 00-08 from `make reproduce` from scratch (its manifest; 00 joined the run "
+                 "after it, so it shows none); 09's and 10's are their experiments' commands, training included.")
     return "\n".join(lines) + "\n"
 
 

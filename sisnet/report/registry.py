@@ -260,7 +260,7 @@ _DECLARED = (
     Table("scale_plateau", _SCALE, ("set", "method", "protocol", "mAP_1x", "mAP_2x", "move", "within_tolerance",
                                     "command"),
           "Scale study: the 2x-schedule check (seed 0), how much twice the schedule moves each arm", "scale"),
-    Table("scale_check", _SCALE, ("standard_rank1", "far_near_rank1", "gap", "passes", "required_gap",
+    Table("scale_check", _SCALE, ("standard_rank1", "reference_rank1", "far_near_rank1", "gap", "passes", "required_gap",
                                   "required_floor", "command"),
           "Scale study: the scale check on the validation set, before any seed is spent (chosen Baseline)", "scale"),
     Table("scale_drc_share", _SCALE, ("seed", "schedule", "epoch", "loss_drc_weighted", "loss_total", "share",

@@ -96,7 +96,7 @@ def test_protocol_sets_on_hand_made_records():
 
 
 TINY = dict(backbone="resnet18", pretrained=False, img_height=64, img_width=32, pad_px=3, P=4, K=2,
-            steps_per_epoch=2, warmup_epochs=1, eval_every=1, eval_last=1, eval_batch_size=64, precise_bn=0,
+            steps_per_epoch=2, warmup_epochs=1, eval_every=0, eval_last=1, eval_batch_size=64, precise_bn=0,
             channels_last=False)
 
 

@@ -126,11 +126,8 @@ def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Call
 
     import torch
 
-    from sisnet.benchmark_common import alternate, median, row
     from sisnet.config import get_config
-    from sisnet.engine import build_optimizer, build_train_loader, train_step
-    from sisnet.model import build_model
-    from sisnet.evaluation import extract_features
+    from sisnet.engine import build_train_loader
     from sisnet.data.transforms import decode_images
 
     rows: list[dict] = []
@@ -141,81 +138,117 @@ def bench_train(size_name: str, repeats: int, dataset_dir: str | None, log: Call
         # The step-time goal is for the second scale at its native half size (arithmetic ~1.25-1.3x); the cpu
         # profile's training default "degrade" feeds a full-size second view (2x by construction).
         cfg = get_config(profile, pretrained=False, dataset_dir=root, scale_factor=0.5, siamese=True, small_view="native")
-        base_cfg = cfg.replace(siamese=False, drc=False)
         num_classes = dataset.num_train_pids
-        torch.manual_seed(0)
-        models = {}
-        for name, c in (("sisnet", cfg), ("baseline", base_cfg)):
-            model = build_model(c, num_classes, pretrained=False)
-            opt, _ = build_optimizer(c, model)
-            models[name] = (model, opt, c)
+        models = _sisnet_and_baseline(cfg, num_classes)
         images = decode_images([r.path for r in dataset.train], (cfg.img_height, cfg.img_width), desc="decode train")
         loader = build_train_loader(cfg, dataset, images=images)
         loader.sampler.set_epoch(0)
         batch = next(iter(loader))
         label = (f"{profile} profile ({cfg.backbone}, {cfg.img_height}x{cfg.img_width}, batch {cfg.batch_size}, "
                  f"scale_factor {cfg.scale_factor} native, {torch.get_num_threads()} threads)")
-
-        def model_only(name: str) -> float:
-            model, opt, c = models[name]
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                train_step(model, opt, batch, c)
-            return (time.perf_counter() - t0) / steps
-
-        def end_to_end() -> float:
-            model, opt, c = models["sisnet"]
-            epoch_iter = iter(loader)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                try:
-                    b = next(epoch_iter)
-                except StopIteration:
-                    loader.sampler.set_epoch(1)
-                    epoch_iter = iter(loader)
-                    b = next(epoch_iter)
-                train_step(model, opt, b, c)
-            return (time.perf_counter() - t0) / steps
-
         if "train" in sections:
-            model_only("sisnet"), model_only("baseline"), end_to_end()  # warm-up
-            log(f"train: model-only vs end-to-end vs baseline steps, {repeats} alternating repeats x {steps} steps")
-            t_mo, t_e2e, t_base = [], [], []
-            for _ in range(repeats):
-                t_mo.append(model_only("sisnet"))
-                t_e2e.append(end_to_end())
-                t_base.append(model_only("baseline"))
-            mo, e2e, base = median(t_mo), median(t_e2e), median(t_base)
-            arith = two_scale_arithmetic(models["sisnet"][0], cfg)
-            rows.append(row("train", f"end-to-end steps/s vs model-only steps/s, {label}",
-                            f"{1 / e2e:.3g} steps/s end-to-end", f"{1 / mo:.3g} steps/s model-only",
-                            mo / e2e, "e2e >= 0.85x model-only", mo / e2e >= 0.85))
-            rows.append(row("train", f"SiSNet step / baseline step time, {label}",
-                            f"{mo * 1000:.0f} ms SiSNet step",
-                            f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})",
-                            mo / base, "<= 1.35x", mo / base <= 1.35))
+            rows += _bench_steps(models, loader, batch, cfg, steps, repeats, label, log)
             if size_name == "full":
                 rows += _bench_step_ratio_at(cfg.replace(img_height=256, img_width=128), num_classes,
                                              3 * repeats, log)
         if "extract" in sections:
-            model = models["sisnet"][0]
-            records = dataset.gallery[: {"full": None, "quick": 256}.get(size_name, 64)]
-            g_images = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width), desc="decode gallery")
-            extract_features(model, records[: cfg.eval_batch_size], cfg, mode="either", images=g_images[: cfg.eval_batch_size])
-            log(f"extract: either vs cascaded over {len(records)} gallery images, {repeats} alternating repeats")
-
-            def run(mode: str) -> Callable[[], Any]:
-                return lambda: extract_features(model, records, cfg, mode=mode, images=g_images)
-
-            t_either, t_casc, _, _ = alternate(run("either"), run("cascaded"), repeats)
-            n = len(records)
-            ips_e, ips_c = n / median(t_either), n / median(t_casc)
-            rows.append(row("extract", f"feature extraction, either-scale mode, {label}",
-                            f"{ips_e:.0f} images/s", "", None, "reported", None))
-            rows.append(row("extract", f"feature extraction, cascaded mode (vs either), {label}",
-                            f"{ips_c:.0f} images/s", f"{ips_e:.0f} images/s either", ips_c / ips_e,
-                            "reported (two forward passes, small one ~0.25x)", None))
+            rows += _bench_extraction(models["sisnet"][0], dataset, cfg, size_name, repeats, label, log)
     return rows
+
+
+def _sisnet_and_baseline(cfg, num_classes: int) -> dict[str, tuple]:
+    """``{"sisnet": (model, optimizer, cfg), "baseline": (...)}``: the baseline is ``cfg`` with one branch and no
+    DRC; random initial weights, seeded once before both."""
+    import torch
+
+    from sisnet.engine import build_optimizer
+    from sisnet.model import build_model
+
+    torch.manual_seed(0)
+    models = {}
+    for name, c in (("sisnet", cfg), ("baseline", cfg.replace(siamese=False, drc=False))):
+        model = build_model(c, num_classes, pretrained=False)
+        opt, _ = build_optimizer(c, model)
+        models[name] = (model, opt, c)
+    return models
+
+
+def _time_model_only(model_opt_cfg: tuple, batch, steps: int) -> float:
+    """Seconds per ``train_step`` on one ``batch`` already in memory, over ``steps`` steps."""
+    from sisnet.engine import train_step
+
+    model, opt, c = model_opt_cfg
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, opt, batch, c)
+    return (time.perf_counter() - t0) / steps
+
+
+def _time_end_to_end(model_opt_cfg: tuple, loader, steps: int) -> float:
+    """Seconds per ``train_step`` fed by ``loader`` (a new epoch when it runs out), over ``steps`` steps."""
+    from sisnet.engine import train_step
+
+    model, opt, c = model_opt_cfg
+    epoch_iter = iter(loader)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        try:
+            b = next(epoch_iter)
+        except StopIteration:
+            loader.sampler.set_epoch(1)
+            epoch_iter = iter(loader)
+            b = next(epoch_iter)
+        train_step(model, opt, b, c)
+    return (time.perf_counter() - t0) / steps
+
+
+def _bench_steps(models: dict, loader, batch, cfg, steps: int, repeats: int, label: str,
+                 log: Callable[[str], None]) -> list[dict]:
+    """The ``train`` rows: end-to-end vs model-only steps/s, and the SiSNet / baseline step time."""
+    from sisnet.benchmark_common import median, row
+
+    _time_model_only(models["sisnet"], batch, steps), _time_model_only(models["baseline"], batch, steps)  # warm-up
+    _time_end_to_end(models["sisnet"], loader, steps)
+    log(f"train: model-only vs end-to-end vs baseline steps, {repeats} alternating repeats x {steps} steps")
+    t_mo, t_e2e, t_base = [], [], []
+    for _ in range(repeats):
+        t_mo.append(_time_model_only(models["sisnet"], batch, steps))
+        t_e2e.append(_time_end_to_end(models["sisnet"], loader, steps))
+        t_base.append(_time_model_only(models["baseline"], batch, steps))
+    mo, e2e, base = median(t_mo), median(t_e2e), median(t_base)
+    arith = two_scale_arithmetic(models["sisnet"][0], cfg)
+    return [row("train", f"end-to-end steps/s vs model-only steps/s, {label}",
+                f"{1 / e2e:.3g} steps/s end-to-end", f"{1 / mo:.3g} steps/s model-only",
+                mo / e2e, "e2e >= 0.85x model-only", mo / e2e >= 0.85),
+            row("train", f"SiSNet step / baseline step time, {label}",
+                f"{mo * 1000:.0f} ms SiSNet step",
+                f"{base * 1000:.0f} ms baseline step (conv arithmetic ratio {arith:.3f})",
+                mo / base, "<= 1.35x", mo / base <= 1.35)]
+
+
+def _bench_extraction(model, dataset, cfg, size_name: str, repeats: int, label: str,
+                      log: Callable[[str], None]) -> list[dict]:
+    """The ``extract`` rows: gallery images per second in either-scale and cascaded mode, measured alternately."""
+    from sisnet.benchmark_common import alternate, median, row
+    from sisnet.data.transforms import decode_images
+    from sisnet.evaluation import extract_features
+
+    records = dataset.gallery[: {"full": None, "quick": 256}.get(size_name, 64)]
+    g_images = decode_images([r.path for r in records], (cfg.img_height, cfg.img_width), desc="decode gallery")
+    extract_features(model, records[: cfg.eval_batch_size], cfg, mode="either", images=g_images[: cfg.eval_batch_size])
+    log(f"extract: either vs cascaded over {len(records)} gallery images, {repeats} alternating repeats")
+
+    def run(mode: str) -> Callable[[], Any]:
+        return lambda: extract_features(model, records, cfg, mode=mode, images=g_images)
+
+    t_either, t_casc, _, _ = alternate(run("either"), run("cascaded"), repeats)
+    n = len(records)
+    ips_e, ips_c = n / median(t_either), n / median(t_casc)
+    return [row("extract", f"feature extraction, either-scale mode, {label}",
+                f"{ips_e:.0f} images/s", "", None, "reported", None),
+            row("extract", f"feature extraction, cascaded mode (vs either), {label}",
+                f"{ips_c:.0f} images/s", f"{ips_e:.0f} images/s either", ips_c / ips_e,
+                "reported (two forward passes, small one ~0.25x)", None)]
 
 
 # Market-1501's training split (the paper profile's dataset): images, for the wall-time arithmetic.

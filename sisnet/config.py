@@ -72,6 +72,33 @@ _RENAMED = {"data_root": "dataset_dir"}
 _NON_RESULT_FIELDS = frozenset({"profile", "num_workers", "runs_dir", "device", "amp", "cache_images", "sync_bn"})
 
 
+# ---------------------------------------------------------------------------------------------- field checks
+def _need_choice(cfg: "TrainConfig", name: str, options: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {list(options)}.")
+
+
+def _need_number(cfg: "TrainConfig", name: str, allow_zero: bool = False) -> None:
+    value = getattr(cfg, name)
+    bad = value < 0 if allow_zero else value <= 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or bad:
+        need = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}={value!r} is not valid; it must be a number {need}.")
+
+
+def _need_integer(cfg: "TrainConfig", name: str, allow_zero: bool = False) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}={value!r} is not valid; it must be an integer.")
+    _need_number(cfg, name, allow_zero)
+
+
+def _need_bool(cfg: "TrainConfig", name: str) -> None:
+    if not isinstance(getattr(cfg, name), bool):
+        raise ValueError(f"{name}={getattr(cfg, name)!r} is not valid; use True or False.")
+
+
 @dataclass
 class TrainConfig:
     """Every hyper-parameter of one training run (flat: one name per knob).
@@ -163,55 +190,43 @@ class TrainConfig:
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         """Raise ``ValueError`` (naming the valid options) for any bad value."""
+        self._validate_types()
+        self._validate_ranges()
+        self._validate_consistency()
+        self._validate_pretrained()
+        self._validate_backbone()
 
-        def choice(name: str, options: tuple[str, ...]) -> None:
-            value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"{name}={value!r} is not valid; choose one of {list(options)}.")
-
-        def positive(name: str, allow_zero: bool = False) -> None:
-            value = getattr(self, name)
-            bad = value < 0 if allow_zero else value <= 0
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or bad:
-                need = ">= 0" if allow_zero else "> 0"
-                raise ValueError(f"{name}={value!r} is not valid; it must be a number {need}.")
-
-        def integer(name: str, allow_zero: bool = False) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name}={value!r} is not valid; it must be an integer.")
-            positive(name, allow_zero)
-
-        def boolean(name: str) -> None:
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; use True or False.")
-
-        choice("dataset", DATASET_NAMES)
-        choice("small_view", SMALL_VIEWS)
-        choice("drc_distance", DRC_DISTANCES)
-        choice("cam_normalization", CAM_NORMALIZATIONS)
-        choice("branch_reduction", BRANCH_REDUCTIONS)
-        choice("amp", AMP_MODES)
-        choice("metric", METRICS)
-        choice("split", SPLIT_CHOICES)
+    def _validate_types(self) -> None:
+        """Every choice field among its options, every number, integer, flag and probability of the right kind."""
+        _need_choice(self, "dataset", DATASET_NAMES)
+        _need_choice(self, "small_view", SMALL_VIEWS)
+        _need_choice(self, "drc_distance", DRC_DISTANCES)
+        _need_choice(self, "cam_normalization", CAM_NORMALIZATIONS)
+        _need_choice(self, "branch_reduction", BRANCH_REDUCTIONS)
+        _need_choice(self, "amp", AMP_MODES)
+        _need_choice(self, "metric", METRICS)
+        _need_choice(self, "split", SPLIT_CHOICES)
         for name in ("img_height", "img_width", "P", "K", "epochs", "eval_batch_size"):
-            integer(name)
+            _need_integer(self, name)
         for name in ("pad_px", "warmup_epochs", "eval_every", "eval_last", "seed", "precise_bn", "val_ids"):
-            integer(name, allow_zero=True)
+            _need_integer(self, name, allow_zero=True)
         if self.num_workers != "auto" and (isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int)
                                            or self.num_workers < 0):
             raise ValueError(f"num_workers={self.num_workers!r} is not valid; use an integer >= 0 or 'auto'.")
         for name in ("lr", "scale_factor", "gamma", "warmup_factor"):
-            positive(name)
+            _need_number(self, name)
         for name in ("weight_decay", "drc_weight", "triplet_margin", "label_smoothing"):
-            positive(name, allow_zero=True)
+            _need_number(self, name, allow_zero=True)
         for name in ("combine_val", "siamese", "drc", "detach_classifier", "triplet", "rerank",
                      "cache_images", "channels_last", "sync_bn", "triplet_normalize"):
-            boolean(name)
+            _need_bool(self, name)
         for name in ("flip_prob", "erasing_prob", "low_res_aug"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name}={value!r} is not valid; it must be a probability in [0, 1].")
+
+    def _validate_ranges(self) -> None:
+        """The scale factor, label smoothing, last stride, K with triplet, steps per epoch and milestones in range."""
         if not 0 < self.scale_factor <= 1:
             raise ValueError(f"scale_factor={self.scale_factor!r} is not valid; it must be in (0, 1].")
         if not 0 <= self.label_smoothing < 1:
@@ -225,11 +240,14 @@ class TrainConfig:
         if self.K < 2 and self.triplet:
             raise ValueError("K must be >= 2 when triplet=True (batch-hard triplet needs a positive per anchor).")
         if self.steps_per_epoch is not None:
-            integer("steps_per_epoch")
+            _need_integer(self, "steps_per_epoch")
         if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones):
             raise ValueError(f"milestones={self.milestones!r} is not valid; give positive epoch numbers.")
         if list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones={self.milestones!r} is not valid; they must be increasing.")
+
+    def _validate_consistency(self) -> None:
+        """Settings that must agree with each other, then the device name and the small view's size."""
         if self.low_res_aug and self.siamese:
             raise ValueError("low_res_aug is the one-branch control (siamese=False): SiSNet already feeds the "
                              "second-scale view through its second branch. Set low_res_aug=0 or siamese=False.")
@@ -250,8 +268,6 @@ class TrainConfig:
                 f"scale_factor={self.scale_factor} makes the small view {small_h}x{small_w} px; "
                 "use a larger scale_factor or input size (at least 8 px per side)."
             )
-        self._validate_pretrained()
-        self._validate_backbone()
 
     def _validate_pretrained(self) -> None:
         from sisnet.weights import check_pretrained  # the one definition of what ``pretrained`` may be

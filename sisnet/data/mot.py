@@ -288,6 +288,38 @@ def convert_mot(
         jpeg_quality=jpeg_quality,
     )  # fmt: skip
     out_dir = Path(out_dir).expanduser()
+    _check_paths(seq_dirs, out_dir, overwrite)
+    # 1. annotations -> kept boxes per sequence
+    tables, sources = _read_sequences(seq_dirs, params)
+    boxes = pd.concat(tables, ignore_index=True)
+    # 2. clip to the image and apply the size rules (the frame size comes from one frame header)
+    crops = _clip_and_filter(boxes, sources, params)
+    if crops.empty:
+        raise MotFormatError(
+            f"No crop survives the rules (min_height_px={min_height_px}, min_width_px={min_width_px}, "
+            f"min_visibility={min_visibility}, classes={tuple(classes)}, frame_stride={frame_stride}) in "
+            f"{[str(s) for s in seq_dirs]}. Relax them."
+        )
+    # 3. identities, pseudo-cameras, splits, names
+    crops = _assign_ids_cameras_splits(crops, params)
+    # 4. write into a temporary sibling folder, then rename it into place
+    parent = out_dir.absolute().parent
+    ensure_writable_dir(parent, "output parent folder")
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
+    try:
+        _write_market(crops, sources, work, params, progress)
+        atomic_write_json(work / "meta.json", _conversion_meta(params, seq_dirs, sources, tables, crops))
+        if out_dir.exists():
+            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
+        os.replace(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _check_paths(seq_dirs: list[Path], out_dir: Path, overwrite: bool) -> None:
+    """Raise when ``out_dir`` holds something (unless ``overwrite``) or a sequence does not exist."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         if not overwrite:
             raise FileExistsError(
@@ -301,7 +333,9 @@ def convert_mot(
                 f"gt/gt.txt and img1/, or a video file in a folder with gt/gt.txt)."
             )
 
-    # 1. annotations -> kept boxes per sequence
+
+def _read_sequences(seq_dirs: list[Path], params: _Params) -> tuple[list[pd.DataFrame], list["FrameSource"]]:
+    """Each sequence's kept annotation rows (tagged with its index, name, format and fps) and its frame source."""
     tables, sources = [], []
     for seq_idx, seq in enumerate(seq_dirs, start=1):
         src = FrameSource(seq)
@@ -310,48 +344,27 @@ def convert_mot(
         df = df.assign(seq_index=seq_idx, sequence=src.name, fmt=seq_fmt, fps=src.fps if src.fps else np.nan)
         tables.append(df)
         sources.append(src)
-    boxes = pd.concat(tables, ignore_index=True)
+    return tables, sources
 
-    # 2. clip to the image and apply the size rules (the frame size comes from one frame header)
-    crops = _clip_and_filter(boxes, sources, params)
-    if crops.empty:
-        raise MotFormatError(
-            f"No crop survives the rules (min_height_px={min_height_px}, min_width_px={min_width_px}, "
-            f"min_visibility={min_visibility}, classes={tuple(classes)}, frame_stride={frame_stride}) in "
-            f"{[str(s) for s in seq_dirs]}. Relax them."
-        )
-    # 3. identities, pseudo-cameras, splits, names
-    crops = _assign_ids_cameras_splits(crops, params)
 
-    # 4. write into a temporary sibling folder, then rename it into place
-    parent = out_dir.absolute().parent
-    ensure_writable_dir(parent, "output parent folder")
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
-    try:
-        _write_market(crops, sources, work, params, progress)
-        meta = {
-            "generator": "sisnet.data.mot.convert_mot",
-            "params": asdict(params),
-            "sequences": [
-                {"path": str(s.absolute()), "name": src.name, "seq_index": i, "fmt": t["fmt"].iloc[0] if len(t) else None,
-                 "frames": src.describe(), "image_size_wh": list(src.size) if src.size else None, "fps": src.fps}
-                for i, (s, src, t) in enumerate(zip(seq_dirs, sources, tables), start=1)
-            ],  # fmt: skip
-            "counts": {
-                subset: {"images": int((crops["split"] == folder).sum()),
-                         "ids": int(crops.loc[crops["split"] == folder, "pid"].nunique())}
-                for subset, folder in MARKET_SPLIT_DIRS.items()
-            },  # fmt: skip
-            "num_cameras": int(crops["cam"].nunique()),
-        }
-        atomic_write_json(work / "meta.json", meta)
-        if out_dir.exists():
-            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
-        os.replace(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return out_dir
+def _conversion_meta(params: _Params, seq_dirs: list[Path], sources: list["FrameSource"],
+                     tables: list[pd.DataFrame], crops: pd.DataFrame) -> dict:
+    """``meta.json`` of a conversion: the parameters, every sequence read, and the images and ids per split."""
+    return {
+        "generator": "sisnet.data.mot.convert_mot",
+        "params": asdict(params),
+        "sequences": [
+            {"path": str(s.absolute()), "name": src.name, "seq_index": i, "fmt": t["fmt"].iloc[0] if len(t) else None,
+             "frames": src.describe(), "image_size_wh": list(src.size) if src.size else None, "fps": src.fps}
+            for i, (s, src, t) in enumerate(zip(seq_dirs, sources, tables), start=1)
+        ],  # fmt: skip
+        "counts": {
+            subset: {"images": int((crops["split"] == folder).sum()),
+                     "ids": int(crops.loc[crops["split"] == folder, "pid"].nunique())}
+            for subset, folder in MARKET_SPLIT_DIRS.items()
+        },  # fmt: skip
+        "num_cameras": int(crops["cam"].nunique()),
+    }
 
 
 def _check_params(**kw) -> _Params:

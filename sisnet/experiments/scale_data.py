@@ -40,11 +40,41 @@ from sisnet.evaluation import extract_modes, feature_metrics
 from sisnet.experiments.real_data import cross_scale_images
 
 __all__ = ["SIZE", "TRAIN_SEED", "VAL_SEED", "PROTOCOLS", "ScaleSets", "generate_sets", "load_sets", "protocol_sets",
-           "evaluate_scale", "is_far"]
+           "evaluate_scale", "is_far", "code_difference"]
 
 SIZE = "scale"
 TRAIN_SEED, VAL_SEED = 0, 1
 PROTOCOLS = ("standard", "far -> near", "near -> near", "cross-scale")
+
+
+def code_difference(heights: Sequence[int], draws: int = 4) -> pd.DataFrame:
+    """How much of the chest code a capture keeps, by native person height: two members of one coarse group
+    (different codes) rendered by the generator on the same camera, background, pose and noise; the mean absolute
+    difference of the stored 128 x 64 images over the code's area (grey levels, mean over ``draws`` renderings)."""
+    from sisnet.data.synthetic import camera_model, make_identity, render_capture
+    from sisnet.data.synthetic.people import CODE_BOX
+
+    a = make_identity(TRAIN_SEED, 1, group=0, fine_code=True)
+    b = next(make_identity(TRAIN_SEED, k, group=0, fine_code=True) for k in range(2, 50)
+             if make_identity(TRAIN_SEED, k, group=0, fine_code=True).code != a.code)
+    cam = camera_model(TRAIN_SEED, 0, make_config(SIZE))
+    rows = []
+    for height in heights:
+        diffs = []
+        for draw in range(draws):
+            shots = [render_capture(m, cam, np.random.default_rng(draw), height_px=int(height), view="front")
+                     for m in (a, b)]
+            ys, xs = np.nonzero(shots[0][1]["mask"])
+            ph, cx = ys.max() - ys.min(), (xs.min() + xs.max()) / 2
+            top = ys.min() + (0.145 + 0.355 * CODE_BOX[1]) * ph  # the torso runs from 0.145 to 0.50 of the height
+            bottom = ys.min() + (0.145 + 0.355 * CODE_BOX[3]) * ph
+            rows_, cols = slice(int(top), int(np.ceil(bottom))), slice(int(cx - 0.08 * ph), int(np.ceil(cx + 0.08 * ph)))
+            img = [np.asarray(shot[0], dtype=np.float32)[rows_, cols] for shot in shots]
+            diffs.append(float(np.abs(img[0] - img[1]).mean()))
+        rows.append({"height_px": int(height), "code_difference": float(np.mean(diffs))})
+    out = pd.DataFrame(rows)
+    out["share_of_nearest"] = out["code_difference"] / out.loc[out["height_px"].idxmax(), "code_difference"]
+    return out
 
 
 def _folders(data_root: str | Path) -> tuple[Path, Path]:

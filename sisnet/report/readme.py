@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sisnet.report.claims import SYNTHETIC_PRIMARY, claims_table, family_sentence, render_families, with_family
-from sisnet.report.io import to_markdown
+from sisnet.report.claims import (SYNTHETIC_PRIMARY, claims_table, family_sentence, forest_plot, render_families,
+                                  with_family)
+from sisnet.report.io import save_figure, to_markdown
 from sisnet.report.registry import TABLES
 from sisnet.report.tables import table2_wide, table3_paired
 
@@ -86,9 +87,19 @@ def _what_ran(results: Path, profile: str, kind: str) -> str:
         return f"(`{folder.as_posix()}/`)."
     r = st.iloc[0]
     extra = ", ".join(f"{k} {r[k]}" for k in ("lr", "epochs") if k in r)
-    return (f"(`{folder.as_posix()}/`): synthetic data at controlled scales, seeds {r['seeds']}"
-            + (f", {extra}" if extra else "") + f", {_minutes(float(r['wall_seconds']))}, load average "
-            f"{r['load_average_start']} at its start and {r['load_average_end']} at its end.")
+    check = TABLES.scale_check.read(folder / "tables")
+    gate = ""
+    if check is not None:
+        c = check.iloc[0]
+        gate = (f" Scale check on validation, before the seeds: far -> near rank-1 {c['far_near_rank1']:.1f} against "
+                f"{c['reference_rank1']:.1f} near -> near, a gap of {c['gap']:.1f} (at least {c['required_gap']:g} "
+                f"required): **{'passes' if c['passes'] else 'fails'}**"
+                + ("" if c["passes"] else ", so this test bed showed no scale problem for these models and its "
+                   "verdicts speak for that") + ".")
+    return (f"(`{folder.as_posix()}/`, notebook 10): generated far/near people, seeds "
+            f"{str(r['seeds']).replace(',', ', ')}" + (f", {extra}" if extra else "")
+            + f", {_minutes(float(r['wall_seconds']))} from an empty runs cache on 2 CPU workers, load average "
+            f"{r['load_average_start']} at its start and {r['load_average_end']} at its end.{gate}")
 
 
 def _control_and_drc(results: Path, profile: str, found: list) -> list[str]:
@@ -126,7 +137,8 @@ def answer_block(results_dir: str | Path = "results", profile: str = "cpu") -> s
     fam = SYNTHETIC_PRIMARY
     lines = ["## The answer",
              f"Each experiment's primary family: {', '.join(fam.comparisons)}; {fam.loss} loss; {fam.metric} under the "
-             "standard and cross-scale protocols; differences paired by seed, in points, with Holm-adjusted 95 % "
+             "experiment's two primary protocols (the table's columns); differences paired by seed, in points, with "
+             "Holm-adjusted 95 % "
              "intervals (*supported*: the whole interval above 0; *not distinguishable*: the experiment cannot "
              "tell, not that the methods are equal).", ""]
     for heading, kind, primary in found:
@@ -286,10 +298,17 @@ def claims_markdown(results_dir: str | Path, profile: str, kind: str) -> str | N
 
 
 def write_claims(results_dir: str | Path = "results", profile: str = "cpu") -> list[Path]:
-    """Write ``claims.md`` into each results folder of ``profile`` that has paired tables; returns the paths."""
+    """Write ``claims.md`` into each results folder of ``profile`` that has paired tables, and the synthetic
+    primary family's forest plot (``figures/synthetic_forest.png``; the real and the scale study's notebooks draw
+    their own); returns the paths."""
     from sisnet.utils import atomic_write
 
     written = []
+    syn = Path(results_dir) / profile / "synthetic"
+    paired = TABLES.table2_paired.read(syn / "tables")
+    if paired is not None:
+        fig = forest_plot(_primary(paired), "Primary family, synthetic data (mAP, S.+T.)", unit="mAP points")
+        written.append(save_figure(syn / "figures", "synthetic_forest", fig, show=False))
     for kind in ("synthetic", "real", "scale"):
         text = claims_markdown(results_dir, profile, kind)
         if text is not None:

@@ -99,32 +99,37 @@ def _what_ran(results: Path, profile: str, kind: str) -> str:
     return (f"(`{folder.as_posix()}/`, notebook 10): generated far/near people, seeds "
             f"{str(r['seeds']).replace(',', ', ')}" + (f", {extra}" if extra else "")
             + f", {_minutes(float(r['wall_seconds']))} from an empty runs cache on 2 CPU workers, load average "
-            f"{r['load_average_start']} at its start and {r['load_average_end']} at its end.{gate}")
+            f"{r['load_average_start']} at its start and {r['load_average_end']} at its end.\n{gate.strip()}"
+            + _plateau_line(TABLES.scale_plateau.read(folder / "tables")))
+
+
+def _plateau_line(plateau: pd.DataFrame | None) -> str:
+    if plateau is None:
+        return ""
+    test = plateau[plateau["set"] == "test"]
+    big = test.loc[test["move"].abs().idxmax()]
+    return (f"\nTwice the schedule (seed 0) moves {int((~test['within_tolerance']).sum())} of {len(test)} arm-protocol "
+            f"pairs by more than the plateau tolerance (largest {big['move']:+.1f} mAP, {big['method']}, "
+            f"{big['protocol']}): {'not ' if not test['within_tolerance'].all() else ''}at a plateau.")
 
 
 def _control_and_drc(results: Path, profile: str, found: list) -> list[str]:
-    def cells(comparison: str) -> str:
-        parts, verdicts = [], []
-        for heading, _, primary in found:
-            for _, r in primary[primary["comparison"] == comparison].iterrows():
-                parts.append(f"{heading.split()[0].lower()} {r['protocol']} {r['mean_diff']:+.1f} "
-                             f"[{r['ci_low_holm']:+.1f}, {r['ci_high_holm']:+.1f}]")
-                verdicts.append(r["verdict_holm"])
-        if len(set(verdicts)) == 1:
-            return "; ".join(parts) + f" (all {verdicts[0]})"
-        return "; ".join(f"{p} {v}" for p, v in zip(parts, verdicts))
-
-    lines = [f"- **The augmentation control** (Baseline+LR aug., not in the paper), SiSNet minus it: "
-             f"{cells(SYNTHETIC_PRIMARY.comparisons[0])}."]
+    """Where the tables answer the augmentation control and DRC, and what the DRC term weighs."""
     drc = TABLES.drc_share.read(results / profile / "synthetic" / "tables")
     share = ""
     if drc is not None:
         r = drc.iloc[0]
-        share = (f"{100 * r['loss_share_last_epoch']:.1f} % of the loss in the last epoch and "
-                 f"{100 * r['grad_share']:.1f} % of the gradient on the last feature maps at lambda {r['drc_weight']:g} "
-                 "(synthetic, seed 0); ")
-    lines.append(f"- **The DRC term**: {share}SiSNet+DRC minus SiSNet: {cells(SYNTHETIC_PRIMARY.comparisons[1])}.")
-    return lines
+        share = (f" The DRC term is {100 * r['loss_share_last_epoch']:.1f} % of the loss in the last epoch and "
+                 f"{100 * r['grad_share']:.1f} % of the gradient on the last feature maps at lambda "
+                 f"{r['drc_weight']:g} (synthetic, seed 0)")
+    scale = TABLES.scale_drc_share.read(results / profile / "scale" / "tables")
+    if scale is not None:
+        one = scale[scale["schedule"] == "1x"]
+        last = one[one["epoch"] == one["epoch"].max()]
+        share += (f"{';' if share else ' The DRC term is'} {100 * last['share'].mean():.1f} % of the training loss in "
+                  f"the scale study's last epoch ({len(last)} runs)")
+    return [f"- **The augmentation control** (Baseline+LR aug., not in the paper) is each table's first row (SiSNet "
+            f"minus it); **DRC** is the second row (SiSNet+DRC minus SiSNet).{share + '.' if share else ''}"]
 
 
 def answer_block(results_dir: str | Path = "results", profile: str = "cpu") -> str:
@@ -144,8 +149,8 @@ def answer_block(results_dir: str | Path = "results", profile: str = "cpu") -> s
     for heading, kind, primary in found:
         forest = sorted((results / profile / kind / "figures").glob("*forest*.png"))
         plot = f" [Forest plot]({forest[0].as_posix()})." if forest else ""
-        lines += [f"**{heading}** {_what_ran(results, profile, kind)} {family_sentence(primary, 'Primary family')}{plot}",
-                  "",
+        lines += [f"**{heading}** {_what_ran(results, profile, kind)}",
+                  f"{family_sentence(primary, 'Primary family')}{plot}", "",
                   claims_table(primary).rstrip(), ""]
     lines += _control_and_drc(results, profile, found)
     allp = pd.concat([p for _, _, p in found], ignore_index=True)

@@ -107,10 +107,12 @@ _DECLARED = (
     # notebook 01
     Table("dataset_summary", _nb("01"), _SPLITS, "Dataset statistics"),
     Table("protocol_query", _nb("01", "sisnet.report.protocol_example"),
-          ("position", "gallery_index", "pid", "camid", "distance", "status", "rank", "hit", "precision"),
-          "One query's ranked gallery, labelled by the evaluation protocol"),
+          ("position", "gallery_index", "pid", "distance", "status", "rank", "hit", "precision"),
+          "One query's ranked gallery, labelled by the evaluation protocol",
+          optional=("camera", "camid")),  # camera: 1-based (camid, 0-based, in results written before the rename)
     Table("protocol_summary", _nb("01", "sisnet.report.protocol_example"),
-          ("query_pid", "query_camid", "AP", "INP", "first_hit_rank", "num_matches"), "That query's AP and INP"),
+          ("query_pid", "AP", "INP", "first_hit_rank", "num_matches"), "That query's AP and INP",
+          optional=("query_camera", "query_camid")),  # as protocol_query: 1-based camera, or the older camid
     # notebook 02
     Table("training_epochs", _nb("02"), ("epoch", "loss_total", "loss_id", "loss_triplet", "loss_drc", "lr", "seconds",
                                          "eval_seconds"), "Training history of one run"),

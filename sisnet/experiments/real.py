@@ -8,7 +8,8 @@
 2. **The grid**: Baseline, Baseline+LR aug., SiSNet and SiSNet+DRC under S.+T. at every seed, chosen settings.
 3. **The 2x check**: every arm at twice the chosen schedule (seed 0).
 4. **Tables**: per run, DG summary, paired differences with Holm's adjustment over :data:`PRIMARY_FAMILY`
-   (declared here, before any run), validation, plateau check, height bins.
+   (declared in :mod:`sisnet.experiments.common`, with this module's PRIMARY_PROTOCOLS, before any run),
+   validation, plateau check, height bins.
 
 The paper trains and tests on one domain (Market-1501, DukeMTMC-reID); this study is ours: a domain-generalisation
 reading of its claims on the four classic small sets, which is where a CPU can train on real people.

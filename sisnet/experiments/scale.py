@@ -16,7 +16,8 @@
 4. **The grid**: Baseline, Baseline+LR aug., SiSNet and SiSNet+DRC under S.+T. at every seed; then **the 2x check**:
    every arm at twice the chosen schedule (seed 0).
 5. **Tables** (:mod:`sisnet.experiments.scale_tables`): Holm's adjustment over :data:`PRIMARY_FAMILY` x
-   :data:`PRIMARY_PROTOCOLS` (declared here, before any run); every other row is exploratory.
+   :data:`PRIMARY_PROTOCOLS` (the family in :mod:`sisnet.experiments.common`, the protocols here; declared before
+   any run); every other row is exploratory.
 
 What is ours, where the paper is silent: the generated people and cameras, the protocols other than ``standard``,
 the augmentation control, the validation rule, and the second branch's view (``native``: the same augmented crop

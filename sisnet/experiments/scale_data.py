@@ -95,7 +95,7 @@ def generate_sets(data_root: str | Path, workers: int = 1, size: str = SIZE) -> 
 
 class ScaleSets:
     """``train``: the training set, whose query / gallery are the VALIDATION set (what :func:`sisnet.engine.fit`
-    evaluates on during training); ``test``: the test set; ``far_cameras``: camids (0-based) of the far cameras."""
+    evaluates on during training); ``test``: the test set; ``far_cameras``: how many cameras are far (camids ``0 .. far_cameras - 1``)."""
 
     def __init__(self, train: ReIDDataset, test: ReIDDataset, far_cameras: int) -> None:
         self.train, self.test, self.far_cameras = train, test, far_cameras

@@ -34,7 +34,7 @@ NOTEBOOK_LESSONS = {
     "07_scale_robustness.ipynb": "how rank-1 / mAP fall as the query resolution drops",
     "08_your_images.ipynb": "your own footage: tracking annotations -> ReID crops -> features -> search",
     "09_real_pedestrians.ipynb": "Table 2's claims on real pedestrians (CUHK03 + CUHK01 -> VIPeR, PRID, GRID, i-LIDS)",
-    "10_scale_study.ipynb": "the controlled scale study: a cue that vanishes at a distance, validation that decides, "
+    "10_scale_study.ipynb": "the controlled scale study: a cue that fades with distance, validation that decides, "
                             "far -> near retrieval",
 }
 

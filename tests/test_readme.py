@@ -62,7 +62,7 @@ def _scale_fixture(results: Path) -> None:
     (tables.parent / "figures").mkdir()
     (tables.parent / "figures" / "scale_forest.png").write_bytes(b"png")
     pd.DataFrame([{"wall_seconds": 3725.0, "load_average_start": "1.0 1.0 1.0", "load_average_end": "2.0 2.0 2.0",
-                   "seeds": "0-7", "lr": 0.001, "epochs": 12}]).to_csv(tables / "scale_settings.csv", index=False)
+                   "seeds": "0-7", "workers": 2, "lr": 0.001, "epochs": 12}]).to_csv(tables / "scale_settings.csv", index=False)
 
 
 def test_the_scale_study_is_rendered_when_its_folder_exists_and_skipped_cleanly_when_not(tmp_path, monkeypatch):

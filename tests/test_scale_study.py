@@ -7,19 +7,11 @@ import pytest
 
 from sisnet.data import Record
 from sisnet.data.synthetic import make_config, make_identity
-from sisnet.experiments.scale_data import protocol_sets
-
-
-def _mates():
-    """Two identities of one coarse group with different chest codes."""
-    a = make_identity(0, 1, group=0, fine_code=True)
-    b = next(make_identity(0, k, group=0, fine_code=True) for k in range(2, 50)
-             if make_identity(0, k, group=0, fine_code=True).code != a.code)
-    return a, b
+from sisnet.experiments.scale_data import group_mates, protocol_sets
 
 
 def test_group_mates_share_the_coarse_look_and_differ_only_by_the_code():
-    a, b = _mates()
+    a, b = group_mates()
     assert a.top == b.top and a.bottom == b.bottom and a.hair == b.hair and a.bag == b.bag and a.build == b.build
     assert a.logo is None and a.wristband is None and a.code != b.code
     assert sorted(a.code) == sorted(b.code)  # every code uses each colour equally often: the same mean colour

@@ -12,7 +12,7 @@ import pandas as pd
 
 from sisnet.train import add_run_arguments, parse_seeds
 
-__all__ = ["add_check_arguments", "read_overrides", "check_context", "command_line", "save_check_table"]
+__all__ = ["add_check_arguments", "read_overrides", "check_context", "command_line", "save_check_table", "run_check"]
 
 
 def add_check_arguments(parser: argparse.ArgumentParser, *, seeds: bool = False) -> None:
@@ -65,3 +65,11 @@ def save_check_table(ctx, name: str, frame: pd.DataFrame, command: str, *, title
     from sisnet.report.io import save_table
 
     return save_table(ctx, name, frame.assign(command=command), notes=notes or f"Made by `{command}`.", title=title)
+
+
+def run_check(run, args: argparse.Namespace, argv: Sequence[str], **extra: Any) -> int:
+    """Every check's ``main``: read ``--overrides`` (a bad file fails before anything is set up), then
+    ``run(context, overrides=..., command=..., **extra)``; exit status 0."""
+    overrides = read_overrides(args.overrides)
+    run(check_context(args), overrides=overrides, command=command_line(argv), **extra)
+    return 0

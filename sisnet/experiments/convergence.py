@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Sequence
 
-from sisnet.experiments.checks import add_check_arguments, check_context, command_line, read_overrides, save_check_table
+from sisnet.experiments.checks import add_check_arguments, run_check, save_check_table
 from sisnet.report.schedule_checks import schedule_check
 
 __all__ = ["TITLE", "run", "add_arguments", "main"]
@@ -23,6 +23,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    overrides = read_overrides(args.overrides)  # a bad file fails before anything is set up
-    run(check_context(args), overrides=overrides, command=command_line(argv))
-    return 0
+    return run_check(run, args, argv)

@@ -36,7 +36,7 @@ import pandas as pd
 from sisnet.config import TABLE2_GRID, config_from_dict, get_config, runs_folder
 from sisnet.experiments.common import (ARMS, EXPLORATORY, LOSS, PRIMARY_FAMILY, bootstrap_diffs, choose_within_se,
                                        decay_milestones, paired_with_holm, run_curves, run_dir_of, run_evals)
-from sisnet.experiments.scale_data import cached_sets, evaluate_scale, generate_sets, protocol_distances
+from sisnet.experiments.scale_data import cached_sets, evaluate_scale, generate_sets, ids, protocol_distances
 
 __all__ = ["SCALE_SETTINGS", "VALIDATION_GRID", "VALIDATION_SCORE", "PRIMARY_FAMILY", "PRIMARY_PROTOCOLS",
            "PRIMARY_METRIC", "PLATEAU_TOLERANCE", "SCALE_GAP", "SCALE_FLOOR", "SCALE_REFERENCE", "EVAL_FILE", "scale_config",
@@ -99,7 +99,6 @@ def _validation_protocols(run_dir: str, sets: Any) -> list[tuple]:
 
     model, cfg = load_model(Path(run_dir))
     feats = protocol_distances(model, cfg, sets.train.query, sets.train.gallery, sets.far_cameras)
-    ids = lambda recs, k: np.array([getattr(r, k) for r in recs])  # noqa: E731
     return [(compute_distance(qf, gf, cfg.metric), ids(q, "pid"), ids(g, "pid"), ids(q, "camid"), ids(g, "camid"))
             for qf, gf, q, g in (feats[p] for p in VALIDATION_SCORE)]
 

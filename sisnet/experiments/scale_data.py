@@ -40,23 +40,30 @@ from sisnet.evaluation import extract_modes, feature_metrics
 from sisnet.experiments.real_data import cross_scale_images
 
 __all__ = ["SIZE", "TRAIN_SEED", "VAL_SEED", "PROTOCOLS", "ScaleSets", "generate_sets", "load_sets", "protocol_sets",
-           "evaluate_scale", "is_far", "code_difference"]
+           "evaluate_scale", "is_far", "ids", "group_mates", "code_difference"]
 
 SIZE = "scale"
 TRAIN_SEED, VAL_SEED = 0, 1
 PROTOCOLS = ("standard", "far -> near", "near -> near", "cross-scale")
 
 
+def group_mates(seed: int = TRAIN_SEED) -> tuple[Any, Any]:
+    """Two identities of coarse group 0 with different chest codes (generator version 4)."""
+    from sisnet.data.synthetic import make_identity
+
+    a = make_identity(seed, 1, group=0, fine_code=True)
+    b = next(m for m in (make_identity(seed, k, group=0, fine_code=True) for k in range(2, 50)) if m.code != a.code)
+    return a, b
+
+
 def code_difference(heights: Sequence[int], draws: int = 4) -> pd.DataFrame:
     """How much of the chest code a capture keeps, by native person height: two members of one coarse group
     (different codes) rendered by the generator on the same camera, background, pose and noise; the mean absolute
     difference of the stored 128 x 64 images over the code's area (grey levels, mean over ``draws`` renderings)."""
-    from sisnet.data.synthetic import camera_model, make_identity, render_capture
+    from sisnet.data.synthetic import camera_model, render_capture
     from sisnet.data.synthetic.people import CODE_BOX
 
-    a = make_identity(TRAIN_SEED, 1, group=0, fine_code=True)
-    b = next(make_identity(TRAIN_SEED, k, group=0, fine_code=True) for k in range(2, 50)
-             if make_identity(TRAIN_SEED, k, group=0, fine_code=True).code != a.code)
+    a, b = group_mates()
     cam = camera_model(TRAIN_SEED, 0, make_config(SIZE))
     rows = []
     for height in heights:
@@ -105,22 +112,24 @@ def load_sets(train_dir: str | Path, val_dir: str | Path) -> ScaleSets:
     """The study's sets from the two generated folders (see the module docstring)."""
     data = load_dataset("synthetic", train_dir)
     val = load_dataset("synthetic", val_dir)
-    far = make_config(SIZE).far_cameras
-    meta_far = _far_cameras(Path(train_dir))
     train = ReIDDataset(name="synthetic-scale", root=data.root, train=data.train, query=val.query,
                         gallery=val.gallery, variant=f"scale-train-val-seed{VAL_SEED}")
     test = ReIDDataset(name="synthetic-scale", root=data.root, train=[], query=data.query, gallery=data.gallery,
                        variant="scale-test")
-    return ScaleSets(train, test, meta_far if meta_far is not None else far)
+    return ScaleSets(train, test, _far_cameras(Path(train_dir)))
 
 
-def _far_cameras(root: Path) -> int | None:
+def _far_cameras(root: Path) -> int:
+    """How many cameras of the generated set in ``root`` are far, from its ``meta.json``."""
     import json
 
+    meta = root / "meta.json"
     try:
-        return int(json.loads((root / "meta.json").read_text(encoding="utf-8"))["config"]["far_cameras"])
-    except (OSError, ValueError, KeyError):
-        return None
+        return int(json.loads(meta.read_text(encoding="utf-8"))["config"]["far_cameras"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{meta} does not record far_cameras ({type(exc).__name__}): the scale study needs a set "
+                         f"generated with far and near cameras (size {SIZE!r}); delete the folder to regenerate it."
+                         ) from exc
 
 
 def is_far(records: Sequence[Record], far_cameras: int) -> np.ndarray:
@@ -160,7 +169,7 @@ def _features(model: Any, config: Any, records: Sequence[Record], degraded: bool
     return extract_modes(model, [Record(p, 0, 0) for p in paths], config, ("either",), images=images)[0]["either"]
 
 
-def _ids(records: Sequence[Record], key: str) -> np.ndarray:
+def ids(records: Sequence[Record], key: str) -> np.ndarray:
     return np.array([getattr(r, key) for r in records])
 
 
@@ -191,7 +200,7 @@ def evaluate_scale(model: Any, config: Any, sets: ScaleSets) -> pd.DataFrame:
     for set_name, ds in (("validation", sets.train), ("test", sets.test)):
         for protocol, (qf, gf, q, g) in protocol_distances(model, config, ds.query, ds.gallery,
                                                            sets.far_cameras).items():
-            res = feature_metrics(qf, gf, _ids(q, "pid"), _ids(g, "pid"), _ids(q, "camid"), _ids(g, "camid"),
+            res = feature_metrics(qf, gf, ids(q, "pid"), ids(g, "pid"), ids(q, "camid"), ids(g, "camid"),
                                   metric=config.metric)
             rows.append({"set": set_name, "protocol": protocol, "rank1": 100 * res["rank1"], "mAP": 100 * res["mAP"],
                          "n_query": len(q), "n_gallery": len(g)})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Sequence
 
-from sisnet.experiments.checks import add_check_arguments, check_context, command_line, read_overrides, save_check_table
+from sisnet.experiments.checks import add_check_arguments, run_check, save_check_table
 from sisnet.report.schedule_checks import triplet_schedule_check
 
 __all__ = ["RUNS_TITLE", "PAIRED_TITLE", "run", "add_arguments", "main"]
@@ -28,6 +28,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    overrides = read_overrides(args.overrides)  # a bad file fails before anything is set up
-    run(check_context(args), overrides=overrides, command=command_line(argv))
-    return 0
+    return run_check(run, args, argv)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from sisnet.experiments.checks import add_check_arguments, check_context, command_line, read_overrides, save_check_table
+from sisnet.experiments.checks import add_check_arguments, run_check, save_check_table
 from sisnet.report.validation import SWEEP, Choice, run_validation
 
 __all__ = ["VAL_SEEDS", "RUNS_TITLE", "CHOICES_TITLE", "CHOSEN_FILE", "run", "merge_sweeps", "choices_of", "add_arguments",
@@ -77,6 +77,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    sweep, overrides = choices_of(args.choices), read_overrides(args.overrides)  # bad input fails before any set-up
-    run(check_context(args), overrides=overrides, command=command_line(argv), sweep=sweep)
-    return 0
+    return run_check(run, args, argv, sweep=choices_of(args.choices))  # bad input fails before any set-up

@@ -98,7 +98,7 @@ def _what_ran(results: Path, profile: str, kind: str) -> str:
                    "verdicts speak for that") + ".")
     return (f"(`{folder.as_posix()}/`, notebook 10): generated far/near people, seeds "
             f"{str(r['seeds']).replace(',', ', ')}" + (f", {extra}" if extra else "")
-            + f", {_minutes(float(r['wall_seconds']))} from an empty runs cache on 2 CPU workers, load average "
+            + f", {_minutes(float(r['wall_seconds']))} from an empty runs cache on {r['workers']} CPU workers, load average "
             f"{r['load_average_start']} at its start and {r['load_average_end']} at its end.\n{gate.strip()}"
             + _plateau_line(TABLES.scale_plateau.read(folder / "tables")))
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from sisnet.distributed import is_synced_bn, moments
 
-__all__ = ["bnneck_affine", "raw_cam", "normalize_cam", "resize_to_common", "overlay_cam", "NORMALIZATIONS"]
+__all__ = ["bnneck_affine", "raw_cam", "similarity_map", "normalize_cam", "resize_to_common", "overlay_cam", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("minmax", "softmax", "none")
 
@@ -114,6 +114,32 @@ def raw_cam(model: Any, feature_map: Tensor, class_idx: int | Tensor, detach_cla
         if detach_classifier:
             w, a = w.detach(), a.detach()
         return torch.einsum("bc,bchw->bhw", w * a, fmap)
+
+
+def similarity_map(model: Any, feature_map: Tensor, embedding: Tensor) -> Tensor:
+    """Where a query resembles a gallery image: ``sum_k e_k a_k F_kij`` -> (B, h, w), float32.
+
+    ``embedding`` (B, C) is the gallery image's retrieval feature (``ModelOutput.bn_feature``), L2-normalised
+    here. The query's own retrieval feature is ``bn(GAP(F)) = a * GAP(F) + b``, so
+
+        e . bn(GAP(F)) = mean_ij( sum_k e_k a_k F_kij ) + e . b ,
+
+    the same decomposition as :func:`raw_cam` with the gallery feature in place of a classifier row: the map's
+    mean plus a constant is the query's (unnormalised) similarity to that gallery image. Unlike a CAM it needs no
+    training class, so it is defined for the unseen identities of a test set. Our reading: the paper draws CAMs
+    only; this map is the companion's class-free counterpart (the spatial decomposition of a pooled-feature
+    similarity, as in Stylianou et al., "Visualizing Deep Similarity Networks", WACV 2019).
+    """
+    if not isinstance(feature_map, Tensor) or feature_map.dim() != 4:
+        raise ValueError("feature_map must be a (B, C, h, w) tensor (ModelOutput.feature_map).")
+    if embedding.shape != feature_map.shape[:2]:
+        raise ValueError(f"embedding must be (B, C) = {tuple(feature_map.shape[:2])} (one gallery feature per "
+                         f"query), got {tuple(embedding.shape)}.")
+    with torch.autocast(device_type=feature_map.device.type, enabled=False):
+        fmap = feature_map.float()
+        a, _ = bnneck_affine(model, fmap)
+        e = F.normalize(embedding.float(), dim=1)
+        return torch.einsum("bc,bchw->bhw", e * a, fmap)
 
 
 def normalize_cam(cam: Tensor, method: str = "minmax", eps: float = 1e-6) -> Tensor:

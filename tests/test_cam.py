@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sisnet.cam import bnneck_affine, normalize_cam, overlay_cam, raw_cam, resize_to_common
+from sisnet.cam import bnneck_affine, normalize_cam, overlay_cam, raw_cam, resize_to_common, similarity_map
 from sisnet.model import SiSNet
 
 NUM_CLASSES = 7
@@ -166,3 +166,21 @@ def test_overlay_cam():
         overlay_cam(image, cam, colormap="no_such_map")
     with pytest.raises(ValueError, match="H, W, 3"):
         overlay_cam(image.transpose(2, 0, 1), cam)
+
+
+@torch.no_grad()
+def test_similarity_map_mean_is_the_retrieval_similarity_up_to_a_constant(model):
+    """mean_ij similarity_map + e.b equals e . bn_feature for the L2-normalised gallery feature e, in eval mode."""
+    model.eval()
+    torch.manual_seed(3)
+    query, gallery = model(torch.randn(4, 3, 64, 32)), model(torch.randn(4, 3, 64, 32))
+    smap = similarity_map(model, query.feature_map, gallery.bn_feature)
+    assert smap.shape == (4, *query.feature_map.shape[-2:])
+    e = torch.nn.functional.normalize(gallery.bn_feature, dim=1)
+    _, b = bnneck_affine(model)
+    torch.testing.assert_close(smap.mean(dim=(1, 2)) + e @ b, (e * query.bn_feature).sum(1), atol=1e-3, rtol=1e-4)
+    # a different gallery image gives a different map: it is not the CAM of a fixed class
+    other = similarity_map(model, query.feature_map, gallery.bn_feature.roll(1, dims=0))
+    assert not torch.allclose(smap, other)
+    with pytest.raises(ValueError, match="one gallery feature per query"):
+        similarity_map(model, query.feature_map, gallery.bn_feature[:2])

@@ -334,6 +334,13 @@ def test_scale_robustness_and_cam_tables(smoke_run):
     assert backbone["weights"] == "random" and backbone["n_images"] == on_person["n_images"].iloc[0]
     drc = _table(smoke_run, TABLES.drc_share).iloc[0]
     assert 0 < drc["grad_share"] < 1 and 0 < drc["loss_share_last_epoch"] < 1
+    # the two views' maps over many query images, every configuration of the notebook's loss and every seed
+    views = _table(smoke_run, TABLES.two_view_agreement)
+    assert set(views["map"]) == set(report.MAP_KINDS) and set(views["loss"]) == {"S.+T."}
+    assert len(views) == len(paper.GRID_METHODS) * n_seeds * len(report.MAP_KINDS)
+    assert views["corr_mean"].between(-1, 1).all() and (views["mse_mean"] >= 0).all()
+    views_summary = _table(smoke_run, TABLES.two_view_agreement_summary)
+    assert (views_summary["n_seeds"] == n_seeds).all() and list(dict.fromkeys(views_summary["map"])) == list(report.MAP_KINDS)
 
 
 def test_convergence_and_validation_sections(smoke_run):

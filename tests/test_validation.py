@@ -143,5 +143,11 @@ def test_drc_share_is_zero_without_the_drc_weight_and_a_share_otherwise(tiny_syn
     off = drc_share(model, cfg.replace(drc_weight=0.0), ds, batches=2)
     assert 0 < on["grad_share"] < 1 and 0 < on["loss_share"] < 1
     assert off["grad_share"] == 0 and off["loss_share"] == 0
+    # measured in training mode on a copy: the model passed in keeps its mode, weights and BatchNorm statistics
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    drc_share(model, cfg, ds, batches=1)
+    assert not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="SiSNet\\+DRC"):
         drc_share(model, cfg.replace(drc=False), ds)

@@ -14,7 +14,8 @@ The notebooks in ``notebooks/`` stay thin: each cell calls one function from her
 - :mod:`~sisnet.report.measure` -- protocols on trained models: :func:`measure_protocols` (standard,
   cross-scale, re-ranking, native query heights), :func:`scale_robustness`.
 - :mod:`~sisnet.report.cam_measures` -- CAMs across scales and on the person: :func:`cam_consistency`,
-  :func:`cam_on_person_grid`, :func:`backbone_on_person`.
+  :func:`cam_on_person_grid`, :func:`backbone_on_person`, :func:`two_view_agreement_grid` (CAM, class-free and
+  similarity maps of the two views, every seed).
 - :mod:`~sisnet.report.gradients` -- where a CAM cell's gradient comes from (:func:`cam_cell_sources`) and the
   DRC term's share of the loss and gradient (:func:`drc_share`).
 - :mod:`~sisnet.report.query_edits` -- person or background: retrieval with edited queries
@@ -59,7 +60,8 @@ from sisnet.report.figures import (
 from sisnet.report.io import read_table, save_figure, save_table, to_markdown
 from sisnet.report.cam_measures import (backbone_on_person, cam_agreement, cam_agreement_summary, cam_consistency,
                                       cam_mass_on_mask, cam_on_person, cam_on_person_grid, cam_on_person_summary,
-                                      pearson_rows)
+                                      pearson_rows, MAP_KINDS, two_view_agreement, two_view_agreement_grid,
+                                      two_view_agreement_summary)
 from sisnet.report.gradients import cam_cell_sources, drc_share, drc_share_table
 from sisnet.report.measure import measure_protocols, scale_robustness, split_scale_bins
 from sisnet.report.query_edits import PERSON_EDITS, person_reliance, person_reliance_grid, person_reliance_paired
@@ -106,5 +108,5 @@ __all__ = [
     "convergence_frame", "convergence_summary", "validation_evidence",
     "drc_share", "drc_share_table", "cam_on_person_grid", "cam_on_person_summary", "backbone_on_person",
     "triplet_diagnosis", "person_reliance", "person_reliance_grid", "person_reliance_paired",
-    "cam_cell_sources",
+    "cam_cell_sources", "MAP_KINDS", "two_view_agreement", "two_view_agreement_grid", "two_view_agreement_summary",
 ]

@@ -19,7 +19,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["pick", "pearson_rows", "cams", "cam_agreement", "sample_queries", "query_views", "person_masks",
            "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "activation_share", "outer_columns",
-           "cam_on_person", "coverage_map_share", "backbone_on_person", "cam_on_person_grid", "cam_on_person_summary"]
+           "cam_on_person", "coverage_map_share", "backbone_on_person", "cam_on_person_grid", "cam_on_person_summary",
+           "MAP_KINDS", "matched_gallery", "two_view_maps", "two_view_agreement", "two_view_agreement_grid",
+           "two_view_agreement_summary"]
+
+#: The maps :func:`two_view_agreement` compares: the CAM of the class predicted for the full view (what the DRC
+#: loss compares, but a test identity is no class of the classifier), the class-free activation map (channel sum
+#: of the ReLU'd last feature map) and the similarity map to the query's matched gallery image
+#: (:func:`sisnet.cam.similarity_map`); the last two are defined for unseen identities.
+MAP_KINDS = ("cam", "activation", "similarity")
 
 
 def pick(items: Sequence[Any], n: int, seed: int) -> list[Any]:
@@ -238,7 +246,9 @@ def backbone_on_person(config: Any, ds, *, n_images: int = 64, seed: int = 0) ->
 
     records = sample_queries(ds, n_images, seed)
     m = torch.from_numpy(person_masks(ds, records, config))
-    model = build_model(config, ds.num_train_pids).eval()
+    with torch.random.fork_rng(devices=[]):  # the layers left at random init are drawn from ``seed``, every time
+        torch.manual_seed(seed)
+        model = build_model(config, ds.num_train_pids).eval()
     share = activation_share(model, query_views(records, config), m)
     return pd.DataFrame([{"weights": model.weights_info["source"], "activation_share_mean": float(share.mean()),
                           "mask_area_mean": float(m.float().mean()), "n_images": len(records)}])
@@ -274,3 +284,92 @@ def cam_on_person_summary(per_run: pd.DataFrame) -> pd.DataFrame:
         out["coverage_map_share"] = g["coverage_map_share_mean"].mean()
     out["n_seeds"] = g["seed"].nunique()
     return out.reset_index()
+
+
+def matched_gallery(ds, records) -> list:
+    """For each query record, its matched gallery image: the first (by path) gallery image of the same identity
+    from another camera (the positive the protocol scores); ``ValueError`` naming the query when it has none."""
+    by_pid: dict[int, list] = {}
+    for g in sorted(ds.gallery, key=lambda r: r.path):
+        by_pid.setdefault(g.pid, []).append(g)
+    out = []
+    for r in records:
+        match = next((g for g in by_pid.get(r.pid, []) if g.camid != r.camid), None)
+        if match is None:
+            raise ValueError(f"query {r.path} (pid {r.pid}) has no gallery image of its identity from another camera.")
+        out.append(match)
+    return out
+
+
+def two_view_maps(model: Any, cfg: Any, records, gallery_records) -> dict[str, tuple["torch.Tensor", "torch.Tensor"]]:
+    """Each of :data:`MAP_KINDS` for the full view and the second view of ``records`` (the two inputs the model
+    trains on, as the evaluation transform makes them): ``{kind: (maps_full (N, h, w), maps_small (N, h', w'))}``.
+    The CAM's class and the similarity map's gallery feature come from the full view and are shared by both views."""
+    import torch
+
+    from sisnet.cam import raw_cam, similarity_map
+    from sisnet.data.transforms import EvalTransform, decode_images
+
+    size = (cfg.img_height, cfg.img_width)
+    transform = EvalTransform(cfg.view_spec(), 1.0)
+    pairs = [transform(im) for im in decode_images([r.path for r in records], size)]
+    full, small = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    gallery = query_views(gallery_records, cfg)
+    with torch.no_grad():
+        out_f, out_s, out_g = model(full), model(small), model(gallery)
+        cls = out_f.logits.argmax(1)
+        return {
+            "cam": (raw_cam(model, out_f.feature_map, cls), raw_cam(model, out_s.feature_map, cls)),
+            "activation": tuple(o.feature_map.float().clamp_min(0).sum(1) for o in (out_f, out_s)),
+            "similarity": tuple(similarity_map(model, o.feature_map, out_g.bn_feature) for o in (out_f, out_s)),
+        }
+
+
+def two_view_agreement(models: Mapping[str, TrainedModel], ds, *, n_images: int = 64, seed: int = 0) -> pd.DataFrame:
+    """How far each model's maps of the two views of one image agree, on ``n_images`` query images (test
+    identities, the same for every model) that have a matched gallery image. One row per (model, map kind):
+    ``method``, ``loss``, ``seed``, ``map``, ``corr_mean`` / ``corr_std`` (Pearson over images) and ``mse_mean``
+    (the DRC term's per-image value, :func:`cam_agreement`), ``map_hw`` and ``n_images``."""
+    if n_images < 1:
+        raise ValueError(f"n_images={n_images} must be >= 1.")
+    cameras: dict[int, set] = {}
+    for g in ds.gallery:
+        cameras.setdefault(g.pid, set()).add(g.camid)
+    candidates = [r for r in ds.query if cameras.get(r.pid, set()) - {r.camid}]
+    records = pick(candidates, n_images, seed)
+    gallery_records = matched_gallery(ds, records)
+    rows = []
+    for method, tm in models.items():
+        for kind, (a, b) in two_view_maps(tm.model, tm.config, records, gallery_records).items():
+            corr, mse = cam_agreement(a, b)
+            rows.append({"method": method, "loss": tm.loss, "seed": tm.seed, "map": kind,
+                         "corr_mean": float(np.nanmean(corr.numpy())), "corr_std": float(np.nanstd(corr.numpy())),
+                         "mse_mean": float(mse.mean()), "map_hw": "{}x{}".format(*a.shape[-2:]),
+                         "n_images": len(records)})
+    return pd.DataFrame(rows)
+
+
+def two_view_agreement_grid(ctx: NotebookContext, *, seeds: Sequence[int], loss: str = "S.+T.",
+                            methods: Sequence[str] | None = None, n_images: int = 64) -> pd.DataFrame:
+    """:func:`two_view_agreement` for every configuration (``methods``, default the whole grid) of ``loss`` and every
+    seed, on the same ``n_images`` query images for every model; one row per (configuration, seed, map)."""
+    from sisnet import paper
+    from sisnet.report.runs import load_models
+
+    ds = load(ctx)
+    frames = [two_view_agreement(load_models(ctx, loss=loss, seed=s, methods=methods or paper.GRID_METHODS), ds,
+                                 n_images=n_images, seed=0) for s in seeds]
+    return pd.concat(frames, ignore_index=True)
+
+
+def two_view_agreement_summary(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per map kind and method: the mean over seeds of the per-seed mean correlation and DRC term, their standard
+    deviation over seeds, ``n_seeds`` and ``n_images`` (per seed); maps in :data:`MAP_KINDS` order, methods in
+    the grid's."""
+    g = per_run.groupby(["map", "method"], sort=False)
+    out = pd.DataFrame({"corr": g["corr_mean"].mean(), "corr_sd_over_seeds": g["corr_mean"].std(),
+                        "drc_term": g["mse_mean"].mean(), "drc_term_sd_over_seeds": g["mse_mean"].std(),
+                        "map_hw": g["map_hw"].first(), "n_seeds": g["seed"].nunique(),
+                        "n_images": g["n_images"].first()}).reset_index()
+    out["map"] = pd.Categorical(out["map"], [k for k in MAP_KINDS if k in set(out["map"])], ordered=True)
+    return out.sort_values("map", kind="stable").reset_index(drop=True).assign(map=lambda d: d["map"].astype(str))

@@ -2,6 +2,7 @@
 a SiSNet+DRC model's loss and of the gradient on its last feature maps."""
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -70,9 +71,11 @@ def cam_cell_sources(models: Mapping[str, TrainedModel], ds, *, n_images: int = 
 def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, float]:
     """The DRC term's share of a trained SiSNet+DRC model's loss and of the gradient on the last feature maps.
 
-    On ``batches`` training batches (the run's own sampler, epoch 1; BatchNorm in eval mode so nothing changes)
-    the loss terms of :func:`sisnet.losses.compute_losses` are computed and each term's gradient with respect to
-    both branches' last feature maps is taken separately. Returns the means over the batches of
+    On ``batches`` training batches (the run's own sampler, epoch 1) the loss terms of
+    :func:`sisnet.losses.compute_losses` are computed as in training -- a copy of the model in train mode, so
+    BatchNorm (the BNNeck, hence the CAM, included) uses the batch statistics and dropout is on; the model passed
+    in is not changed -- and each term's gradient with respect to both branches' last feature maps is taken
+    separately. Returns the means over the batches of
     ``loss_share`` = DRC / total and ``grad_share`` = ||grad DRC|| / (||grad DRC|| + ||grad (ID + triplet)||),
     plus the mean loss terms.
     """
@@ -85,7 +88,7 @@ def drc_share(model: Any, config: Any, ds, *, batches: int = 4) -> dict[str, flo
     loader = build_train_loader(config, ds)
     loader.sampler.set_epoch(1)
     device = next(model.parameters()).device
-    model.eval()
+    model = copy.deepcopy(model).train()
     rows = []
     for i, batch in enumerate(loader):
         if i >= batches:

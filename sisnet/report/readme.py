@@ -120,7 +120,7 @@ def _control_and_drc(results: Path, profile: str, found: list) -> list[str]:
     if drc is not None:
         r = drc.iloc[0]
         share = (f" The DRC term is {100 * r['loss_share_last_epoch']:.1f} % of the loss in the last epoch and "
-                 f"{100 * r['grad_share']:.1f} % of the gradient on the last feature maps at lambda "
+                 f"{100 * r['grad_share']:.1f} % of the gradient on the last feature maps (training mode) at lambda "
                  f"{r['drc_weight']:g} (synthetic, seed 0)")
     scale = TABLES.scale_drc_share.read(results / profile / "scale" / "tables")
     if scale is not None:

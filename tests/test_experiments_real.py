@@ -135,3 +135,36 @@ def test_packed_copy_loads_the_same_splits_and_keeps_native_heights(tmp_path):
         assert list(native_heights(a.query)) == list(native_heights(b.query))  # the sidecar, not the 32 px files
         with Image.open(b.query[0].path) as im:
             assert im.size == (16, 32) and im.format == "JPEG"
+
+
+def test_models_trained_elsewhere_are_scored_on_every_real_set(tmp_path):
+    """score_on_real on generated fixtures of every layout: each set's split mean and the targets' mean, both
+    protocols, for a model of another profile; real_sets_present says when the folders are there."""
+    from test_real_datasets import (_img, make_cuhk01, make_cuhk03_extracted, make_grid, make_ilids, make_prid,
+                                    make_viper)
+
+    from sisnet.config import get_config
+    from sisnet.experiments.real import real_sets_present, score_on_real
+    from sisnet.experiments.real_data import IN_DOMAIN_IDS, TARGETS
+    from sisnet.model import build_model
+    from sisnet.report.runs import TrainedModel
+
+    root = tmp_path / "data"
+    assert not real_sets_present(root)
+    make_cuhk03_extracted(root / "cuhk03")
+    for pid in range(4, IN_DOMAIN_IDS + 8):  # enough CUHK03 training identities to hold out the in-domain test
+        for index in (0, 5):
+            _img(root / "cuhk03" / "labeled" / "train" / f"{pid:04d}_{index:02d}.jpg", pid)
+    make_cuhk01(root)
+    for make, name in ((make_viper, "viper"), (make_prid, "prid"), (make_grid, "grid"), (make_ilids, "ilids")):
+        make(root / name, peta=True)
+    assert real_sets_present(root)
+    cfg = get_config("smoke")
+    torch.manual_seed(0)
+    tm = TrainedModel("Baseline", "S.+T.", 3, build_model(cfg, 5).eval(), cfg, tmp_path)
+    out = score_on_real({"Baseline": tm}, root, "synthetic (smoke)", with_imagenet=False)
+    assert set(out["set"]) == {"targets mean", "cuhk03-val", "cuhk03", *TARGETS}
+    assert set(out["protocol"]) == {"standard", "cross-scale"} and set(out["seed"]) == {3}
+    assert (out["trained_on"] == "synthetic (smoke)").all() and out["rank1"].between(0, 100).all()
+    std = out[out["protocol"] == "standard"].set_index("set")
+    assert std.loc["targets mean", "mAP"] == pytest.approx(std.loc[list(TARGETS), "mAP"].mean())

@@ -27,11 +27,13 @@ import pandas as pd
 from sisnet.config import TABLE2_GRID, config_from_dict, get_config, runs_folder
 from sisnet.experiments.common import (ARMS, EXPLORATORY, LOSS, PRIMARY_FAMILY, bootstrap_se, choose_within_se,
                                        decay_milestones, paired_with_holm, run_curves, run_dir_of, run_evals, val_distances)
-from sisnet.experiments.real_data import TARGETS, dataset_table, evaluate_real, load_sources, load_targets
+from sisnet.experiments.real_data import (SOURCES, TARGETS, dataset_table, evaluate_real, load_sources,
+                                          load_targets)
 from sisnet.utils import atomic_write
 
 __all__ = ["REAL_SETTINGS", "VALIDATION_GRID", "ARMS", "PRIMARY_FAMILY", "PRIMARY_PROTOCOLS", "PRIMARY_METRIC",
-           "PLATEAU_TOLERANCE", "real_config", "choose_within_se", "dg_frame", "paired_real", "run_experiment"]
+           "PLATEAU_TOLERANCE", "real_config", "choose_within_se", "dg_frame", "paired_real", "run_experiment",
+           "real_sets_present", "score_on_real"]
 
 #: The real profile: the cpu profile's MobileNetV2 (offline ImageNet weights), 128x64 input and 8x4 batches, with
 #: the native second view (a real small capture has fewer pixels), 100-step epochs, decay x0.1 for the last fifth.
@@ -112,6 +114,29 @@ def dg_frame(evals: pd.DataFrame, targets: Sequence[str] = TARGETS) -> pd.DataFr
     dg["protocol_name"] = "targets mean, " + dg["protocol"]
     dg["set"] = "targets mean"
     return pd.concat([dg, per_set], ignore_index=True)
+
+
+def real_sets_present(data_root: str | Path) -> bool:
+    """Whether every source and target set has its folder under ``data_root`` (``<data_root>/<name>``); the
+    loaders check the layout inside it, with an error that names the file."""
+    from sisnet.config import dataset_folder
+
+    return all(Path(dataset_folder(name, data_root, "cpu")).is_dir() for name in SOURCES + TARGETS)
+
+
+def score_on_real(models: dict[str, Any], data_root: str | Path, trained_on: str, *,
+                  with_imagenet: bool = True) -> pd.DataFrame:
+    """Models trained elsewhere (``{label: TrainedModel}``, e.g. on the synthetic set) scored on the real sets
+    exactly as the real grid is -- CUHK03 validation and in-domain identities, each target's splits, both protocols
+    -- and, with ``with_imagenet``, the ImageNet-only reference (:func:`imagenet_only`) beside them.
+    :func:`dg_frame` rows with ``model``, ``trained_on`` and ``seed`` columns."""
+    sources, targets = _sets(str(data_root))
+    frames = [evaluate_real(tm.model, tm.config, sources, targets).assign(model=label, trained_on=trained_on,
+                                                                            seed=tm.seed)
+              for label, tm in models.items()]
+    if with_imagenet:
+        frames.append(imagenet_only(str(data_root)).assign(model="ImageNet only", trained_on="ImageNet", seed=0))
+    return dg_frame(pd.concat(frames, ignore_index=True))
 
 
 def paired_real(per_run: pd.DataFrame) -> pd.DataFrame:

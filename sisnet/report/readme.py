@@ -81,7 +81,8 @@ def _what_ran(results: Path, profile: str, kind: str) -> str:
         st = m["settings"]
         return (f"(`{folder.as_posix()}/`, notebook 09): trained on CUHK03 + CUHK01, tested on VIPeR, PRID, GRID and "
                 f"i-LIDS, seeds {str(st.get('seeds')).replace(',', ', ')}, {st.get('workers')} CPU workers on "
-                f"{m['machine'].get('processor', '?')}, {_minutes(m.get('wall_seconds', 0))} from an empty runs cache.")
+                f"{m['machine'].get('processor', '?')}, {_minutes(m.get('wall_seconds', 0))} from an empty runs cache."
+                + _real_rank1(results, profile))
     st = TABLES.scale_settings.read(folder / "tables")
     if st is None:
         return f"(`{folder.as_posix()}/`)."
@@ -101,6 +102,23 @@ def _what_ran(results: Path, profile: str, kind: str) -> str:
             + f", {_minutes(float(r['wall_seconds']))} from an empty runs cache on {r['workers']} CPU workers, load average "
             f"{r['load_average_start']} at its start and {r['load_average_end']} at its end.\n{gate.strip()}"
             + _plateau_line(TABLES.scale_plateau.read(folder / "tables")))
+
+
+def _real_rank1(results: Path, profile: str) -> str:
+    """Mean target rank-1 (standard protocol) of the real Baseline, of ImageNet only, and of the synthetic-trained
+    models where notebook 08 scored them."""
+    summary = TABLES.real_summary.read(results / profile / "real" / "tables")
+    if summary is None:
+        return ""
+    dg = summary[summary["protocol_name"] == "targets mean, standard"].set_index("method")["rank1_mean"]
+    text = f" Mean target rank-1: Baseline {dg.get('Baseline', float('nan')):.1f} %, ImageNet only " \
+           f"{dg.get('ImageNet only', float('nan')):.1f} %"
+    syn = TABLES.synthetic_on_real.read(results / profile / "synthetic" / "tables")
+    if syn is not None:
+        r = syn[(syn["set"] == "targets mean") & (syn["protocol"] == "standard") & (syn["trained_on"] != "ImageNet")]
+        text += (f"; the synthetic-trained models (notebook 08, seed {int(r['seed'].iloc[0])}) "
+                 f"{r['rank1'].min():.1f}-{r['rank1'].max():.1f} %")
+    return text + "."
 
 
 def _plateau_line(plateau: pd.DataFrame | None) -> str:

@@ -32,7 +32,8 @@ NOTEBOOK_LESSONS = {
     "05_table3.ipynb": "Table 3: does one scale's feature become as good as both (the cascaded gap)",
     "06_fig3_cam.ipynb": "Fig. 3: CAMs at two scales, where they lie, and whether the models use the person",
     "07_scale_robustness.ipynb": "how rank-1 / mAP fall as the query resolution drops",
-    "08_your_images.ipynb": "your own footage: tracking annotations -> ReID crops -> features -> search",
+    "08_your_images.ipynb": "your own footage: tracking annotations -> ReID crops -> features -> search; the "
+                            "synthetic-trained models on real pedestrians",
     "09_real_pedestrians.ipynb": "Table 2's claims on real pedestrians (CUHK03 + CUHK01 -> VIPeR, PRID, GRID, i-LIDS)",
     "10_scale_study.ipynb": "the controlled scale study: a cue that fades with distance, validation that decides, "
                             "far -> near retrieval",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["pick", "pearson_rows", "cams", "cam_agreement", "sample_queries", "query_views", "person_masks",
            "cam_consistency", "cam_agreement_summary", "cam_mass_on_mask", "activation_share", "outer_columns",
            "cam_on_person", "coverage_map_share", "backbone_on_person", "cam_on_person_grid", "cam_on_person_summary",
-           "MAP_KINDS", "matched_gallery", "two_view_maps", "two_view_agreement", "two_view_agreement_grid",
+           "MAP_KINDS", "activation_map", "cross_camera_matches", "two_view_maps", "two_view_agreement", "two_view_agreement_grid",
            "two_view_agreement_summary"]
 
 #: The maps :func:`two_view_agreement` compares: the CAM of the class predicted for the full view (what the DRC
@@ -176,7 +176,12 @@ def activation_share(model: Any, x: "torch.Tensor", mask: "torch.Tensor") -> "to
 
     with torch.no_grad():
         fmap = model(x).feature_map
-    return cam_mass_on_mask(fmap.float().clamp_min(0).sum(1), mask)
+    return cam_mass_on_mask(activation_map(fmap), mask)
+
+
+def activation_map(feature_map: "torch.Tensor") -> "torch.Tensor":
+    """The class-free activation map (N, h, w) of a last feature map (N, C, h, w): the channel sum of its ReLU."""
+    return feature_map.float().clamp_min(0).sum(1)
 
 
 def outer_columns(shape_hw: tuple[int, int], fraction: float = 0.25) -> "torch.Tensor":
@@ -286,19 +291,14 @@ def cam_on_person_summary(per_run: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def matched_gallery(ds, records) -> list:
-    """For each query record, its matched gallery image: the first (by path) gallery image of the same identity
-    from another camera (the positive the protocol scores); ``ValueError`` naming the query when it has none."""
+def cross_camera_matches(ds) -> dict[str, Any]:
+    """Each query's matched gallery image, ``{query path: gallery record}``: the first (by path) gallery image of
+    its identity from another camera (a positive the protocol scores); queries without one are left out."""
     by_pid: dict[int, list] = {}
     for g in sorted(ds.gallery, key=lambda r: r.path):
         by_pid.setdefault(g.pid, []).append(g)
-    out = []
-    for r in records:
-        match = next((g for g in by_pid.get(r.pid, []) if g.camid != r.camid), None)
-        if match is None:
-            raise ValueError(f"query {r.path} (pid {r.pid}) has no gallery image of its identity from another camera.")
-        out.append(match)
-    return out
+    matches = {r.path: next((g for g in by_pid.get(r.pid, []) if g.camid != r.camid), None) for r in ds.query}
+    return {path: g for path, g in matches.items() if g is not None}
 
 
 def two_view_maps(model: Any, cfg: Any, records, gallery_records) -> dict[str, tuple["torch.Tensor", "torch.Tensor"]]:
@@ -320,7 +320,7 @@ def two_view_maps(model: Any, cfg: Any, records, gallery_records) -> dict[str, t
         cls = out_f.logits.argmax(1)
         return {
             "cam": (raw_cam(model, out_f.feature_map, cls), raw_cam(model, out_s.feature_map, cls)),
-            "activation": tuple(o.feature_map.float().clamp_min(0).sum(1) for o in (out_f, out_s)),
+            "activation": (activation_map(out_f.feature_map), activation_map(out_s.feature_map)),
             "similarity": tuple(similarity_map(model, o.feature_map, out_g.bn_feature) for o in (out_f, out_s)),
         }
 
@@ -332,12 +332,9 @@ def two_view_agreement(models: Mapping[str, TrainedModel], ds, *, n_images: int 
     (the DRC term's per-image value, :func:`cam_agreement`), ``map_hw`` and ``n_images``."""
     if n_images < 1:
         raise ValueError(f"n_images={n_images} must be >= 1.")
-    cameras: dict[int, set] = {}
-    for g in ds.gallery:
-        cameras.setdefault(g.pid, set()).add(g.camid)
-    candidates = [r for r in ds.query if cameras.get(r.pid, set()) - {r.camid}]
-    records = pick(candidates, n_images, seed)
-    gallery_records = matched_gallery(ds, records)
+    matches = cross_camera_matches(ds)
+    records = pick([r for r in ds.query if r.path in matches], n_images, seed)
+    gallery_records = [matches[r.path] for r in records]
     rows = []
     for method, tm in models.items():
         for kind, (a, b) in two_view_maps(tm.model, tm.config, records, gallery_records).items():

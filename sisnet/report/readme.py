@@ -18,7 +18,7 @@ from sisnet.report.io import save_figure, to_markdown
 from sisnet.report.registry import TABLES
 from sisnet.report.tables import table2_wide, table3_paired
 
-__all__ = ["BLOCKS", "answer_block", "use_block", "results_block", "claims_markdown", "write_claims", "readme_block",
+__all__ = ["BLOCKS", "mean_target_rank1", "answer_block", "use_block", "results_block", "claims_markdown", "write_claims", "readme_block",
            "update_readme"]
 
 #: what each notebook teaches (the run times beside it are read from the manifests)
@@ -106,20 +106,30 @@ def _what_ran(results: Path, profile: str, kind: str) -> str:
 
 
 def _real_rank1(results: Path, profile: str) -> str:
-    """Mean target rank-1 (standard protocol) of the real Baseline, of ImageNet only, and of the synthetic-trained
-    models where notebook 08 scored them."""
+    """README's sentence on mean target rank-1 (:func:`mean_target_rank1`), from the committed tables."""
     summary = TABLES.real_summary.read(results / profile / "real" / "tables")
     if summary is None:
         return ""
-    dg = summary[summary["protocol_name"] == "targets mean, standard"].set_index("method")["rank1_mean"]
-    text = f" Mean target rank-1: Baseline {dg.get('Baseline', float('nan')):.1f} %, ImageNet only " \
-           f"{dg.get('ImageNet only', float('nan')):.1f} %"
-    syn = TABLES.synthetic_on_real.read(results / profile / "synthetic" / "tables")
-    if syn is not None:
-        r = syn[(syn["set"] == "targets mean") & (syn["protocol"] == "standard") & (syn["trained_on"] != "ImageNet")]
-        text += (f"; the synthetic-trained models (notebook 08, seed {int(r['seed'].iloc[0])}) "
-                 f"{r['rank1'].min():.1f}-{r['rank1'].max():.1f} %")
-    return text + "."
+    return " " + mean_target_rank1(summary, TABLES.synthetic_on_real.read(results / profile / "synthetic" / "tables"))
+
+
+def mean_target_rank1(real_summary: pd.DataFrame | None, on_real: pd.DataFrame | None) -> str:
+    """Mean target rank-1 (standard protocol): of the real Baseline (``real_summary``, the real experiment's table),
+    of ImageNet only (from that table, else from ``on_real``) and of the synthetic-trained models where ``on_real``
+    (notebook 08's table) scored them."""
+    parts = []
+    if real_summary is not None:
+        dg = real_summary[real_summary["protocol_name"] == "targets mean, standard"].set_index("method")["rank1_mean"]
+        parts += [f"Baseline {dg.get('Baseline', float('nan')):.1f} %",
+                  f"ImageNet only {dg.get('ImageNet only', float('nan')):.1f} %"]
+    if on_real is not None:
+        r = on_real[(on_real["set"] == "targets mean") & (on_real["protocol"] == "standard")]
+        trained, imagenet = r[r["trained_on"] != "ImageNet"], r[r["trained_on"] == "ImageNet"]
+        if real_summary is None and len(imagenet):
+            parts.append(f"ImageNet only {imagenet['rank1'].iloc[0]:.1f} %")
+        parts.append(f"the synthetic-trained models (notebook 08, seed {int(trained['seed'].iloc[0])}) "
+                     f"{trained['rank1'].min():.1f}-{trained['rank1'].max():.1f} %")
+    return "Mean target rank-1: " + "; ".join(parts) + "."
 
 
 def _plateau_line(plateau: pd.DataFrame | None) -> str:
